@@ -1,0 +1,609 @@
+//! Policy-as-code: which findings get which response.
+//!
+//! The default policy is `policy/default.toml` in the repository (compiled in); a deployment can
+//! replace it with `IR_POLICY_FILE` (a path) or `IR_POLICY` (inline TOML). The evaluation is
+//! pure: the same incident, policy and clock always give the same [`PolicyDecision`].
+//!
+//! Order of evaluation:
+//! 1. route from the primary resource ([`route_for`]);
+//! 2. archived findings and matching, unexpired suppressions → `suppressed`;
+//! 3. tier: a configured custom action, else the first matching rule (a rule applies whatever the
+//!    severity unless it sets its own `min_severity`), else `manual` for severity below
+//!    `defaults.min_severity`, else `defaults.tier`;
+//! 4. safety caps that no policy can loosen: protected tags, the root user, service-linked roles
+//!    and resources without a playbook → `manual`; a resource that was the *target* (victim) of
+//!    the activity is capped at `defaults.target_max_tier`.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use wildmatch::WildMatch;
+
+use crate::error::PolicyError;
+use crate::incident::{Incident, Resource, ResourceRole};
+
+/// The policy shipped in the repository.
+pub const DEFAULT_POLICY_TOML: &str = include_str!("../../../policy/default.toml");
+
+/// Which containment playbook handles the incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Route {
+    Ec2,
+    Iam,
+    S3,
+    Generic,
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Route::Ec2 => "ec2",
+            Route::Iam => "iam",
+            Route::S3 => "s3",
+            Route::Generic => "generic",
+        })
+    }
+}
+
+/// How much the system may do on its own. Ordered from least to most autonomous.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    /// Evidence and notification only; a human does any containment.
+    Manual,
+    /// Evidence and notification now; containment waits for an analyst's approval.
+    Approval,
+    /// Contain at once, then an analyst reviews (and may release).
+    Auto,
+}
+
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Tier::Manual => "manual",
+            Tier::Approval => "approval",
+            Tier::Auto => "auto",
+        })
+    }
+}
+
+/// What triage does with the incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    /// Run the response for this incident.
+    Respond,
+    /// A suppression rule (or the finding's archived state) says this is known-good.
+    Suppressed,
+    /// The same incident is already being handled at an equal or stronger response.
+    Duplicate,
+}
+
+impl fmt::Display for Disposition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Disposition::Respond => "respond",
+            Disposition::Suppressed => "suppressed",
+            Disposition::Duplicate => "duplicate",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// Tier when no rule matches.
+    #[serde(default = "default_tier")]
+    pub tier: Tier,
+    /// Findings below this score (0–10) are `manual`: notify, never mutate.
+    #[serde(default = "default_min_severity")]
+    pub min_severity: f64,
+    /// The most a resource that was the target (victim) of the activity may get.
+    #[serde(default = "default_target_max_tier")]
+    pub target_max_tier: Tier,
+}
+
+fn default_tier() -> Tier {
+    Tier::Approval
+}
+fn default_min_severity() -> f64 {
+    7.0
+}
+fn default_target_max_tier() -> Tier {
+    Tier::Approval
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            tier: default_tier(),
+            min_severity: default_min_severity(),
+            target_max_tier: default_target_max_tier(),
+        }
+    }
+}
+
+/// A tag that marks a resource as protected. Without `value`, any value matches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagMatch {
+    pub key: String,
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+impl TagMatch {
+    pub fn matches(&self, key: &str, value: &str) -> bool {
+        self.key == key
+            && self
+                .value
+                .as_deref()
+                .is_none_or(|v| v.eq_ignore_ascii_case(value))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dedupe {
+    /// A repeat of an incident within this window is a duplicate (unless it escalates).
+    #[serde(default = "default_window_hours")]
+    pub window_hours: u32,
+}
+
+fn default_window_hours() -> u32 {
+    24
+}
+
+impl Default for Dedupe {
+    fn default() -> Self {
+        Dedupe {
+            window_hours: default_window_hours(),
+        }
+    }
+}
+
+/// A known-good pattern. Every criterion given must match; at least one must be given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suppression {
+    pub name: String,
+    pub reason: String,
+    /// Glob patterns (`*`, `?`) over the GuardDuty-style finding type.
+    #[serde(default)]
+    pub finding_types: Vec<String>,
+    /// Glob patterns over the principal: its name, `user/NAME`, `role/NAME`, or its access key id.
+    #[serde(default)]
+    pub principals: Vec<String>,
+    /// CIDRs the remote IP must fall in.
+    #[serde(default)]
+    pub remote_cidrs: Vec<IpNet>,
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    /// Glob patterns over resource ids (`i-…`, `s3://bucket`, `user/NAME`, `role/NAME`).
+    #[serde(default)]
+    pub resources: Vec<String>,
+    /// After this instant the suppression no longer applies.
+    #[serde(default)]
+    pub expires: Option<DateTime<Utc>>,
+}
+
+/// A tier rule. Every criterion given must match; an empty one matches anything.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub name: String,
+    pub tier: Tier,
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    #[serde(default)]
+    pub finding_types: Vec<String>,
+    #[serde(default)]
+    pub min_severity: Option<f64>,
+    #[serde(default)]
+    pub resource_roles: Vec<ResourceRole>,
+    #[serde(default)]
+    pub accounts: Vec<String>,
+}
+
+/// The tier given to findings an analyst sends to a Security Hub custom action of this name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomActionRule {
+    pub name: String,
+    pub tier: Tier,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    #[serde(default)]
+    pub defaults: Defaults,
+    #[serde(default = "default_protected_tags")]
+    pub protected_tags: Vec<TagMatch>,
+    #[serde(default)]
+    pub dedupe: Dedupe,
+    #[serde(default)]
+    pub custom_actions: Vec<CustomActionRule>,
+    #[serde(default)]
+    pub suppressions: Vec<Suppression>,
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+}
+
+fn default_protected_tags() -> Vec<TagMatch> {
+    vec![TagMatch {
+        key: "ir:protected".into(),
+        value: Some("true".into()),
+    }]
+}
+
+/// A policy plus the SHA-256 of its source text, recorded with every decision for audit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedPolicy {
+    pub policy: Policy,
+    pub sha256: String,
+    pub origin: String,
+}
+
+impl LoadedPolicy {
+    /// Parses and validates policy TOML.
+    pub fn from_toml(text: &str, origin: impl Into<String>) -> Result<LoadedPolicy, PolicyError> {
+        let policy: Policy = toml::from_str(text).map_err(|e| PolicyError::Parse(e.to_string()))?;
+        policy.validate()?;
+        Ok(LoadedPolicy {
+            policy,
+            sha256: hex::encode(Sha256::digest(text.as_bytes())),
+            origin: origin.into(),
+        })
+    }
+
+    /// The repository's default policy.
+    pub fn default_policy() -> Result<LoadedPolicy, PolicyError> {
+        LoadedPolicy::from_toml(DEFAULT_POLICY_TOML, "policy/default.toml (built in)")
+    }
+
+    /// `IR_POLICY` (inline TOML) wins over `IR_POLICY_FILE` (a path); neither → the default.
+    pub fn from_env() -> Result<LoadedPolicy, PolicyError> {
+        if let Ok(inline) = std::env::var("IR_POLICY") {
+            if !inline.trim().is_empty() {
+                return LoadedPolicy::from_toml(&inline, "IR_POLICY");
+            }
+        }
+        if let Ok(path) = std::env::var("IR_POLICY_FILE") {
+            if !path.trim().is_empty() {
+                let text = std::fs::read_to_string(&path).map_err(|e| PolicyError::Read {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+                return LoadedPolicy::from_toml(&text, path);
+            }
+        }
+        LoadedPolicy::default_policy()
+    }
+}
+
+impl Policy {
+    fn validate(&self) -> Result<(), PolicyError> {
+        let bad = |m: String| Err(PolicyError::Invalid(m));
+        if !(0.0..=10.0).contains(&self.defaults.min_severity) {
+            return bad(format!(
+                "defaults.min_severity {} is outside 0–10",
+                self.defaults.min_severity
+            ));
+        }
+        if self.protected_tags.is_empty() {
+            return bad("protected_tags must name at least one tag".into());
+        }
+        for s in &self.suppressions {
+            if s.finding_types.is_empty()
+                && s.principals.is_empty()
+                && s.remote_cidrs.is_empty()
+                && s.accounts.is_empty()
+                && s.resources.is_empty()
+            {
+                return bad(format!(
+                    "suppression `{}` has no criteria and would suppress everything",
+                    s.name
+                ));
+            }
+            if s.reason.trim().is_empty() {
+                return bad(format!("suppression `{}` needs a reason", s.name));
+            }
+        }
+        for r in &self.rules {
+            if let Some(m) = r.min_severity {
+                if !(0.0..=10.0).contains(&m) {
+                    return bad(format!(
+                        "rule `{}` min_severity {m} is outside 0–10",
+                        r.name
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The outcome of evaluating the policy for one incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyDecision {
+    pub disposition: Disposition,
+    pub route: Route,
+    pub tier: Tier,
+    /// A resource carries a protected tag.
+    pub protected: bool,
+    pub matched_rule: Option<String>,
+    pub suppressed_by: Option<String>,
+    /// Human-readable reasons, in the order they were applied.
+    pub reasons: Vec<String>,
+}
+
+/// Route from the primary resource, which the parser chose from GuardDuty's `resourceType`
+/// (or, for ASFF, the resource matching the finding type's affected-resource part).
+pub fn route_for(incident: &Incident) -> Route {
+    match incident.primary_resource() {
+        Some(Resource::Ec2Instance { .. }) => Route::Ec2,
+        Some(Resource::IamUser { .. } | Resource::IamRole { .. } | Resource::RootUser { .. }) => {
+            Route::Iam
+        }
+        Some(Resource::S3Bucket { .. }) => Route::S3,
+        Some(Resource::Other { .. }) | None => Route::Generic,
+    }
+}
+
+fn glob_any(patterns: &[String], candidates: &[String]) -> bool {
+    patterns.iter().any(|p| {
+        let m = WildMatch::new(p);
+        candidates.iter().any(|c| m.matches(c))
+    })
+}
+
+/// Names a suppression's `principals` patterns are matched against.
+fn principal_names(incident: &Incident) -> Vec<String> {
+    let mut names = Vec::new();
+    if let Some(p) = &incident.principal {
+        names.extend(p.name.clone());
+        names.extend(p.access_key_id.clone());
+    }
+    for r in &incident.resources {
+        match r {
+            Resource::IamUser {
+                user_name,
+                access_key_id,
+            } => {
+                names.push(user_name.clone());
+                names.push(format!("user/{user_name}"));
+                names.extend(access_key_id.clone());
+            }
+            Resource::IamRole {
+                role_name,
+                access_key_id,
+                ..
+            } => {
+                names.push(role_name.clone());
+                names.push(format!("role/{role_name}"));
+                names.extend(access_key_id.clone());
+            }
+            _ => {}
+        }
+    }
+    names
+}
+
+impl Suppression {
+    fn matches(&self, incident: &Incident, now: DateTime<Utc>) -> bool {
+        if self.expires.is_some_and(|e| e <= now) {
+            return false;
+        }
+        let types = [incident.finding_type.clone()];
+        let resources: Vec<String> = incident
+            .resources
+            .iter()
+            .map(Resource::display_id)
+            .collect();
+        (self.finding_types.is_empty() || glob_any(&self.finding_types, &types))
+            && (self.principals.is_empty()
+                || glob_any(&self.principals, &principal_names(incident)))
+            && (self.remote_cidrs.is_empty()
+                || incident
+                    .remote
+                    .as_ref()
+                    .and_then(|r| r.ip)
+                    .is_some_and(|ip| self.remote_cidrs.iter().any(|c| c.contains(&ip))))
+            && (self.accounts.is_empty() || self.accounts.contains(&incident.account_id))
+            && (self.resources.is_empty() || glob_any(&self.resources, &resources))
+    }
+}
+
+impl Rule {
+    fn matches(&self, incident: &Incident, route: Route) -> bool {
+        (self.routes.is_empty() || self.routes.contains(&route))
+            && (self.finding_types.is_empty()
+                || glob_any(
+                    &self.finding_types,
+                    std::slice::from_ref(&incident.finding_type),
+                ))
+            && self
+                .min_severity
+                .is_none_or(|m| incident.severity.score >= m)
+            && (self.resource_roles.is_empty()
+                || incident
+                    .resource_role
+                    .is_some_and(|r| self.resource_roles.contains(&r)))
+            && (self.accounts.is_empty() || self.accounts.contains(&incident.account_id))
+    }
+}
+
+impl Policy {
+    /// Evaluates the policy for one incident at `now`.
+    pub fn evaluate(&self, incident: &Incident, now: DateTime<Utc>) -> PolicyDecision {
+        let route = route_for(incident);
+        let mut reasons = Vec::new();
+        let protected_tag = incident
+            .resource_tags()
+            .find(|(k, v)| self.protected_tags.iter().any(|t| t.matches(k, v)))
+            .map(|(k, v)| format!("{k}={v}"));
+
+        if incident.archived {
+            return PolicyDecision {
+                disposition: Disposition::Suppressed,
+                route,
+                tier: Tier::Manual,
+                protected: protected_tag.is_some(),
+                matched_rule: None,
+                suppressed_by: Some("archived".into()),
+                reasons: vec!["finding is archived at its source".into()],
+            };
+        }
+        if let Some(s) = self.suppressions.iter().find(|s| s.matches(incident, now)) {
+            return PolicyDecision {
+                disposition: Disposition::Suppressed,
+                route,
+                tier: Tier::Manual,
+                protected: protected_tag.is_some(),
+                matched_rule: None,
+                suppressed_by: Some(s.name.clone()),
+                reasons: vec![format!("suppressed by `{}`: {}", s.name, s.reason)],
+            };
+        }
+
+        let mut matched_rule = None;
+        let custom = incident
+            .custom_action
+            .as_ref()
+            .and_then(|a| self.custom_actions.iter().find(|c| c.name == a.name));
+        let mut tier = if let Some(c) = custom {
+            reasons.push(format!(
+                "analyst sent the finding to custom action `{}`",
+                c.name
+            ));
+            c.tier
+        } else if let Some(rule) = self.rules.iter().find(|r| r.matches(incident, route)) {
+            matched_rule = Some(rule.name.clone());
+            reasons.push(format!("rule `{}`", rule.name));
+            rule.tier
+        } else if incident.severity.score < self.defaults.min_severity {
+            reasons.push(format!(
+                "severity {:.1} is below the response threshold {:.1}",
+                incident.severity.score, self.defaults.min_severity
+            ));
+            Tier::Manual
+        } else {
+            reasons.push("no rule matched: default tier".into());
+            self.defaults.tier
+        };
+
+        // Safety caps: these only ever lower the tier.
+        let mut cap = |max: Tier, why: String, tier: &mut Tier| {
+            if *tier > max {
+                reasons.push(format!("capped at {max}: {why}"));
+                *tier = max;
+            }
+        };
+        if let Some(tag) = &protected_tag {
+            cap(
+                Tier::Manual,
+                format!("resource is protected ({tag})"),
+                &mut tier,
+            );
+        }
+        match incident.primary_resource() {
+            Some(Resource::RootUser { .. }) => cap(
+                Tier::Manual,
+                "the root user is never changed automatically".into(),
+                &mut tier,
+            ),
+            Some(Resource::IamRole { role_name, .. })
+                if role_name.starts_with("AWSServiceRoleFor") =>
+            {
+                cap(
+                    Tier::Manual,
+                    format!("`{role_name}` is a service-linked role"),
+                    &mut tier,
+                )
+            }
+            _ => {}
+        }
+        if route == Route::Generic {
+            let kind = incident
+                .primary_resource()
+                .map(Resource::display_id)
+                .unwrap_or_else(|| "unknown resource".into());
+            cap(
+                Tier::Manual,
+                format!("no containment playbook for {kind}"),
+                &mut tier,
+            );
+        }
+        if incident.resource_role == Some(ResourceRole::Target) {
+            cap(
+                self.defaults.target_max_tier,
+                "the resource was the target of the activity, not its actor".into(),
+                &mut tier,
+            );
+        }
+
+        PolicyDecision {
+            disposition: Disposition::Respond,
+            route,
+            tier,
+            protected: protected_tag.is_some(),
+            matched_rule,
+            suppressed_by: None,
+            reasons,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_policy_loads_and_has_a_stable_hash() {
+        let a = LoadedPolicy::default_policy().expect("default policy is valid");
+        let b = LoadedPolicy::default_policy().expect("default policy is valid");
+        assert_eq!(a.sha256, b.sha256);
+        assert_eq!(a.sha256.len(), 64);
+        assert!(a
+            .policy
+            .protected_tags
+            .iter()
+            .any(|t| t.matches("ir:protected", "true")));
+    }
+
+    #[test]
+    fn rejects_a_suppression_without_criteria() {
+        let err = LoadedPolicy::from_toml(
+            "[[suppressions]]\nname = \"all\"\nreason = \"oops\"\n",
+            "test",
+        )
+        .expect_err("must be rejected");
+        assert!(matches!(err, PolicyError::Invalid(m) if m.contains("no criteria")));
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_tiers() {
+        assert!(matches!(
+            LoadedPolicy::from_toml("[defaults]\ntier = \"yolo\"\n", "t"),
+            Err(PolicyError::Parse(_))
+        ));
+        assert!(matches!(
+            LoadedPolicy::from_toml("[defaults]\ntierr = \"auto\"\n", "t"),
+            Err(PolicyError::Parse(_))
+        ));
+        assert!(matches!(
+            LoadedPolicy::from_toml("[defaults]\nmin_severity = 11.0\n", "t"),
+            Err(PolicyError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn tier_order_is_least_to_most_autonomous() {
+        assert!(Tier::Manual < Tier::Approval && Tier::Approval < Tier::Auto);
+    }
+}

@@ -1,0 +1,447 @@
+//! ir-triage: parse the finding event, decide route and tier from the policy, honour the kill
+//! switch, and dedupe repeats with a DynamoDB conditional write.
+//!
+//! Order matters for safety: the whole event is parsed and normalised before any AWS call, so
+//! malformed input fails with a typed error and touches nothing.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use chrono::{DateTime, Duration, Utc};
+use ir_core::audit::{AuditTrail, Outcome};
+use ir_core::config::{env_bool_strict, env_or, env_required};
+use ir_core::killswitch::{KillSwitch, KillSwitchState, DEFAULT_KILL_SWITCH_PARAMETER};
+use ir_core::policy::PolicyDecision;
+use ir_core::{
+    ConfigError, Disposition, FindingError, Incident, LoadedPolicy, PolicyError, Tier,
+    TriageDecision, TriageOutput,
+};
+use lambda_runtime::Diagnostic;
+
+/// Name recorded in audit trails.
+pub const FUNCTION_NAME: &str = "ir-triage";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TriageError {
+    #[error(transparent)]
+    Finding(#[from] FindingError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("dedupe table {table} unavailable: {message}")]
+    Dedupe { table: String, message: String },
+}
+
+impl TriageError {
+    /// Stable `errorType` for the state machine's `Catch`/`Retry`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            TriageError::Finding(e) => e.error_type(),
+            TriageError::Policy(_) => "PolicyError",
+            TriageError::Config(_) => "ConfigError",
+            TriageError::Dedupe { .. } => "DedupeUnavailable",
+        }
+    }
+}
+
+impl From<TriageError> for Diagnostic {
+    fn from(e: TriageError) -> Diagnostic {
+        Diagnostic {
+            error_type: e.error_type().to_string(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// Typed configuration, read once at cold start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TriageConfig {
+    /// `IR_INCIDENTS_TABLE`: DynamoDB table keyed by `incident_id` (S).
+    pub incidents_table: String,
+    /// `IR_KILL_SWITCH_PARAMETER`: SSM parameter name.
+    pub kill_switch_parameter: String,
+    /// `IR_DRY_RUN`: force dry-run regardless of the kill switch.
+    pub dry_run: bool,
+}
+
+impl TriageConfig {
+    pub fn from_env() -> Result<TriageConfig, ConfigError> {
+        Ok(TriageConfig {
+            incidents_table: env_required("IR_INCIDENTS_TABLE")?,
+            kill_switch_parameter: env_or(
+                "IR_KILL_SWITCH_PARAMETER",
+                DEFAULT_KILL_SWITCH_PARAMETER,
+            ),
+            dry_run: env_bool_strict("IR_DRY_RUN")?.unwrap_or(false),
+        })
+    }
+}
+
+/// How a repeat of an incident compares with what was recorded before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DedupeOutcome {
+    /// First time inside the window.
+    New,
+    /// Seen before, but this response is stronger (live after dry-run, or a higher tier).
+    Escalated { previous_rank: i64 },
+    /// Seen before at an equal or stronger response.
+    Duplicate,
+}
+
+/// Ranks a response so a repeat proceeds only when it escalates: a live response outranks any
+/// dry run; within each, a more autonomous tier outranks a less autonomous one.
+pub fn response_rank(tier: Tier, dry_run: bool) -> i64 {
+    let tier_rank = match tier {
+        Tier::Manual => 1,
+        Tier::Approval => 2,
+        Tier::Auto => 3,
+    };
+    if dry_run {
+        tier_rank
+    } else {
+        10 + tier_rank
+    }
+}
+
+/// The incidents table, used as an idempotency record: one conditional write per incident.
+#[derive(Debug, Clone)]
+pub struct DedupeStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DedupeStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        DedupeStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Records the incident unless it is already recorded, unexpired, at an equal or higher
+    /// response rank. One `UpdateItem` with a condition: atomic under concurrent deliveries.
+    pub async fn record(
+        &self,
+        incident: &Incident,
+        tier: Tier,
+        dry_run: bool,
+        now: DateTime<Utc>,
+        window_hours: u32,
+    ) -> Result<DedupeOutcome, TriageError> {
+        let rank = response_rank(tier, dry_run);
+        let expires_at = now + Duration::hours(i64::from(window_hours));
+        let s = |v: &str| AttributeValue::S(v.to_string());
+        let n = |v: i64| AttributeValue::N(v.to_string());
+        let values: HashMap<String, AttributeValue> = [
+            (":now", n(now.timestamp())),
+            (":now_iso", s(&now.to_rfc3339())),
+            (":exp", n(expires_at.timestamp())),
+            (":rank", n(rank)),
+            (":one", n(1)),
+            (":fk", s(&incident.finding_key)),
+            (":ft", s(&incident.finding_type)),
+            (":tier", s(&tier.to_string())),
+            (":dry", AttributeValue::Bool(dry_run)),
+            (":sev", s(&incident.severity.label.to_string())),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("incident_id", s(&incident.incident_id))
+            .update_expression(
+                "SET finding_key = :fk, finding_type = :ft, severity = :sev, tier = :tier, \
+                 dry_run = :dry, response_rank = :rank, expires_at = :exp, \
+                 last_triaged_at = :now_iso, \
+                 first_triaged_at = if_not_exists(first_triaged_at, :now_iso) \
+                 ADD triage_count :one",
+            )
+            .condition_expression(
+                "attribute_not_exists(incident_id) OR expires_at < :now OR response_rank < :rank",
+            )
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::None)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let previous = out
+                    .attributes()
+                    .and_then(|a| a.get("response_rank"))
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse::<i64>().ok());
+                let expired = out
+                    .attributes()
+                    .and_then(|a| a.get("expires_at"))
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .is_some_and(|e| e < now.timestamp());
+                Ok(match previous {
+                    Some(p) if !expired => DedupeOutcome::Escalated { previous_rank: p },
+                    _ => DedupeOutcome::New,
+                })
+            }
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(_)) => {
+                    self.count_repeat(incident, now).await;
+                    Ok(DedupeOutcome::Duplicate)
+                }
+                _ => Err(TriageError::Dedupe {
+                    table: self.table.clone(),
+                    message: aws_sdk_dynamodb::error::DisplayErrorContext(&err).to_string(),
+                }),
+            },
+        }
+    }
+
+    /// Best effort: counts a suppressed repeat on the record (never fails the triage).
+    async fn count_repeat(&self, incident: &Incident, now: DateTime<Utc>) {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(
+                "incident_id",
+                AttributeValue::S(incident.incident_id.clone()),
+            )
+            .update_expression("SET last_repeat_at = :t ADD repeat_count :one")
+            .condition_expression("attribute_exists(incident_id)")
+            .expression_attribute_values(":t", AttributeValue::S(now.to_rfc3339()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .send()
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(incident_id = %incident.incident_id, error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "could not count repeat");
+        }
+    }
+}
+
+/// Everything the handler needs, built once per cold start.
+#[derive(Debug, Clone)]
+pub struct Triage {
+    pub policy: LoadedPolicy,
+    pub dry_run: bool,
+    pub kill_switch: KillSwitch,
+    pub dedupe: DedupeStore,
+}
+
+impl Triage {
+    pub fn new(
+        config: &TriageConfig,
+        policy: LoadedPolicy,
+        ssm: aws_sdk_ssm::Client,
+        dynamodb: aws_sdk_dynamodb::Client,
+    ) -> Triage {
+        Triage {
+            policy,
+            dry_run: config.dry_run,
+            kill_switch: KillSwitch::new(ssm, config.kill_switch_parameter.clone()),
+            dedupe: DedupeStore::new(dynamodb, config.incidents_table.clone()),
+        }
+    }
+
+    /// The Lambda handler body.
+    pub async fn handle(&self, event: serde_json::Value) -> Result<TriageOutput, TriageError> {
+        self.handle_at(event, Utc::now()).await
+    }
+
+    /// [`Triage::handle`] with an explicit clock.
+    pub async fn handle_at(
+        &self,
+        event: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<TriageOutput, TriageError> {
+        // 1. Parse everything first: bad input never reaches AWS.
+        let incidents = Incident::from_event_value(event)?;
+        // 2. Decide from policy (pure).
+        let evaluated: Vec<(Incident, PolicyDecision)> = incidents
+            .into_iter()
+            .map(|i| {
+                let d = self.policy.policy.evaluate(&i, now);
+                (i, d)
+            })
+            .collect();
+        // 3. Kill switch, read once per event and only if something would respond.
+        let kill = if evaluated
+            .iter()
+            .any(|(_, d)| d.disposition == Disposition::Respond)
+        {
+            Some(self.kill_switch.read().await)
+        } else {
+            None
+        };
+        // 4. Dedupe each respond decision.
+        let mut decisions = Vec::with_capacity(evaluated.len());
+        for (incident, decision) in evaluated {
+            decisions.push(self.finish(incident, decision, kill.as_ref(), now).await?);
+        }
+        let mut iter = decisions.into_iter();
+        // `from_event_value` never returns an empty list (NoFindings is an error).
+        let primary = iter.next().ok_or(FindingError::NoFindings)?;
+        Ok(TriageOutput {
+            primary,
+            related: iter.collect(),
+        })
+    }
+
+    async fn finish(
+        &self,
+        incident: Incident,
+        decision: PolicyDecision,
+        kill: Option<&KillSwitchState>,
+        now: DateTime<Utc>,
+    ) -> Result<TriageDecision, TriageError> {
+        let mut audit = AuditTrail::new(FUNCTION_NAME, &incident.incident_id);
+        let target = incident
+            .primary_resource()
+            .map(|r| r.display_id())
+            .unwrap_or_default();
+        audit.record(
+            "normalise-finding",
+            None,
+            Some(&target),
+            Outcome::Succeeded,
+            Some(format!(
+                "{} {} ({} {:.1}) from {:?}",
+                incident.finding_type,
+                incident.finding_id,
+                incident.severity.label,
+                incident.severity.score,
+                incident.source
+            )),
+        );
+        let mut reasons = decision.reasons.clone();
+        audit.record(
+            "evaluate-policy",
+            None,
+            Some(&target),
+            Outcome::Succeeded,
+            Some(format!(
+                "{} / {} / {} (policy {} sha256:{})",
+                decision.disposition,
+                decision.route,
+                decision.tier,
+                self.policy.origin,
+                &self.policy.sha256[..12]
+            )),
+        );
+
+        let mut dry_run = self.dry_run;
+        if self.dry_run {
+            reasons.push("dry-run forced by IR_DRY_RUN".into());
+        }
+        let mut kill_switch_engaged = false;
+        if let Some(KillSwitchState::Engaged { reason }) = kill {
+            kill_switch_engaged = true;
+            dry_run = true;
+            reasons.push(format!("dry-run: {reason}"));
+        }
+        if let Some(state) = kill {
+            audit.record(
+                "read-kill-switch",
+                Some("ssm:GetParameter"),
+                Some(self.kill_switch.parameter()),
+                Outcome::Succeeded,
+                Some(match state {
+                    KillSwitchState::Disengaged => "disengaged".to_string(),
+                    KillSwitchState::Engaged { reason } => format!("engaged: {reason}"),
+                }),
+            );
+        }
+
+        let mut disposition = decision.disposition;
+        if disposition == Disposition::Respond {
+            let outcome = self
+                .dedupe
+                .record(
+                    &incident,
+                    decision.tier,
+                    dry_run,
+                    now,
+                    self.policy.policy.dedupe.window_hours,
+                )
+                .await?;
+            let detail = match &outcome {
+                DedupeOutcome::New => "first occurrence in the window".to_string(),
+                DedupeOutcome::Escalated { previous_rank } => format!(
+                    "repeat escalates the response (rank {previous_rank} → {})",
+                    response_rank(decision.tier, dry_run)
+                ),
+                DedupeOutcome::Duplicate => {
+                    "already handled at an equal or stronger response".to_string()
+                }
+            };
+            if outcome == DedupeOutcome::Duplicate {
+                disposition = Disposition::Duplicate;
+            }
+            reasons.push(format!("dedupe: {detail}"));
+            audit.record(
+                "dedupe",
+                Some("dynamodb:UpdateItem"),
+                Some(&incident.incident_id),
+                if outcome == DedupeOutcome::Duplicate {
+                    Outcome::AlreadyDone
+                } else {
+                    Outcome::Succeeded
+                },
+                Some(detail),
+            );
+        }
+
+        tracing::info!(
+            incident_id = %incident.incident_id,
+            finding_type = %incident.finding_type,
+            disposition = %disposition,
+            route = %decision.route,
+            tier = %decision.tier,
+            dry_run,
+            "triaged"
+        );
+        Ok(TriageDecision {
+            incident_id: incident.incident_id.clone(),
+            disposition,
+            route: decision.route,
+            tier: decision.tier,
+            dry_run,
+            kill_switch_engaged,
+            protected: decision.protected,
+            matched_rule: decision.matched_rule,
+            suppressed_by: decision.suppressed_by,
+            reasons,
+            policy_sha256: self.policy.sha256.clone(),
+            decided_at: now,
+            incident,
+            audit,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_outranks_dry_run_and_tiers_order() {
+        assert!(response_rank(Tier::Manual, false) > response_rank(Tier::Auto, true));
+        assert!(response_rank(Tier::Auto, false) > response_rank(Tier::Approval, false));
+        assert!(response_rank(Tier::Approval, true) > response_rank(Tier::Manual, true));
+    }
+
+    #[test]
+    fn error_types_are_stable_names() {
+        let e: TriageError = FindingError::NoFindings.into();
+        let d: Diagnostic = e.into();
+        assert_eq!(d.error_type, "MalformedFinding");
+        let e = TriageError::Dedupe {
+            table: "t".into(),
+            message: "m".into(),
+        };
+        assert_eq!(e.error_type(), "DedupeUnavailable");
+    }
+}

@@ -1,0 +1,28 @@
+//! Lambda entry point: wires configuration and clients, then hands every event to
+//! [`ir_triage::Triage::handle`].
+
+use ir_triage::{Triage, TriageConfig, TriageError};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    ir_core::telemetry::init();
+    let config = TriageConfig::from_env()?;
+    let policy = ir_core::LoadedPolicy::from_env()?;
+    tracing::info!(policy = %policy.origin, sha256 = %policy.sha256, "policy loaded");
+    let sdk = ir_core::aws::load_sdk_config().await;
+    let triage = Triage::new(
+        &config,
+        policy,
+        aws_sdk_ssm::Client::new(&sdk),
+        aws_sdk_dynamodb::Client::new(&sdk),
+    );
+    let triage = &triage;
+    run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            let out = triage.handle(event.payload).await?;
+            Ok::<_, TriageError>(out)
+        },
+    ))
+    .await
+}
