@@ -1,1 +1,238 @@
+//! Test harness: a real moto server (local AWS emulator) per test, and real aws-sdk clients
+//! pointed at it.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ir_tests::HarnessError> {
+//! let moto = ir_tests::MotoServer::start()?;          // free loopback port, waits until ready
+//! let sdk = moto.sdk_config().await;                   // static test credentials, us-east-1
+//! let ddb = aws_sdk_dynamodb::Client::new(&sdk);       // any service: same endpoint
+//! let s3 = moto.s3_client(&sdk);                       // S3 needs path-style addressing
+//! # let _ = (ddb, s3); Ok(()) }
+//! // dropping `moto` kills the server
+//! ```
+//!
+//! Set `MOTO_SERVER` to use another launcher than `moto_server` on `PATH`. Extra environment for
+//! the server (e.g. `MOTO_IAM_LOAD_MANAGED_POLICIES=true`) goes through [`MotoServer::start_with_env`].
+//! The server's log is written to `target/moto-logs/moto-<port>.log`.
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+
+pub mod fixtures;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error(
+        "could not start `{launcher}` ({source}); install it with: pip install 'moto[server]'"
+    )]
+    Launch {
+        launcher: String,
+        source: std::io::Error,
+    },
+    #[error("moto server on port {port} did not become ready within {waited:?}; see {log}")]
+    NotReady {
+        port: u16,
+        waited: Duration,
+        log: String,
+    },
+    #[error("moto server exited early with {status}; see {log}")]
+    Exited { status: String, log: String },
+    #[error("HTTP to moto failed: {0}")]
+    Http(String),
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running moto server. Killed on drop.
+pub struct MotoServer {
+    child: Child,
+    port: u16,
+    endpoint: String,
+    log: PathBuf,
+}
+
+/// Workspace root (the parent of this crate).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(".."))
+}
+
+fn free_port() -> Result<u16, HarnessError> {
+    let l = TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+impl MotoServer {
+    /// Starts moto on a free loopback port and waits until it answers.
+    pub fn start() -> Result<MotoServer, HarnessError> {
+        MotoServer::start_with_env(&[])
+    }
+
+    /// As [`MotoServer::start`], with extra environment for the server process.
+    pub fn start_with_env(env: &[(&str, &str)]) -> Result<MotoServer, HarnessError> {
+        // The port is free when chosen but could be taken before moto binds it: retry.
+        let mut last = None;
+        for _ in 0..3 {
+            match MotoServer::try_start(env) {
+                Ok(s) => return Ok(s),
+                Err(e @ HarnessError::Launch { .. }) => return Err(e),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| HarnessError::Http("moto did not start".into())))
+    }
+
+    fn try_start(env: &[(&str, &str)]) -> Result<MotoServer, HarnessError> {
+        let launcher = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
+        let port = free_port()?;
+        let log_dir = workspace_root().join("target").join("moto-logs");
+        std::fs::create_dir_all(&log_dir)?;
+        let log = log_dir.join(format!("moto-{port}.log"));
+        let log_file = std::fs::File::create(&log)?;
+        let mut cmd = Command::new(&launcher);
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().map_err(|source| HarnessError::Launch {
+            launcher: launcher.clone(),
+            source,
+        })?;
+        let mut server = MotoServer {
+            child,
+            port,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        server.wait_ready(Duration::from_secs(30))?;
+        Ok(server)
+    }
+
+    fn wait_ready(&mut self, limit: Duration) -> Result<(), HarnessError> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(status) = self.child.try_wait()? {
+                return Err(HarnessError::Exited {
+                    status: status.to_string(),
+                    log: self.log.display().to_string(),
+                });
+            }
+            if let Ok((200, _)) = self.http("GET", "/moto-api/data.json", None) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(HarnessError::NotReady {
+            port: self.port,
+            waited: limit,
+            log: self.log.display().to_string(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// SDK configuration for this server: endpoint, us-east-1, static test credentials, and the
+    /// project's retry policy.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+            .retry_config(ir_core::aws::retry_config())
+            .load()
+            .await
+    }
+
+    /// An S3 client with path-style addressing (virtual-host style would try `bucket.127.0.0.1`).
+    pub fn s3_client(&self, sdk: &SdkConfig) -> aws_sdk_s3::Client {
+        let conf = aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    /// Wipes all emulator state.
+    pub fn reset(&self) -> Result<(), HarnessError> {
+        match self.http("POST", "/moto-api/reset", Some("")) {
+            Ok((200, _)) => Ok(()),
+            Ok((code, body)) => Err(HarnessError::Http(format!("reset returned {code}: {body}"))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sets moto's runtime configuration (`POST /moto-api/config`), e.g.
+    /// `{"stepfunctions":{"execute_state_machine":true}}`.
+    pub fn configure(&self, json: &str) -> Result<(), HarnessError> {
+        match self.http("POST", "/moto-api/config", Some(json)) {
+            Ok((200 | 201, _)) => Ok(()),
+            Ok((code, body)) => Err(HarnessError::Http(format!(
+                "config returned {code}: {body}"
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A minimal HTTP/1.1 exchange with the server's control API.
+    fn http(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> Result<(u16, String), HarnessError> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let body = body.unwrap_or("");
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.port,
+            body.len()
+        );
+        stream.write_all(req.as_bytes())?;
+        let mut resp = String::new();
+        stream.read_to_string(&mut resp)?;
+        let code = resp
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse::<u16>().ok())
+            .ok_or_else(|| {
+                HarnessError::Http(format!(
+                    "no status line in `{}`",
+                    resp.lines().next().unwrap_or("")
+                ))
+            })?;
+        let body = resp
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Ok((code, body))
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

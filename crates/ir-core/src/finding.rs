@@ -68,6 +68,18 @@ impl ParsedEvent {
     pub fn from_value(
         value: serde_json::Value,
     ) -> Result<(EventEnvelope, ParsedEvent), FindingError> {
+        // A double-encoded event (a JSON string holding the event, as SQS or SNS deliver it)
+        // is decoded once.
+        if let serde_json::Value::String(text) = &value {
+            let inner: serde_json::Value =
+                serde_json::from_str(text).map_err(|e| FindingError::InvalidJson(e.to_string()))?;
+            if inner.is_string() {
+                return Err(FindingError::NotAnEvent(
+                    "event is encoded twice over".into(),
+                ));
+            }
+            return Self::from_value(inner);
+        }
         if !value.is_object() {
             return Err(FindingError::NotAnEvent(format!(
                 "expected a JSON object, got {}",

@@ -1,0 +1,144 @@
+//! Policy evaluation over real sample incidents with purpose-written policies.
+
+use std::path::PathBuf;
+
+use chrono::{TimeZone, Utc};
+use ir_core::incident::ResourceRole;
+use ir_core::{Disposition, Incident, LoadedPolicy, Route, Tier};
+
+fn incident(name: &str) -> Incident {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../events")
+        .join(name);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect(name)).expect(name);
+    Incident::from_event_value(v).expect(name).remove(0)
+}
+
+fn policy(toml: &str) -> LoadedPolicy {
+    LoadedPolicy::from_toml(toml, "test").expect("valid policy")
+}
+
+#[test]
+fn suppression_by_principal_and_cidr_respects_expiry() {
+    let p = policy(
+        r#"
+[[suppressions]]
+name = "red-team"
+reason = "authorised exercise"
+principals = ["user/deploy-*"]
+remote_cidrs = ["192.0.2.0/24"]
+expires = "2026-12-31T00:00:00Z"
+"#,
+    );
+    let i = incident("guardduty-iam-anomalous-behavior.json");
+    let before = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+    let after = Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap();
+    let d = p.policy.evaluate(&i, before);
+    assert_eq!(d.disposition, Disposition::Suppressed);
+    assert_eq!(d.suppressed_by.as_deref(), Some("red-team"));
+    assert_eq!(
+        p.policy.evaluate(&i, after).disposition,
+        Disposition::Respond
+    );
+
+    // Same principal from an IP outside the CIDR is not suppressed: all criteria must match.
+    let mut elsewhere = i.clone();
+    if let Some(r) = elsewhere.remote.as_mut() {
+        r.ip = Some("203.0.113.9".parse().unwrap());
+    }
+    assert_eq!(
+        p.policy.evaluate(&elsewhere, before).disposition,
+        Disposition::Respond
+    );
+}
+
+#[test]
+fn a_target_is_capped_even_when_a_rule_says_auto() {
+    let p = policy(
+        r#"
+[[rules]]
+name = "everything-auto"
+tier = "auto"
+"#,
+    );
+    let mut i = incident("guardduty-ec2-c2-activity.json");
+    assert_eq!(p.policy.evaluate(&i, Utc::now()).tier, Tier::Auto);
+    i.resource_role = Some(ResourceRole::Target);
+    let d = p.policy.evaluate(&i, Utc::now());
+    assert_eq!(d.tier, Tier::Approval);
+    assert!(d.reasons.iter().any(|r| r.contains("target")));
+}
+
+#[test]
+fn safety_caps_cannot_be_loosened_by_rules() {
+    let p = policy(
+        r#"
+[[rules]]
+name = "everything-auto"
+tier = "auto"
+"#,
+    );
+    for name in [
+        "guardduty-ec2-protected-cryptomining.json",
+        "guardduty-iam-root-credential-usage.json",
+        "guardduty-eks-privileged-container.json",
+    ] {
+        let d = p.policy.evaluate(&incident(name), Utc::now());
+        assert_eq!(d.tier, Tier::Manual, "{name}: {:?}", d.reasons);
+    }
+    let mut slr = incident("guardduty-iam-instance-credential-exfiltration.json");
+    if let Some(ir_core::incident::Resource::IamRole { role_name, .. }) = slr.resources.first_mut()
+    {
+        *role_name = "AWSServiceRoleForECS".into();
+    }
+    assert_eq!(p.policy.evaluate(&slr, Utc::now()).tier, Tier::Manual);
+}
+
+#[test]
+fn custom_protected_tag_without_value_matches_any_value() {
+    let p = policy(
+        r#"
+[[protected_tags]]
+key = "env"
+
+[[rules]]
+name = "everything-auto"
+tier = "auto"
+"#,
+    );
+    let d = p
+        .policy
+        .evaluate(&incident("guardduty-ec2-tor-client.json"), Utc::now());
+    assert!(d.protected);
+    assert_eq!(d.tier, Tier::Manual);
+}
+
+#[test]
+fn custom_action_tier_and_threshold() {
+    let p = LoadedPolicy::default_policy().unwrap();
+    let i = incident("securityhub-custom-action-contain-ec2.json");
+    assert!(i.severity.score < p.policy.defaults.min_severity);
+    let d = p.policy.evaluate(&i, Utc::now());
+    assert_eq!((d.route, d.tier), (Route::Ec2, Tier::Auto));
+
+    // Without the custom action the same medium finding is below the threshold → manual.
+    let mut plain = i.clone();
+    plain.custom_action = None;
+    let d = p.policy.evaluate(&plain, Utc::now());
+    assert_eq!(d.tier, Tier::Manual);
+    assert!(d
+        .reasons
+        .iter()
+        .any(|r| r.contains("below the response threshold")));
+}
+
+#[test]
+fn archived_findings_are_suppressed() {
+    let p = LoadedPolicy::default_policy().unwrap();
+    let mut i = incident("guardduty-ec2-c2-activity.json");
+    i.archived = true;
+    let d = p.policy.evaluate(&i, Utc::now());
+    assert_eq!(d.disposition, Disposition::Suppressed);
+    assert_eq!(d.suppressed_by.as_deref(), Some("archived"));
+}

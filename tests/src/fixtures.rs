@@ -1,0 +1,117 @@
+//! Shared fixtures: the sample events, their expected triage, and the AWS resources triage
+//! needs (incidents table, kill-switch parameter), created through the real SDK.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use serde::Deserialize;
+
+use crate::workspace_root;
+
+/// `events/` at the workspace root.
+pub fn events_dir() -> PathBuf {
+    workspace_root().join("events")
+}
+
+/// Every sample event file (`events/*.json` except `expected.json`), sorted by name.
+pub fn sample_event_files() -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(events_dir())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json")
+                && p.file_name().is_some_and(|n| n != "expected.json")
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Raw text of `events/<name>`.
+pub fn event_text(name: &str) -> std::io::Result<String> {
+    std::fs::read_to_string(events_dir().join(name))
+}
+
+/// `events/<name>` parsed as JSON (panics on a malformed sample: use for valid events only).
+pub fn event_json(name: &str) -> serde_json::Value {
+    let text = event_text(name).unwrap_or_else(|e| panic!("read {name}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"))
+}
+
+/// What triage must decide for one sample event.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Expected {
+    pub disposition: Option<String>,
+    pub route: Option<String>,
+    pub tier: Option<String>,
+    #[serde(default)]
+    pub protected: bool,
+    /// For events that must be rejected: the `errorType`.
+    pub error: Option<String>,
+}
+
+/// `events/expected.json`, keyed by file name.
+pub fn expected() -> BTreeMap<String, Expected> {
+    let text = event_text("expected.json").expect("events/expected.json");
+    let raw: BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(&text).expect("expected.json is JSON");
+    raw.into_iter()
+        .filter(|(k, _)| !k.starts_with('_'))
+        .map(|(k, v)| {
+            let e: Expected = serde_json::from_value(v).unwrap_or_else(|e| panic!("{k}: {e}"));
+            (k, e)
+        })
+        .collect()
+}
+
+/// Creates the incidents (dedupe) table the way Terraform does: key `incident_id` (S).
+pub async fn create_incidents_table(
+    ddb: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> Result<(), aws_sdk_dynamodb::Error> {
+    ddb.create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("incident_id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("incident_id")
+                .key_type(KeyType::Hash)
+                .build()?,
+        )
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// Sets the kill-switch parameter.
+pub async fn set_kill_switch(
+    ssm: &aws_sdk_ssm::Client,
+    name: &str,
+    value: &str,
+) -> Result<(), aws_sdk_ssm::Error> {
+    ssm.put_parameter()
+        .name(name)
+        .value(value)
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .overwrite(true)
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// Number of items in a table (a full scan; test tables are tiny).
+pub async fn count_items(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<usize, aws_sdk_dynamodb::Error> {
+    let out = ddb.scan().table_name(table).send().await?;
+    Ok(out.items().len())
+}
