@@ -11,7 +11,8 @@
 //! // dropping `moto` kills the server
 //! ```
 //!
-//! Set `MOTO_SERVER` to use another launcher than `moto_server` on `PATH`. Extra environment for
+//! Set `MOTO_SERVER` to use another launcher (default: `moto_server` on `PATH`, else
+//! `python3 -m moto.server`). Extra environment for
 //! the server (e.g. `MOTO_IAM_LOAD_MANAGED_POLICIES=true`) goes through [`MotoServer::start_with_env`].
 //! The server's log is written to `target/moto-logs/moto-<port>.log`.
 
@@ -65,6 +66,26 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".."))
 }
 
+/// The command that starts moto: `$MOTO_SERVER` (split on spaces), else `moto_server` from
+/// `PATH`, else `python3 -m moto.server` (a fresh `pip install` under pyenv may not have its
+/// shim yet).
+fn launcher() -> Vec<String> {
+    if let Ok(cmd) = std::env::var("MOTO_SERVER") {
+        let parts: Vec<String> = cmd.split_whitespace().map(str::to_string).collect();
+        if !parts.is_empty() {
+            return parts;
+        }
+    }
+    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| dir.join("moto_server").is_file())
+    });
+    if on_path {
+        vec!["moto_server".into()]
+    } else {
+        ["python3", "-m", "moto.server"].map(String::from).to_vec()
+    }
+}
+
 fn free_port() -> Result<u16, HarnessError> {
     let l = TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
@@ -91,14 +112,15 @@ impl MotoServer {
     }
 
     fn try_start(env: &[(&str, &str)]) -> Result<MotoServer, HarnessError> {
-        let launcher = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
+        let launcher = launcher();
         let port = free_port()?;
         let log_dir = workspace_root().join("target").join("moto-logs");
         std::fs::create_dir_all(&log_dir)?;
         let log = log_dir.join(format!("moto-{port}.log"));
         let log_file = std::fs::File::create(&log)?;
-        let mut cmd = Command::new(&launcher);
-        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut cmd = Command::new(&launcher[0]);
+        cmd.args(&launcher[1..])
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_DEFAULT_REGION", "us-east-1")
@@ -110,7 +132,7 @@ impl MotoServer {
             cmd.env(k, v);
         }
         let child = cmd.spawn().map_err(|source| HarnessError::Launch {
-            launcher: launcher.clone(),
+            launcher: launcher.join(" "),
             source,
         })?;
         let mut server = MotoServer {

@@ -193,6 +193,32 @@ pub struct GdResource {
     pub access_key_details: Option<GdAccessKeyDetails>,
     #[serde(default)]
     pub s3_bucket_details: Option<Vec<GdS3BucketDetail>>,
+    /// Details of resource types without a playbook (`eksClusterDetails`, `rdsDbInstanceDetails`,
+    /// `lambdaDetails`, …), kept raw to name the resource.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
+}
+
+impl GdResource {
+    /// The name (or ARN) of a resource of a type without a playbook, from its `*Details` object.
+    pub fn other_resource_name(&self) -> Option<String> {
+        const KEYS: [&str; 6] = [
+            "name",
+            "dbInstanceIdentifier",
+            "functionName",
+            "clusterName",
+            "arn",
+            "id",
+        ];
+        self.other
+            .iter()
+            .filter(|(k, _)| k.ends_with("Details"))
+            .filter_map(|(_, v)| v.as_object())
+            .find_map(|o| {
+                KEYS.iter()
+                    .find_map(|k| o.get(*k).and_then(|v| v.as_str()).map(str::to_string))
+            })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

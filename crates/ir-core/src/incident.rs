@@ -605,9 +605,10 @@ fn from_guardduty(
         other => {
             resources.push(Resource::Other {
                 resource_type: other.to_string(),
-                id: instance
-                    .as_ref()
-                    .map(Resource::display_id)
+                id: f
+                    .resource
+                    .other_resource_name()
+                    .or_else(|| instance.as_ref().map(Resource::display_id))
                     .unwrap_or_else(|| fid.to_string()),
                 tags: instance
                     .as_ref()
@@ -795,15 +796,15 @@ fn asff_resource(finding_id: &str, r: &AsffResource) -> Result<Resource, Finding
 
 /// The playbook-relevant kind of a resource: used to pick the primary resource of an ASFF finding.
 fn playbook_rank(r: &Resource, hint: Option<&str>) -> u8 {
-    let hinted = match (r, hint) {
-        (Resource::Ec2Instance { .. }, Some("EC2")) => true,
-        (Resource::S3Bucket { .. }, Some("S3")) => true,
-        (
-            Resource::IamUser { .. } | Resource::IamRole { .. } | Resource::RootUser { .. },
-            Some("IAMUser"),
-        ) => true,
-        _ => false,
-    };
+    let hinted = matches!(
+        (r, hint),
+        (Resource::Ec2Instance { .. }, Some("EC2"))
+            | (Resource::S3Bucket { .. }, Some("S3"))
+            | (
+                Resource::IamUser { .. } | Resource::IamRole { .. } | Resource::RootUser { .. },
+                Some("IAMUser")
+            )
+    );
     match (hinted, r) {
         (true, _) => 0,
         (false, Resource::Other { .. }) => 2,
