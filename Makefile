@@ -1,5 +1,6 @@
 # Automated AWS incident response — build, test, demo, package, deploy.
 CARGO ?= cargo
+SHELL := /bin/bash
 
 .PHONY: all build test lint fmt demo package deploy clean
 
@@ -9,8 +10,11 @@ build:
 	$(CARGO) build --workspace
 
 ## The test command CI runs: formatting, lints, unit tests, and integration tests against moto.
+## Ends with one total line ("N passed, N failed") summed over every cargo test binary.
 test: lint
-	$(CARGO) test --workspace
+	@mkdir -p target
+	set -o pipefail; $(CARGO) test --workspace 2>&1 | tee target/test.log
+	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "%d passed, %d failed\n", p, f; exit (p == 0 || f > 0)}' target/test.log
 
 lint:
 	$(CARGO) fmt --all -- --check
