@@ -11,8 +11,8 @@
 //! // dropping `moto` kills the server
 //! ```
 //!
-//! Set `MOTO_SERVER` to use another launcher (default: `moto_server` on `PATH`, else
-//! `python3 -m moto.server`). Extra environment for
+//! The server is `python3 tests/moto_launcher.py` (moto's own server plus fixes for moto bugs
+//! that misreport AWS state); set `MOTO_SERVER` to use another launch command. Extra environment for
 //! the server (e.g. `MOTO_IAM_LOAD_MANAGED_POLICIES=true`) goes through [`MotoServer::start_with_env`].
 //! The server's log is written to `target/moto-logs/moto-<port>.log`.
 
@@ -66,9 +66,9 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".."))
 }
 
-/// The command that starts moto: `$MOTO_SERVER` (split on spaces), else `moto_server` from
-/// `PATH`, else `python3 -m moto.server` (a fresh `pip install` under pyenv may not have its
-/// shim yet).
+/// The command that starts moto: `$MOTO_SERVER` (split on spaces), else
+/// `python3 tests/moto_launcher.py`, which runs moto's server with fixes for moto bugs that
+/// misreport AWS state (see that file).
 fn launcher() -> Vec<String> {
     if let Ok(cmd) = std::env::var("MOTO_SERVER") {
         let parts: Vec<String> = cmd.split_whitespace().map(str::to_string).collect();
@@ -76,14 +76,8 @@ fn launcher() -> Vec<String> {
             return parts;
         }
     }
-    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join("moto_server").is_file())
-    });
-    if on_path {
-        vec!["moto_server".into()]
-    } else {
-        ["python3", "-m", "moto.server"].map(String::from).to_vec()
-    }
+    let script = workspace_root().join("tests").join("moto_launcher.py");
+    vec!["python3".into(), script.display().to_string()]
 }
 
 fn free_port() -> Result<u16, HarnessError> {

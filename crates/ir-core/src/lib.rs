@@ -9,6 +9,7 @@
 //! - [`audit`]: step records for the audit trail;
 //! - [`aws`], [`config`], [`telemetry`]: shared wiring for the Lambda binaries.
 
+pub mod actions;
 pub mod audit;
 pub mod aws;
 pub mod config;

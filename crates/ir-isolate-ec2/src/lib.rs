@@ -1,42 +1,1107 @@
-//! ir-isolate-ec2: not implemented yet (tracked by issue 3).
+//! ir-isolate-ec2: network-isolate a compromised instance without destroying it, and undo it.
 //!
-//! Until then every invocation fails with `errorType` `NotImplemented`, so the state machine's
-//! Catch path reports it: this function never pretends to have acted.
+//! Contain, in order (each step recorded; dry-run records the plan):
+//! 1. `record-pre-state`: tag the instance (`ir:pre-isolation`, JSON of its protection flags,
+//!    shutdown behaviour and instance profile) and each ENI (`ir:pre-isolation-groups`) with the
+//!    state `release` restores — on the resource itself, so repeats and release find it;
+//! 2. `ensure-isolation-group`: security group `ir-isolation-<vpc>` in the instance's VPC, no
+//!    ingress (except `IR_FORENSIC_INGRESS_CIDR` on TCP 22, if set), default egress revoked;
+//! 3. `ensure-untracked-group`: `ir-untrack-<vpc>`, all traffic in and out from 0.0.0.0/0, which
+//!    makes connections untracked;
+//! 4. per ENI, `untrack-<eni>` then `isolate-<eni>`: swap to the untracked group, then to the
+//!    isolation group, so established (tracked) attacker sessions are cut rather than kept alive;
+//! 5. `enable-termination-protection`, `enable-stop-protection`, `shutdown-behaviour-stop`;
+//! 6. Auto Scaling: `asg-protect-from-scale-in`, `asg-detach` (desired capacity kept, so a
+//!    replacement launches and the compromised instance is not terminated);
+//! 7. `revoke-role-sessions` (inline Deny-all for sessions issued before now on the instance
+//!    profile's roles), then `disassociate-instance-profile`;
+//! 8. `tag-isolated`: `ir:status=isolated`, `ir:incident-id`.
+//!
+//! Release restores ENI groups, flags, shutdown behaviour and the instance profile, removes the
+//! revoke policy and the pre-state tags, tags `ir:status=released`. It does not re-attach the
+//! instance to its Auto Scaling group (that would change capacity): the record says so.
 
+use std::collections::BTreeMap;
+
+use aws_sdk_ec2::types::{
+    AttributeBooleanValue, AttributeValue, Filter, InstanceAttributeName, IpPermission, IpRange,
+    ResourceType, Tag, TagSpecification,
+};
+use chrono::Utc;
+use ir_core::actions::{
+    gate, revoke_older_sessions_policy, revoke_policy_name, ContainmentRecord, ContainmentRequest,
+    Gate, Mode, Runner, StepFailed, StepResult, TAG_INCIDENT, TAG_STATUS,
+};
+use ir_core::config::{env_bool_strict, env_or};
+use ir_core::incident::Resource;
+use ir_core::killswitch::{KillSwitch, DEFAULT_KILL_SWITCH_PARAMETER};
+use ir_core::policy::TagMatch;
+use ir_core::ConfigError;
 use lambda_runtime::Diagnostic;
+use serde::{Deserialize, Serialize};
 
 pub const FUNCTION_NAME: &str = "ir-isolate-ec2";
+/// Instance tag holding the pre-isolation state (JSON).
+pub const TAG_PRE_STATE: &str = "ir:pre-isolation";
+/// ENI tag holding the pre-isolation security groups (comma-separated).
+pub const TAG_PRE_GROUPS: &str = "ir:pre-isolation-groups";
 
 #[derive(Debug, thiserror::Error)]
-#[error("{function} is not implemented yet (issue 3); nothing was changed")]
-pub struct NotImplemented {
-    pub function: &'static str,
+pub enum IsolateError {
+    #[error("request is not for an EC2 instance: {0}")]
+    WrongResource(String),
+    #[error("instance {0} not found")]
+    NotFound(String),
+    #[error("release of {0} has no recorded pre-isolation state")]
+    NoPreState(String),
+    #[error("could not read {what}: {message}")]
+    Read { what: String, message: String },
+    #[error("containment incomplete: {}", serde_json::to_string(.0).unwrap_or_default())]
+    Partial(Box<ContainmentRecord>),
 }
 
-impl From<NotImplemented> for Diagnostic {
-    fn from(e: NotImplemented) -> Diagnostic {
+impl IsolateError {
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            IsolateError::WrongResource(_) => "WrongResource",
+            IsolateError::NotFound(_) => "ResourceNotFound",
+            IsolateError::NoPreState(_) => "NoPreState",
+            IsolateError::Read { .. } => "ReadFailed",
+            IsolateError::Partial(_) => "ContainmentFailed",
+        }
+    }
+}
+
+impl From<IsolateError> for Diagnostic {
+    fn from(e: IsolateError) -> Diagnostic {
         Diagnostic {
-            error_type: "NotImplemented".into(),
+            error_type: e.error_type().to_string(),
             error_message: e.to_string(),
         }
     }
 }
 
-/// Refuses every event without touching AWS.
-pub async fn handle(_event: serde_json::Value) -> Result<serde_json::Value, NotImplemented> {
-    Err(NotImplemented {
-        function: FUNCTION_NAME,
-    })
+#[derive(Debug, Clone, PartialEq)]
+pub struct IsolateConfig {
+    pub kill_switch_parameter: String,
+    pub dry_run: bool,
+    /// `IR_FORENSIC_INGRESS_CIDR`: lets responders reach the instance on TCP 22.
+    pub forensic_ingress_cidr: Option<ipnet::IpNet>,
 }
 
-#[cfg(test)]
-mod tests {
-    #[tokio::test]
-    async fn refuses_instead_of_pretending() {
-        let err = super::handle(serde_json::json!({}))
-            .await
-            .expect_err("must refuse");
-        let d: lambda_runtime::Diagnostic = err.into();
-        assert_eq!(d.error_type, "NotImplemented");
+impl IsolateConfig {
+    pub fn from_env() -> Result<IsolateConfig, ConfigError> {
+        let cidr = match std::env::var("IR_FORENSIC_INGRESS_CIDR") {
+            Ok(v) if !v.trim().is_empty() => Some(v.trim().parse().map_err(
+                |e: ipnet::AddrParseError| ConfigError::Invalid {
+                    name: "IR_FORENSIC_INGRESS_CIDR",
+                    value: v.clone(),
+                    message: e.to_string(),
+                },
+            )?),
+            _ => None,
+        };
+        Ok(IsolateConfig {
+            kill_switch_parameter: env_or(
+                "IR_KILL_SWITCH_PARAMETER",
+                DEFAULT_KILL_SWITCH_PARAMETER,
+            ),
+            dry_run: env_bool_strict("IR_DRY_RUN")?.unwrap_or(false),
+            forensic_ingress_cidr: cidr,
+        })
     }
+}
+
+/// Instance-level state before isolation (stored as the `ir:pre-isolation` tag).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstancePreState {
+    #[serde(rename = "t")]
+    pub termination_protection: bool,
+    #[serde(rename = "s")]
+    pub stop_protection: bool,
+    #[serde(rename = "b")]
+    pub shutdown_behavior: String,
+    #[serde(rename = "p", default)]
+    pub instance_profile_arn: Option<String>,
+}
+
+/// Everything `release` needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ec2PreState {
+    pub instance_id: String,
+    pub vpc_id: String,
+    pub instance: InstancePreState,
+    /// ENI id → its security groups before isolation.
+    pub eni_groups: BTreeMap<String, Vec<String>>,
+    pub role_names: Vec<String>,
+    pub auto_scaling_group: Option<String>,
+}
+
+/// The live view of the instance this run works from.
+#[derive(Debug, Clone)]
+struct Observed {
+    vpc_id: String,
+    tags: BTreeMap<String, String>,
+    eni_groups: BTreeMap<String, Vec<String>>,
+    eni_tags: BTreeMap<String, BTreeMap<String, String>>,
+    instance: InstancePreState,
+    profile_association: Option<(String, String)>,
+    role_names: Vec<String>,
+    auto_scaling_group: Option<String>,
+}
+
+fn err_text<E: std::error::Error>(e: E) -> String {
+    aws_sdk_ec2::error::DisplayErrorContext(e).to_string()
+}
+
+#[derive(Debug, Clone)]
+pub struct Isolator {
+    pub ec2: aws_sdk_ec2::Client,
+    pub autoscaling: aws_sdk_autoscaling::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub kill_switch: KillSwitch,
+    pub config: IsolateConfig,
+    pub protected_tags: Vec<TagMatch>,
+}
+
+impl Isolator {
+    /// The Lambda handler body.
+    pub async fn handle(&self, req: ContainmentRequest) -> Result<ContainmentRecord, IsolateError> {
+        let started = Utc::now();
+        let instance_id = match req.decision.incident.primary_resource() {
+            Some(Resource::Ec2Instance { instance_id, .. }) => instance_id.clone(),
+            other => {
+                return Err(IsolateError::WrongResource(
+                    other
+                        .map(|r| r.display_id())
+                        .unwrap_or_else(|| "none".into()),
+                ))
+            }
+        };
+        let obs = self.observe(&instance_id).await?;
+        let protection = obs
+            .tags
+            .iter()
+            .find(|(k, v)| self.protected_tags.iter().any(|t| t.matches(k, v)))
+            .map(|(k, v)| format!("{k}={v}"));
+        let kill = self.kill_switch.read().await;
+        let dry_run = match gate(&req, protection.as_deref(), &kill, self.config.dry_run) {
+            Gate::Skip(reason) => return Ok(Runner::skipped(FUNCTION_NAME, &req, reason, started)),
+            Gate::DryRun(reason) => Some(reason),
+            Gate::Proceed => None,
+        };
+        let mut runner = Runner::new(FUNCTION_NAME, &req.decision.incident_id, dry_run.is_some());
+        let record = match req.mode {
+            Mode::Contain => {
+                let pre = self.pre_state(&instance_id, &obs)?;
+                let result = self
+                    .contain(
+                        &mut runner,
+                        &req.decision.incident_id,
+                        &instance_id,
+                        &obs,
+                        &pre,
+                    )
+                    .await;
+                runner.finish(Mode::Contain, started, to_json(&pre), result, dry_run)
+            }
+            Mode::Release => {
+                let pre =
+                    match req.previous.as_ref().and_then(|p| {
+                        serde_json::from_value::<Ec2PreState>(p.pre_state.clone()).ok()
+                    }) {
+                        Some(p) => p,
+                        None => self.pre_state(&instance_id, &obs)?,
+                    };
+                let result = self
+                    .release(
+                        &mut runner,
+                        &req.decision.incident_id,
+                        &instance_id,
+                        &obs,
+                        &pre,
+                    )
+                    .await;
+                runner.finish(Mode::Release, started, to_json(&pre), result, dry_run)
+            }
+        };
+        if record.failed_step.is_some() {
+            return Err(IsolateError::Partial(Box::new(record)));
+        }
+        Ok(record)
+    }
+
+    async fn observe(&self, instance_id: &str) -> Result<Observed, IsolateError> {
+        let read = |what: &str, e: String| IsolateError::Read {
+            what: what.to_string(),
+            message: e,
+        };
+        let out = self
+            .ec2
+            .describe_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await;
+        let out = match out {
+            Ok(o) => o,
+            Err(e) if err_text(&e).contains("InvalidInstanceID") => {
+                return Err(IsolateError::NotFound(instance_id.to_string()))
+            }
+            Err(e) => return Err(read("ec2:DescribeInstances", err_text(e))),
+        };
+        let inst = out
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .find(|i| i.instance_id() == Some(instance_id))
+            .ok_or_else(|| IsolateError::NotFound(instance_id.to_string()))?;
+        let vpc_id = inst
+            .vpc_id()
+            .ok_or_else(|| read("instance VPC", "instance is not in a VPC".into()))?
+            .to_string();
+        let tags = inst
+            .tags()
+            .iter()
+            .filter_map(|t| {
+                Some((
+                    t.key()?.to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                ))
+            })
+            .collect();
+        let eni_ids: Vec<String> = inst
+            .network_interfaces()
+            .iter()
+            .filter_map(|n| n.network_interface_id().map(str::to_string))
+            .collect();
+        // ENI groups from the ENIs themselves (the instance view can lag behind ENI changes).
+        let mut eni_groups = BTreeMap::new();
+        let mut eni_tags = BTreeMap::new();
+        if !eni_ids.is_empty() {
+            let enis = self
+                .ec2
+                .describe_network_interfaces()
+                .set_network_interface_ids(Some(eni_ids))
+                .send()
+                .await
+                .map_err(|e| read("ec2:DescribeNetworkInterfaces", err_text(e)))?;
+            for n in enis.network_interfaces() {
+                let Some(id) = n.network_interface_id() else {
+                    continue;
+                };
+                eni_groups.insert(
+                    id.to_string(),
+                    n.groups()
+                        .iter()
+                        .filter_map(|g| g.group_id().map(str::to_string))
+                        .collect(),
+                );
+                eni_tags.insert(
+                    id.to_string(),
+                    n.tag_set()
+                        .iter()
+                        .filter_map(|t| {
+                            Some((
+                                t.key()?.to_string(),
+                                t.value().unwrap_or_default().to_string(),
+                            ))
+                        })
+                        .collect(),
+                );
+            }
+        }
+        let attr = |name: InstanceAttributeName| {
+            self.ec2
+                .describe_instance_attribute()
+                .instance_id(instance_id)
+                .attribute(name)
+                .send()
+        };
+        let termination = attr(InstanceAttributeName::DisableApiTermination)
+            .await
+            .map_err(|e| read("DisableApiTermination", err_text(e)))?
+            .disable_api_termination()
+            .and_then(|v| v.value())
+            .unwrap_or(false);
+        // Not every endpoint knows stop protection; unknown means "not enabled".
+        let stop = match attr(InstanceAttributeName::DisableApiStop).await {
+            Ok(o) => o
+                .disable_api_stop()
+                .and_then(|v| v.value())
+                .unwrap_or(false),
+            Err(e) => {
+                tracing::warn!(error = %err_text(e), "could not read DisableApiStop; assuming off");
+                false
+            }
+        };
+        let shutdown = attr(InstanceAttributeName::InstanceInitiatedShutdownBehavior)
+            .await
+            .map_err(|e| read("InstanceInitiatedShutdownBehavior", err_text(e)))?
+            .instance_initiated_shutdown_behavior()
+            .and_then(|v| v.value())
+            .unwrap_or("stop")
+            .to_string();
+        let assoc = self
+            .ec2
+            .describe_iam_instance_profile_associations()
+            .filters(
+                Filter::builder()
+                    .name("instance-id")
+                    .values(instance_id)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| read("ec2:DescribeIamInstanceProfileAssociations", err_text(e)))?;
+        let profile_association = assoc
+            .iam_instance_profile_associations()
+            .iter()
+            .filter(|a| a.state().map(|s| s.as_str()) != Some("disassociated"))
+            .find_map(|a| {
+                Some((
+                    a.association_id()?.to_string(),
+                    a.iam_instance_profile()?.arn()?.to_string(),
+                ))
+            });
+        let mut role_names = Vec::new();
+        if let Some((_, arn)) = &profile_association {
+            let name = arn.rsplit('/').next().unwrap_or(arn);
+            let p = self
+                .iam
+                .get_instance_profile()
+                .instance_profile_name(name)
+                .send()
+                .await
+                .map_err(|e| read("iam:GetInstanceProfile", err_text(e)))?;
+            if let Some(ip) = p.instance_profile() {
+                role_names = ip
+                    .roles()
+                    .iter()
+                    .map(|r| r.role_name().to_string())
+                    .collect();
+            }
+        }
+        let asg = self
+            .autoscaling
+            .describe_auto_scaling_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+            .map_err(|e| read("autoscaling:DescribeAutoScalingInstances", err_text(e)))?;
+        let auto_scaling_group = asg
+            .auto_scaling_instances()
+            .iter()
+            .find_map(|i| i.auto_scaling_group_name().map(str::to_string));
+        Ok(Observed {
+            vpc_id,
+            tags,
+            eni_groups,
+            eni_tags,
+            instance: InstancePreState {
+                termination_protection: termination,
+                stop_protection: stop,
+                shutdown_behavior: shutdown,
+                instance_profile_arn: profile_association.as_ref().map(|(_, a)| a.clone()),
+            },
+            profile_association,
+            role_names,
+            auto_scaling_group,
+        })
+    }
+
+    /// The pre-isolation state: from the tags an earlier run left (so a repeat keeps the
+    /// original), else what is observed now.
+    fn pre_state(&self, instance_id: &str, obs: &Observed) -> Result<Ec2PreState, IsolateError> {
+        let instance = match obs.tags.get(TAG_PRE_STATE) {
+            Some(json) => serde_json::from_str(json).map_err(|e| IsolateError::Read {
+                what: format!("tag {TAG_PRE_STATE}"),
+                message: e.to_string(),
+            })?,
+            None => obs.instance.clone(),
+        };
+        let eni_groups = obs
+            .eni_groups
+            .iter()
+            .map(|(eni, now)| {
+                let recorded = obs
+                    .eni_tags
+                    .get(eni)
+                    .and_then(|t| t.get(TAG_PRE_GROUPS))
+                    .map(|v| {
+                        v.split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    });
+                (eni.clone(), recorded.unwrap_or_else(|| now.clone()))
+            })
+            .collect();
+        Ok(Ec2PreState {
+            instance_id: instance_id.to_string(),
+            vpc_id: obs.vpc_id.clone(),
+            instance,
+            eni_groups,
+            role_names: obs.role_names.clone(),
+            auto_scaling_group: obs.auto_scaling_group.clone(),
+        })
+    }
+
+    async fn ensure_group(
+        &self,
+        runner: &mut Runner,
+        step: &str,
+        vpc_id: &str,
+        name: &str,
+        description: &str,
+        untracked: bool,
+    ) -> Result<Option<String>, StepFailed> {
+        let existing = self
+            .ec2
+            .describe_security_groups()
+            .filters(Filter::builder().name("vpc-id").values(vpc_id).build())
+            .filters(Filter::builder().name("group-name").values(name).build())
+            .send()
+            .await
+            .map_err(|e| StepFailed {
+                step: step.into(),
+                message: err_text(e),
+            })?
+            .security_groups()
+            .iter()
+            .find_map(|g| g.group_id().map(str::to_string));
+        let mut created = None;
+        let forensic = self.config.forensic_ingress_cidr;
+        let ec2 = &self.ec2;
+        let plan = format!("security group {name} in {vpc_id}");
+        runner
+            .step(step, "ec2:CreateSecurityGroup", vpc_id, plan, || async {
+                if let Some(id) = &existing {
+                    return Ok(StepResult::AlreadyDone(format!("{name} is {id}")));
+                }
+                let id = ec2
+                    .create_security_group()
+                    .group_name(name)
+                    .description(description)
+                    .vpc_id(vpc_id)
+                    .tag_specifications(
+                        TagSpecification::builder()
+                            .resource_type(ResourceType::SecurityGroup)
+                            .tags(
+                                Tag::builder()
+                                    .key("ir:purpose")
+                                    .value(if untracked { "untrack" } else { "isolation" })
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(err_text)?
+                    .group_id()
+                    .ok_or("CreateSecurityGroup returned no id")?
+                    .to_string();
+                let all = IpPermission::builder()
+                    .ip_protocol("-1")
+                    .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                    .build();
+                if untracked {
+                    ec2.authorize_security_group_ingress()
+                        .group_id(&id)
+                        .ip_permissions(all)
+                        .send()
+                        .await
+                        .map_err(err_text)?;
+                } else {
+                    ec2.revoke_security_group_egress()
+                        .group_id(&id)
+                        .ip_permissions(all)
+                        .send()
+                        .await
+                        .map_err(err_text)?;
+                    if let Some(cidr) = forensic {
+                        ec2.authorize_security_group_ingress()
+                            .group_id(&id)
+                            .ip_permissions(
+                                IpPermission::builder()
+                                    .ip_protocol("tcp")
+                                    .from_port(22)
+                                    .to_port(22)
+                                    .ip_ranges(
+                                        IpRange::builder()
+                                            .cidr_ip(cidr.to_string())
+                                            .description("forensic access")
+                                            .build(),
+                                    )
+                                    .build(),
+                            )
+                            .send()
+                            .await
+                            .map_err(err_text)?;
+                    }
+                }
+                created = Some(id.clone());
+                Ok(StepResult::Changed(format!("created {name} ({id})")))
+            })
+            .await?;
+        Ok(existing.or(created))
+    }
+
+    async fn set_groups(&self, eni: &str, groups: &[String]) -> Result<(), String> {
+        self.ec2
+            .modify_network_interface_attribute()
+            .network_interface_id(eni)
+            .set_groups(Some(groups.to_vec()))
+            .send()
+            .await
+            .map_err(err_text)?;
+        Ok(())
+    }
+
+    async fn set_bool_attr(
+        &self,
+        instance_id: &str,
+        attr: InstanceAttributeName,
+        value: bool,
+    ) -> Result<(), String> {
+        let v = AttributeBooleanValue::builder().value(value).build();
+        let req = self
+            .ec2
+            .modify_instance_attribute()
+            .instance_id(instance_id);
+        let req = match attr {
+            InstanceAttributeName::DisableApiStop => req.disable_api_stop(v),
+            _ => req.disable_api_termination(v),
+        };
+        req.send().await.map_err(err_text)?;
+        Ok(())
+    }
+
+    async fn set_shutdown(&self, instance_id: &str, value: &str) -> Result<(), String> {
+        self.ec2
+            .modify_instance_attribute()
+            .instance_id(instance_id)
+            .instance_initiated_shutdown_behavior(AttributeValue::builder().value(value).build())
+            .send()
+            .await
+            .map_err(err_text)?;
+        Ok(())
+    }
+
+    async fn tag(&self, resource: &str, tags: &[(&str, &str)]) -> Result<(), String> {
+        self.ec2
+            .create_tags()
+            .resources(resource)
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .map_err(err_text)?;
+        Ok(())
+    }
+
+    async fn contain(
+        &self,
+        runner: &mut Runner,
+        incident_id: &str,
+        instance_id: &str,
+        obs: &Observed,
+        pre: &Ec2PreState,
+    ) -> Result<(), StepFailed> {
+        // 1. Pre-state onto the resources, before anything changes.
+        let pre_json = serde_json::to_string(&pre.instance).unwrap_or_default();
+        let already = obs.tags.contains_key(TAG_PRE_STATE);
+        runner
+            .step(
+                "record-pre-state",
+                "ec2:CreateTags",
+                instance_id,
+                format!("{TAG_PRE_STATE}={pre_json}"),
+                || async {
+                    if already {
+                        return Ok(StepResult::AlreadyDone("pre-state already recorded".into()));
+                    }
+                    self.tag(instance_id, &[(TAG_PRE_STATE, &pre_json)]).await?;
+                    for (eni, groups) in &pre.eni_groups {
+                        self.tag(eni, &[(TAG_PRE_GROUPS, &groups.join(","))])
+                            .await?;
+                    }
+                    Ok(StepResult::Changed(format!(
+                        "recorded on {instance_id} and {} ENI(s)",
+                        pre.eni_groups.len()
+                    )))
+                },
+            )
+            .await?;
+
+        // 2–4. Isolation groups and the two-step swap on every ENI.
+        let vpc = &pre.vpc_id;
+        let isolation = self
+            .ensure_group(
+                runner,
+                "ensure-isolation-group",
+                vpc,
+                &format!("ir-isolation-{vpc}"),
+                "Incident response isolation: no traffic",
+                false,
+            )
+            .await?;
+        let untrack = self
+            .ensure_group(
+                runner,
+                "ensure-untracked-group",
+                vpc,
+                &format!("ir-untrack-{vpc}"),
+                "Incident response: untrack connections before isolation",
+                true,
+            )
+            .await?;
+        let isolation = isolation.unwrap_or_else(|| "<isolation group>".into());
+        let untrack = untrack.unwrap_or_else(|| "<untracked group>".into());
+        for (eni, groups) in &obs.eni_groups {
+            let isolated = groups.len() == 1 && groups[0] == isolation;
+            runner
+                .step(
+                    &format!("untrack-{eni}"),
+                    "ec2:ModifyNetworkInterfaceAttribute",
+                    eni,
+                    format!("groups → [{untrack}]"),
+                    || async {
+                        if isolated {
+                            return Ok(StepResult::AlreadyDone("already isolated".into()));
+                        }
+                        self.set_groups(eni, std::slice::from_ref(&untrack)).await?;
+                        Ok(StepResult::Changed(format!(
+                            "{} → [{untrack}]",
+                            groups.join(",")
+                        )))
+                    },
+                )
+                .await?;
+            runner
+                .step(
+                    &format!("isolate-{eni}"),
+                    "ec2:ModifyNetworkInterfaceAttribute",
+                    eni,
+                    format!("groups → [{isolation}]"),
+                    || async {
+                        if isolated {
+                            return Ok(StepResult::AlreadyDone(format!(
+                                "groups are [{isolation}]"
+                            )));
+                        }
+                        self.set_groups(eni, std::slice::from_ref(&isolation))
+                            .await?;
+                        Ok(StepResult::Changed(format!("groups → [{isolation}]")))
+                    },
+                )
+                .await?;
+        }
+
+        // 5. Keep the instance (and its memory and disks) alive.
+        let cur = &obs.instance;
+        runner
+            .step(
+                "enable-termination-protection",
+                "ec2:ModifyInstanceAttribute",
+                instance_id,
+                "DisableApiTermination=true".into(),
+                || async {
+                    if cur.termination_protection {
+                        return Ok(StepResult::AlreadyDone("already on".into()));
+                    }
+                    self.set_bool_attr(
+                        instance_id,
+                        InstanceAttributeName::DisableApiTermination,
+                        true,
+                    )
+                    .await?;
+                    Ok(StepResult::Changed("DisableApiTermination=true".into()))
+                },
+            )
+            .await?;
+        runner
+            .step(
+                "enable-stop-protection",
+                "ec2:ModifyInstanceAttribute",
+                instance_id,
+                "DisableApiStop=true".into(),
+                || async {
+                    if cur.stop_protection {
+                        return Ok(StepResult::AlreadyDone("already on".into()));
+                    }
+                    self.set_bool_attr(instance_id, InstanceAttributeName::DisableApiStop, true)
+                        .await?;
+                    Ok(StepResult::Changed("DisableApiStop=true".into()))
+                },
+            )
+            .await?;
+        runner
+            .step(
+                "shutdown-behaviour-stop",
+                "ec2:ModifyInstanceAttribute",
+                instance_id,
+                "InstanceInitiatedShutdownBehavior=stop".into(),
+                || async {
+                    if cur.shutdown_behavior == "stop" {
+                        return Ok(StepResult::AlreadyDone("already stop".into()));
+                    }
+                    self.set_shutdown(instance_id, "stop").await?;
+                    Ok(StepResult::Changed(format!(
+                        "{} → stop",
+                        cur.shutdown_behavior
+                    )))
+                },
+            )
+            .await?;
+
+        // 6. Auto Scaling must not replace-and-terminate it.
+        match &obs.auto_scaling_group {
+            Some(asg) => {
+                let a = &self.autoscaling;
+                runner
+                    .step(
+                        "asg-protect-from-scale-in",
+                        "autoscaling:SetInstanceProtection",
+                        asg,
+                        format!("protect {instance_id}"),
+                        || async {
+                            a.set_instance_protection()
+                                .auto_scaling_group_name(asg)
+                                .instance_ids(instance_id)
+                                .protected_from_scale_in(true)
+                                .send()
+                                .await
+                                .map_err(err_text)?;
+                            Ok(StepResult::Changed(format!(
+                                "{instance_id} protected from scale-in"
+                            )))
+                        },
+                    )
+                    .await?;
+                runner
+                    .step(
+                        "asg-detach",
+                        "autoscaling:DetachInstances",
+                        asg,
+                        format!("detach {instance_id}, keep desired capacity"),
+                        || async {
+                            a.detach_instances()
+                                .auto_scaling_group_name(asg)
+                                .instance_ids(instance_id)
+                                .should_decrement_desired_capacity(false)
+                                .send()
+                                .await
+                                .map_err(err_text)?;
+                            Ok(StepResult::Changed(format!(
+                                "detached from {asg}; a replacement keeps capacity"
+                            )))
+                        },
+                    )
+                    .await?;
+            }
+            None => runner.skip(
+                "asg-detach",
+                instance_id,
+                "not in an Auto Scaling group".into(),
+            ),
+        }
+
+        // 7. Stolen role credentials die; the instance gets no new ones.
+        let cutoff = Utc::now();
+        for role in &obs.role_names {
+            let policy = revoke_older_sessions_policy(cutoff);
+            let name = revoke_policy_name(incident_id);
+            runner
+                .step(
+                    &format!("revoke-role-sessions-{role}"),
+                    "iam:PutRolePolicy",
+                    role,
+                    format!("{name}: deny sessions issued before {cutoff}"),
+                    || async {
+                        self.iam
+                            .put_role_policy()
+                            .role_name(role)
+                            .policy_name(&name)
+                            .policy_document(&policy)
+                            .send()
+                            .await
+                            .map_err(err_text)?;
+                        Ok(StepResult::Changed(format!("{name} on {role}")))
+                    },
+                )
+                .await?;
+        }
+        match &obs.profile_association {
+            Some((assoc, arn)) => {
+                runner
+                    .step(
+                        "disassociate-instance-profile",
+                        "ec2:DisassociateIamInstanceProfile",
+                        instance_id,
+                        format!("remove {arn}"),
+                        || async {
+                            self.ec2
+                                .disassociate_iam_instance_profile()
+                                .association_id(assoc)
+                                .send()
+                                .await
+                                .map_err(err_text)?;
+                            Ok(StepResult::Changed(format!("removed {arn}")))
+                        },
+                    )
+                    .await?
+            }
+            None => runner.skip(
+                "disassociate-instance-profile",
+                instance_id,
+                "no instance profile associated".into(),
+            ),
+        }
+
+        // 8. Mark it.
+        let done = obs.tags.get(TAG_STATUS).map(String::as_str) == Some("isolated")
+            && obs.tags.get(TAG_INCIDENT).map(String::as_str) == Some(incident_id);
+        runner
+            .step(
+                "tag-isolated",
+                "ec2:CreateTags",
+                instance_id,
+                format!("{TAG_STATUS}=isolated, {TAG_INCIDENT}={incident_id}"),
+                || async {
+                    if done {
+                        return Ok(StepResult::AlreadyDone("already tagged".into()));
+                    }
+                    self.tag(
+                        instance_id,
+                        &[(TAG_STATUS, "isolated"), (TAG_INCIDENT, incident_id)],
+                    )
+                    .await?;
+                    Ok(StepResult::Changed("tagged".into()))
+                },
+            )
+            .await
+    }
+
+    async fn release(
+        &self,
+        runner: &mut Runner,
+        incident_id: &str,
+        instance_id: &str,
+        obs: &Observed,
+        pre: &Ec2PreState,
+    ) -> Result<(), StepFailed> {
+        for (eni, groups) in &pre.eni_groups {
+            let now = obs.eni_groups.get(eni).cloned().unwrap_or_default();
+            runner
+                .step(
+                    &format!("restore-groups-{eni}"),
+                    "ec2:ModifyNetworkInterfaceAttribute",
+                    eni,
+                    format!("groups → [{}]", groups.join(",")),
+                    || async {
+                        if &now == groups {
+                            return Ok(StepResult::AlreadyDone("groups already restored".into()));
+                        }
+                        self.set_groups(eni, groups).await?;
+                        Ok(StepResult::Changed(format!(
+                            "[{}] → [{}]",
+                            now.join(","),
+                            groups.join(",")
+                        )))
+                    },
+                )
+                .await?;
+        }
+        let want = &pre.instance;
+        let cur = &obs.instance;
+        runner
+            .step(
+                "restore-termination-protection",
+                "ec2:ModifyInstanceAttribute",
+                instance_id,
+                format!("DisableApiTermination={}", want.termination_protection),
+                || async {
+                    if cur.termination_protection == want.termination_protection {
+                        return Ok(StepResult::AlreadyDone("unchanged".into()));
+                    }
+                    self.set_bool_attr(
+                        instance_id,
+                        InstanceAttributeName::DisableApiTermination,
+                        want.termination_protection,
+                    )
+                    .await?;
+                    Ok(StepResult::Changed(format!(
+                        "DisableApiTermination={}",
+                        want.termination_protection
+                    )))
+                },
+            )
+            .await?;
+        runner
+            .step(
+                "restore-stop-protection",
+                "ec2:ModifyInstanceAttribute",
+                instance_id,
+                format!("DisableApiStop={}", want.stop_protection),
+                || async {
+                    if cur.stop_protection == want.stop_protection {
+                        return Ok(StepResult::AlreadyDone("unchanged".into()));
+                    }
+                    self.set_bool_attr(
+                        instance_id,
+                        InstanceAttributeName::DisableApiStop,
+                        want.stop_protection,
+                    )
+                    .await?;
+                    Ok(StepResult::Changed(format!(
+                        "DisableApiStop={}",
+                        want.stop_protection
+                    )))
+                },
+            )
+            .await?;
+        runner
+            .step(
+                "restore-shutdown-behaviour",
+                "ec2:ModifyInstanceAttribute",
+                instance_id,
+                format!(
+                    "InstanceInitiatedShutdownBehavior={}",
+                    want.shutdown_behavior
+                ),
+                || async {
+                    if cur.shutdown_behavior == want.shutdown_behavior {
+                        return Ok(StepResult::AlreadyDone("unchanged".into()));
+                    }
+                    self.set_shutdown(instance_id, &want.shutdown_behavior)
+                        .await?;
+                    Ok(StepResult::Changed(format!("→ {}", want.shutdown_behavior)))
+                },
+            )
+            .await?;
+        match (&want.instance_profile_arn, &obs.profile_association) {
+            (Some(arn), None) => {
+                runner
+                    .step(
+                        "reassociate-instance-profile",
+                        "ec2:AssociateIamInstanceProfile",
+                        instance_id,
+                        format!("associate {arn}"),
+                        || async {
+                            self.ec2
+                                .associate_iam_instance_profile()
+                                .instance_id(instance_id)
+                                .iam_instance_profile(
+                                    aws_sdk_ec2::types::IamInstanceProfileSpecification::builder()
+                                        .arn(arn)
+                                        .build(),
+                                )
+                                .send()
+                                .await
+                                .map_err(err_text)?;
+                            Ok(StepResult::Changed(format!("associated {arn}")))
+                        },
+                    )
+                    .await?;
+                let name = arn.rsplit('/').next().unwrap_or(arn);
+                let roles = self
+                    .iam
+                    .get_instance_profile()
+                    .instance_profile_name(name)
+                    .send()
+                    .await
+                    .map(|p| {
+                        p.instance_profile()
+                            .map(|ip| {
+                                ip.roles()
+                                    .iter()
+                                    .map(|r| r.role_name().to_string())
+                                    .collect::<Vec<_>>()
+                            })
+                            .unwrap_or_default()
+                    })
+                    .map_err(|e| StepFailed {
+                        step: "reassociate-instance-profile".into(),
+                        message: err_text(e),
+                    })?;
+                for role in roles {
+                    let policy = revoke_policy_name(incident_id);
+                    runner
+                        .step(
+                            &format!("remove-revoke-policy-{role}"),
+                            "iam:DeleteRolePolicy",
+                            &role,
+                            format!("delete {policy}"),
+                            || async {
+                                match self
+                                    .iam
+                                    .delete_role_policy()
+                                    .role_name(&role)
+                                    .policy_name(&policy)
+                                    .send()
+                                    .await
+                                {
+                                    Ok(_) => Ok(StepResult::Changed(format!("deleted {policy}"))),
+                                    Err(e) if err_text(&e).contains("NoSuchEntity") => {
+                                        Ok(StepResult::AlreadyDone("no revoke policy".into()))
+                                    }
+                                    Err(e) => Err(err_text(e)),
+                                }
+                            },
+                        )
+                        .await?;
+                }
+            }
+            (Some(_), Some(_)) => runner.skip(
+                "reassociate-instance-profile",
+                instance_id,
+                "a profile is already associated".into(),
+            ),
+            (None, _) => runner.skip(
+                "reassociate-instance-profile",
+                instance_id,
+                "no profile before isolation".into(),
+            ),
+        }
+        if let Some(asg) = &pre.auto_scaling_group {
+            runner.skip(
+                "asg-reattach",
+                asg,
+                format!("not re-attached automatically (would change capacity): aws autoscaling attach-instances --auto-scaling-group-name {asg} --instance-ids {instance_id}"),
+            );
+        }
+        runner
+            .step(
+                "tag-released",
+                "ec2:CreateTags",
+                instance_id,
+                format!("{TAG_STATUS}=released; delete {TAG_PRE_STATE}"),
+                || async {
+                    self.tag(
+                        instance_id,
+                        &[(TAG_STATUS, "released"), (TAG_INCIDENT, incident_id)],
+                    )
+                    .await?;
+                    let mut resources = vec![instance_id.to_string()];
+                    resources.extend(pre.eni_groups.keys().cloned());
+                    self.ec2
+                        .delete_tags()
+                        .set_resources(Some(resources))
+                        .tags(Tag::builder().key(TAG_PRE_STATE).build())
+                        .tags(Tag::builder().key(TAG_PRE_GROUPS).build())
+                        .send()
+                        .await
+                        .map_err(err_text)?;
+                    Ok(StepResult::Changed("released".into()))
+                },
+            )
+            .await
+    }
+}
+
+fn to_json<T: Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }

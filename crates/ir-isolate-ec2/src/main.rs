@@ -1,11 +1,31 @@
+//! Lambda entry point: wires configuration and clients, then hands every request to
+//! [`ir_isolate_ec2::Isolator::handle`].
+
+use ir_core::actions::ContainmentRequest;
+use ir_isolate_ec2::{IsolateConfig, Isolator};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     ir_core::telemetry::init();
+    let config = IsolateConfig::from_env()?;
+    let policy = ir_core::LoadedPolicy::from_env()?;
+    let sdk = ir_core::aws::load_sdk_config().await;
+    let isolator = Isolator {
+        ec2: aws_sdk_ec2::Client::new(&sdk),
+        autoscaling: aws_sdk_autoscaling::Client::new(&sdk),
+        iam: aws_sdk_iam::Client::new(&sdk),
+        kill_switch: ir_core::killswitch::KillSwitch::new(
+            aws_sdk_ssm::Client::new(&sdk),
+            config.kill_switch_parameter.clone(),
+        ),
+        protected_tags: policy.policy.protected_tags,
+        config,
+    };
+    let isolator = &isolator;
     run(service_fn(
-        |event: LambdaEvent<serde_json::Value>| async move {
-            ir_isolate_ec2::handle(event.payload).await
+        move |event: LambdaEvent<ContainmentRequest>| async move {
+            isolator.handle(event.payload).await
         },
     ))
     .await

@@ -1,0 +1,320 @@
+//! What every containment playbook shares: its input, its record, the safety gate checked before
+//! the first mutating call, and a step runner that records each step and honours dry-run.
+//!
+//! Gate order (first that applies wins):
+//! 1. the decision is not `respond` → skipped;
+//! 2. contain only: tier `manual` → skipped; tier `approval` without an analyst's approval → skipped;
+//! 3. contain only: a protected tag (from triage, or found live on the resource now) → skipped;
+//! 4. dry-run (from triage, the kill switch read *now*, or the function's `IR_DRY_RUN`) → the
+//!    exact plan is returned, every step `dry_run`, nothing changed.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{AuditTrail, Outcome, StepRecord};
+use crate::decision::TriageDecision;
+use crate::killswitch::KillSwitchState;
+use crate::policy::{Disposition, Tier};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Apply containment.
+    #[default]
+    Contain,
+    /// Restore the pre-change state a previous `contain` recorded (false positive).
+    Release,
+}
+
+/// An analyst's approval from the review gate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub approver: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Input of every containment function.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainmentRequest {
+    #[serde(default)]
+    pub mode: Mode,
+    /// The triage decision (the state machine passes triage's output).
+    pub decision: TriageDecision,
+    #[serde(default)]
+    pub approval: Option<Approval>,
+    /// For `release`: the record the `contain` run returned.
+    #[serde(default)]
+    pub previous: Option<ContainmentRecord>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordStatus {
+    /// Every step succeeded or was already in place.
+    Completed,
+    /// Dry-run: `steps` is the exact plan; nothing was changed.
+    Planned,
+    /// The gate stopped the playbook before any change.
+    Skipped,
+    /// A step failed; the steps before it completed (see `steps`, `failed_step`).
+    Partial,
+}
+
+/// What a containment function did, with the state needed to undo it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainmentRecord {
+    pub incident_id: String,
+    pub function: String,
+    pub mode: Mode,
+    pub status: RecordStatus,
+    pub dry_run: bool,
+    /// Why the playbook was skipped or only planned.
+    pub reason: Option<String>,
+    pub steps: Vec<StepRecord>,
+    /// Playbook-specific state before the change (what `release` restores).
+    pub pre_state: serde_json::Value,
+    pub failed_step: Option<String>,
+    pub error: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+}
+
+impl ContainmentRecord {
+    /// Steps that changed something or found it already done.
+    pub fn completed_steps(&self) -> Vec<&str> {
+        self.steps
+            .iter()
+            .filter(|s| matches!(s.outcome, Outcome::Succeeded | Outcome::AlreadyDone))
+            .map(|s| s.step.as_str())
+            .collect()
+    }
+}
+
+/// The gate's verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gate {
+    Proceed,
+    DryRun(String),
+    Skip(String),
+}
+
+/// Applies the gate. `live_protection` is a protected tag found on the resource just now.
+pub fn gate(
+    request: &ContainmentRequest,
+    live_protection: Option<&str>,
+    kill_switch: &KillSwitchState,
+    forced_dry_run: bool,
+) -> Gate {
+    let d = &request.decision;
+    if d.disposition != Disposition::Respond {
+        return Gate::Skip(format!("triage disposition is {}", d.disposition));
+    }
+    if request.mode == Mode::Contain {
+        match d.tier {
+            Tier::Manual => return Gate::Skip("tier is manual: no automatic containment".into()),
+            Tier::Approval if request.approval.is_none() => {
+                return Gate::Skip("tier is approval and no analyst has approved".into())
+            }
+            _ => {}
+        }
+        if d.protected {
+            return Gate::Skip("resource is protected (triage)".into());
+        }
+        if let Some(tag) = live_protection {
+            return Gate::Skip(format!("resource is protected ({tag} found on it now)"));
+        }
+    }
+    if let KillSwitchState::Engaged { reason } = kill_switch {
+        return Gate::DryRun(reason.clone());
+    }
+    if d.dry_run {
+        return Gate::DryRun("triage decided dry-run".into());
+    }
+    if forced_dry_run {
+        return Gate::DryRun("IR_DRY_RUN is set for this function".into());
+    }
+    Gate::Proceed
+}
+
+/// What a step found or did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepResult {
+    Changed(String),
+    AlreadyDone(String),
+}
+
+/// A step failed: the playbook stops here.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("step `{step}` failed: {message}")]
+pub struct StepFailed {
+    pub step: String,
+    pub message: String,
+}
+
+/// Runs a playbook's steps in order, recording each; in dry-run it records the plan instead.
+#[derive(Debug)]
+pub struct Runner {
+    pub dry_run: bool,
+    pub trail: AuditTrail,
+}
+
+impl Runner {
+    pub fn new(function: &str, incident_id: &str, dry_run: bool) -> Runner {
+        Runner {
+            dry_run,
+            trail: AuditTrail::new(function, incident_id),
+        }
+    }
+
+    /// Runs one mutating step (or, in dry-run, records that it would run).
+    pub async fn step<F, Fut>(
+        &mut self,
+        name: &str,
+        api_call: &str,
+        target: &str,
+        plan: String,
+        act: F,
+    ) -> Result<(), StepFailed>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<StepResult, String>>,
+    {
+        if self.dry_run {
+            self.trail.record(
+                name,
+                Some(api_call),
+                Some(target),
+                Outcome::DryRun,
+                Some(plan),
+            );
+            return Ok(());
+        }
+        match act().await {
+            Ok(StepResult::Changed(detail)) => {
+                self.trail.record(
+                    name,
+                    Some(api_call),
+                    Some(target),
+                    Outcome::Succeeded,
+                    Some(detail),
+                );
+                Ok(())
+            }
+            Ok(StepResult::AlreadyDone(detail)) => {
+                self.trail.record(
+                    name,
+                    Some(api_call),
+                    Some(target),
+                    Outcome::AlreadyDone,
+                    Some(detail),
+                );
+                Ok(())
+            }
+            Err(message) => {
+                self.trail.record(
+                    name,
+                    Some(api_call),
+                    Some(target),
+                    Outcome::Failed,
+                    Some(message.clone()),
+                );
+                Err(StepFailed {
+                    step: name.to_string(),
+                    message,
+                })
+            }
+        }
+    }
+
+    /// Records a step deliberately not taken.
+    pub fn skip(&mut self, name: &str, target: &str, why: String) {
+        self.trail
+            .record(name, None, Some(target), Outcome::Skipped, Some(why));
+    }
+
+    /// Closes the run into a record.
+    pub fn finish(
+        self,
+        mode: Mode,
+        started_at: DateTime<Utc>,
+        pre_state: serde_json::Value,
+        result: Result<(), StepFailed>,
+        reason: Option<String>,
+    ) -> ContainmentRecord {
+        let (status, failed_step, error) = match (&result, self.dry_run) {
+            (Err(f), _) => (
+                RecordStatus::Partial,
+                Some(f.step.clone()),
+                Some(f.message.clone()),
+            ),
+            (Ok(()), true) => (RecordStatus::Planned, None, None),
+            (Ok(()), false) => (RecordStatus::Completed, None, None),
+        };
+        ContainmentRecord {
+            incident_id: self.trail.incident_id.clone(),
+            function: self.trail.function.clone(),
+            mode,
+            status,
+            dry_run: self.dry_run,
+            reason,
+            steps: self.trail.steps,
+            pre_state,
+            failed_step,
+            error,
+            started_at,
+            finished_at: Utc::now(),
+        }
+    }
+
+    /// A record for a playbook the gate stopped before any change.
+    pub fn skipped(
+        function: &str,
+        request: &ContainmentRequest,
+        reason: String,
+        started_at: DateTime<Utc>,
+    ) -> ContainmentRecord {
+        let mut trail = AuditTrail::new(function, &request.decision.incident_id);
+        trail.record("gate", None, None, Outcome::Skipped, Some(reason.clone()));
+        ContainmentRecord {
+            incident_id: request.decision.incident_id.clone(),
+            function: function.to_string(),
+            mode: request.mode,
+            status: RecordStatus::Skipped,
+            dry_run: false,
+            reason: Some(reason),
+            steps: trail.steps,
+            pre_state: serde_json::Value::Null,
+            failed_step: None,
+            error: None,
+            started_at,
+            finished_at: Utc::now(),
+        }
+    }
+}
+
+/// Tags every playbook writes on what it contains.
+pub const TAG_STATUS: &str = "ir:status";
+pub const TAG_INCIDENT: &str = "ir:incident-id";
+
+/// An IAM policy that denies everything to sessions issued before `cutoff`: stolen temporary
+/// credentials die, new legitimate sessions (issued after) keep working.
+pub fn revoke_older_sessions_policy(cutoff: DateTime<Utc>) -> String {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "IncidentResponseRevokeOlderSessions",
+            "Effect": "Deny",
+            "Action": "*",
+            "Resource": "*",
+            "Condition": {"DateLessThan": {"aws:TokenIssueTime": cutoff.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)}}
+        }]
+    })
+    .to_string()
+}
+
+/// Inline policy name for the session-revoke policy of an incident.
+pub fn revoke_policy_name(incident_id: &str) -> String {
+    format!("ir-revoke-sessions-{incident_id}")
+}

@@ -1,0 +1,508 @@
+//! ir-isolate-ec2 against moto: the real triage decision for a real instance, then describe
+//! calls prove isolation, idempotency, release, dry-run and live protection.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ec2::types::{Filter, InstanceAttributeName, InstanceType, Tag};
+use ir_core::actions::{Approval, ContainmentRequest, Mode, RecordStatus};
+use ir_core::audit::Outcome;
+use ir_core::killswitch::KillSwitch;
+use ir_core::{LoadedPolicy, TriageDecision};
+use ir_isolate_ec2::{IsolateConfig, Isolator};
+use ir_tests::fixtures::{create_incidents_table, event_json, set_kill_switch};
+use ir_tests::MotoServer;
+use ir_triage::{Triage, TriageConfig};
+
+const KILL: &str = "/incident-response/kill-switch";
+
+struct World {
+    _moto: MotoServer,
+    ec2: aws_sdk_ec2::Client,
+    iam: aws_sdk_iam::Client,
+    ssm: aws_sdk_ssm::Client,
+    isolator: Isolator,
+    triage: Triage,
+    instance_id: String,
+    enis: Vec<String>,
+    original_groups: BTreeMap<String, Vec<String>>,
+}
+
+async fn world() -> World {
+    let moto = MotoServer::start().expect("moto");
+    let sdk = moto.sdk_config().await;
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    let iam = aws_sdk_iam::Client::new(&sdk);
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    set_kill_switch(&ssm, KILL, "off").await.unwrap();
+    create_incidents_table(&ddb, "incidents").await.unwrap();
+
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.20.0.0/16")
+        .send()
+        .await
+        .unwrap();
+    let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+    let subnet = ec2
+        .create_subnet()
+        .vpc_id(&vpc_id)
+        .cidr_block("10.20.1.0/24")
+        .send()
+        .await
+        .unwrap();
+    let subnet_id = subnet.subnet().unwrap().subnet_id().unwrap().to_string();
+    let sg = |name: &'static str| {
+        let ec2 = ec2.clone();
+        let vpc_id = vpc_id.clone();
+        async move {
+            ec2.create_security_group()
+                .group_name(name)
+                .description(name)
+                .vpc_id(vpc_id)
+                .send()
+                .await
+                .unwrap()
+                .group_id()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let app = sg("batch-workers").await;
+    let metrics = sg("internal-metrics").await;
+
+    iam.create_role()
+        .role_name("batch-role")
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    let profile = iam
+        .create_instance_profile()
+        .instance_profile_name("batch-profile")
+        .send()
+        .await
+        .unwrap();
+    let profile_arn = profile.instance_profile().unwrap().arn().to_string();
+    iam.add_role_to_instance_profile()
+        .instance_profile_name("batch-profile")
+        .role_name("batch-role")
+        .send()
+        .await
+        .unwrap();
+
+    let image = ec2.describe_images().send().await.unwrap().images()[0]
+        .image_id()
+        .unwrap()
+        .to_string();
+    let run = ec2
+        .run_instances()
+        .image_id(image)
+        .instance_type(InstanceType::C52xlarge)
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(&subnet_id)
+        .security_group_ids(&app)
+        .iam_instance_profile(
+            aws_sdk_ec2::types::IamInstanceProfileSpecification::builder()
+                .arn(&profile_arn)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let instance_id = run.instances()[0].instance_id().unwrap().to_string();
+    let eni2 = ec2
+        .create_network_interface()
+        .subnet_id(&subnet_id)
+        .groups(&app)
+        .groups(&metrics)
+        .send()
+        .await
+        .unwrap()
+        .network_interface()
+        .unwrap()
+        .network_interface_id()
+        .unwrap()
+        .to_string();
+    ec2.attach_network_interface()
+        .network_interface_id(&eni2)
+        .instance_id(&instance_id)
+        .device_index(1)
+        .send()
+        .await
+        .unwrap();
+    let enis = eni_groups(&ec2, &instance_id).await;
+    assert_eq!(enis.len(), 2, "instance has two ENIs: {enis:?}");
+
+    let policy = LoadedPolicy::default_policy().unwrap();
+    let isolator = Isolator {
+        ec2: ec2.clone(),
+        autoscaling: aws_sdk_autoscaling::Client::new(&sdk),
+        iam: iam.clone(),
+        kill_switch: KillSwitch::new(ssm.clone(), KILL),
+        config: IsolateConfig {
+            kill_switch_parameter: KILL.into(),
+            dry_run: false,
+            forensic_ingress_cidr: None,
+        },
+        protected_tags: policy.policy.protected_tags.clone(),
+    };
+    let triage = Triage::new(
+        &TriageConfig {
+            incidents_table: "incidents".into(),
+            kill_switch_parameter: KILL.into(),
+            dry_run: false,
+        },
+        policy,
+        ssm.clone(),
+        ddb,
+    );
+    World {
+        _moto: moto,
+        ec2,
+        iam,
+        ssm,
+        isolator,
+        triage,
+        instance_id,
+        enis: enis.keys().cloned().collect(),
+        original_groups: enis,
+    }
+}
+
+/// ENI id → sorted group ids, read from the ENIs.
+async fn eni_groups(ec2: &aws_sdk_ec2::Client, instance_id: &str) -> BTreeMap<String, Vec<String>> {
+    let out = ec2
+        .describe_network_interfaces()
+        .filters(
+            Filter::builder()
+                .name("attachment.instance-id")
+                .values(instance_id)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    out.network_interfaces()
+        .iter()
+        .map(|n| {
+            let mut g: Vec<String> = n
+                .groups()
+                .iter()
+                .map(|g| g.group_id().unwrap().to_string())
+                .collect();
+            g.sort();
+            (n.network_interface_id().unwrap().to_string(), g)
+        })
+        .collect()
+}
+
+impl World {
+    /// The real triage decision for the bitcoin-mining sample, pointed at this instance.
+    async fn decision(&self, event: &str) -> TriageDecision {
+        let mut e = event_json(event);
+        e["detail"]["resource"]["instanceDetails"]["instanceId"] = self.instance_id.clone().into();
+        self.triage.handle(e).await.expect("triage").primary
+    }
+
+    fn request(&self, decision: TriageDecision, mode: Mode) -> ContainmentRequest {
+        ContainmentRequest {
+            mode,
+            decision,
+            approval: None,
+            previous: None,
+        }
+    }
+
+    async fn bool_attr(&self, a: InstanceAttributeName) -> bool {
+        let o = self
+            .ec2
+            .describe_instance_attribute()
+            .instance_id(&self.instance_id)
+            .attribute(a.clone())
+            .send()
+            .await
+            .unwrap();
+        match a {
+            InstanceAttributeName::DisableApiTermination => o
+                .disable_api_termination()
+                .and_then(|v| v.value())
+                .unwrap_or(false),
+            _ => o
+                .disable_api_stop()
+                .and_then(|v| v.value())
+                .unwrap_or(false),
+        }
+    }
+
+    async fn shutdown(&self) -> String {
+        let o = self
+            .ec2
+            .describe_instance_attribute()
+            .instance_id(&self.instance_id)
+            .attribute(InstanceAttributeName::InstanceInitiatedShutdownBehavior)
+            .send()
+            .await
+            .unwrap();
+        o.instance_initiated_shutdown_behavior()
+            .and_then(|v| v.value())
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    async fn profile_associated(&self) -> bool {
+        let o = self
+            .ec2
+            .describe_iam_instance_profile_associations()
+            .filters(
+                Filter::builder()
+                    .name("instance-id")
+                    .values(&self.instance_id)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        o.iam_instance_profile_associations()
+            .iter()
+            .any(|a| a.state().map(|s| s.as_str()) != Some("disassociated"))
+    }
+
+    async fn tags(&self) -> BTreeMap<String, String> {
+        let o = self
+            .ec2
+            .describe_instances()
+            .instance_ids(&self.instance_id)
+            .send()
+            .await
+            .unwrap();
+        o.reservations()[0].instances()[0]
+            .tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap().to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    async fn role_policies(&self) -> Vec<String> {
+        self.iam
+            .list_role_policies()
+            .role_name("batch-role")
+            .send()
+            .await
+            .unwrap()
+            .policy_names()
+            .to_vec()
+    }
+}
+
+#[tokio::test]
+async fn isolation_covers_every_eni_is_idempotent_and_release_restores() {
+    let w = world().await;
+    let decision = w.decision("guardduty-ec2-bitcointool-dns.json").await;
+    assert_eq!(decision.tier.to_string(), "auto");
+
+    let rec = w
+        .isolator
+        .handle(w.request(decision.clone(), Mode::Contain))
+        .await
+        .expect("contain");
+    assert_eq!(rec.status, RecordStatus::Completed, "{:#?}", rec.steps);
+
+    // Every ENI now has exactly the isolation group, which allows nothing.
+    let after = eni_groups(&w.ec2, &w.instance_id).await;
+    let isolation = after.values().next().unwrap().clone();
+    assert_eq!(isolation.len(), 1);
+    for (eni, groups) in &after {
+        assert_eq!(groups, &isolation, "{eni} not isolated");
+    }
+    let sg = w
+        .ec2
+        .describe_security_groups()
+        .group_ids(&isolation[0])
+        .send()
+        .await
+        .unwrap();
+    let sg = &sg.security_groups()[0];
+    assert!(sg.group_name().unwrap().starts_with("ir-isolation-"));
+    assert!(
+        sg.ip_permissions().is_empty(),
+        "isolation group has ingress: {:?}",
+        sg.ip_permissions()
+    );
+    assert!(
+        sg.ip_permissions_egress().is_empty(),
+        "isolation group has egress: {:?}",
+        sg.ip_permissions_egress()
+    );
+    // The untrack step happened before the isolation step on each ENI.
+    for eni in &w.enis {
+        let pos = |p: &str| {
+            rec.steps
+                .iter()
+                .position(|s| s.step == format!("{p}-{eni}"))
+                .unwrap()
+        };
+        assert!(pos("untrack") < pos("isolate"));
+    }
+
+    assert!(
+        w.bool_attr(InstanceAttributeName::DisableApiTermination)
+            .await
+    );
+    assert_eq!(w.shutdown().await, "stop");
+    assert!(
+        !w.profile_associated().await,
+        "instance profile still associated"
+    );
+    let policies = w.role_policies().await;
+    assert!(
+        policies
+            .iter()
+            .any(|p| p.starts_with("ir-revoke-sessions-")),
+        "{policies:?}"
+    );
+    let tags = w.tags().await;
+    assert_eq!(tags.get("ir:status").map(String::as_str), Some("isolated"));
+    assert_eq!(tags.get("ir:incident-id"), Some(&decision.incident_id));
+    assert!(tags.contains_key("ir:pre-isolation"));
+    // Termination protection holds: the instance cannot be terminated.
+    assert!(w
+        .ec2
+        .terminate_instances()
+        .instance_ids(&w.instance_id)
+        .send()
+        .await
+        .is_err());
+
+    // Same request again: same state, a clean record with nothing changed.
+    let again = w
+        .isolator
+        .handle(w.request(decision.clone(), Mode::Contain))
+        .await
+        .expect("repeat");
+    assert_eq!(again.status, RecordStatus::Completed);
+    assert!(
+        again.steps.iter().all(|s| s.outcome != Outcome::Succeeded),
+        "repeat changed something: {:#?}",
+        again.steps
+    );
+    assert_eq!(eni_groups(&w.ec2, &w.instance_id).await, after);
+    // The repeat still knows the original state.
+    assert_eq!(again.pre_state["eni_groups"], rec.pre_state["eni_groups"]);
+
+    // False positive: release restores what was there.
+    let mut release = w.request(decision, Mode::Release);
+    release.previous = Some(rec);
+    let rel = w.isolator.handle(release).await.expect("release");
+    assert_eq!(rel.status, RecordStatus::Completed, "{:#?}", rel.steps);
+    assert_eq!(eni_groups(&w.ec2, &w.instance_id).await, w.original_groups);
+    assert!(
+        !w.bool_attr(InstanceAttributeName::DisableApiTermination)
+            .await
+    );
+    assert_ne!(w.shutdown().await, "");
+    assert!(w.profile_associated().await, "profile not re-associated");
+    assert!(w
+        .role_policies()
+        .await
+        .iter()
+        .all(|p| !p.starts_with("ir-revoke-sessions-")));
+    let tags = w.tags().await;
+    assert_eq!(tags.get("ir:status").map(String::as_str), Some("released"));
+    assert!(!tags.contains_key("ir:pre-isolation"));
+}
+
+#[tokio::test]
+async fn kill_switch_returns_the_exact_plan_and_changes_nothing() {
+    let w = world().await;
+    let decision = w.decision("guardduty-ec2-bitcointool-dns.json").await;
+    set_kill_switch(&w.ssm, KILL, "on").await.unwrap();
+    let rec = w
+        .isolator
+        .handle(w.request(decision, Mode::Contain))
+        .await
+        .expect("plan");
+    assert_eq!(rec.status, RecordStatus::Planned);
+    assert!(rec.dry_run);
+    assert!(rec.reason.as_deref().unwrap_or("").contains("kill switch"));
+    let planned: Vec<&str> = rec
+        .steps
+        .iter()
+        .filter(|s| s.outcome == Outcome::DryRun)
+        .map(|s| s.step.as_str())
+        .collect();
+    for eni in &w.enis {
+        assert!(
+            planned.contains(&format!("isolate-{eni}").as_str()),
+            "{planned:?}"
+        );
+    }
+    assert!(planned.contains(&"enable-termination-protection"));
+    assert!(planned.contains(&"disassociate-instance-profile"));
+    assert!(rec.steps.iter().all(|s| s.outcome != Outcome::Succeeded));
+    assert_eq!(eni_groups(&w.ec2, &w.instance_id).await, w.original_groups);
+    assert!(
+        !w.bool_attr(InstanceAttributeName::DisableApiTermination)
+            .await
+    );
+    assert!(w.profile_associated().await);
+    assert!(!w.tags().await.contains_key("ir:status"));
+}
+
+#[tokio::test]
+async fn a_protected_tag_found_live_stops_containment() {
+    let w = world().await;
+    let decision = w.decision("guardduty-ec2-bitcointool-dns.json").await;
+    assert!(
+        !decision.protected,
+        "the finding itself carried no protected tag"
+    );
+    w.ec2
+        .create_tags()
+        .resources(&w.instance_id)
+        .tags(Tag::builder().key("ir:protected").value("true").build())
+        .send()
+        .await
+        .unwrap();
+    let rec = w
+        .isolator
+        .handle(w.request(decision, Mode::Contain))
+        .await
+        .expect("skip");
+    assert_eq!(rec.status, RecordStatus::Skipped);
+    assert!(rec.reason.as_deref().unwrap().contains("ir:protected=true"));
+    assert_eq!(eni_groups(&w.ec2, &w.instance_id).await, w.original_groups);
+    assert!(w.profile_associated().await);
+}
+
+#[tokio::test]
+async fn approval_tier_waits_for_an_analyst() {
+    let w = world().await;
+    // Outbound SSH brute force: the default policy says approval.
+    let decision = w
+        .decision("guardduty-ec2-ssh-bruteforce-outbound.json")
+        .await;
+    assert_eq!(decision.tier.to_string(), "approval");
+    let rec = w
+        .isolator
+        .handle(w.request(decision.clone(), Mode::Contain))
+        .await
+        .expect("skip");
+    assert_eq!(rec.status, RecordStatus::Skipped);
+    assert_eq!(eni_groups(&w.ec2, &w.instance_id).await, w.original_groups);
+
+    let mut approved = w.request(decision, Mode::Contain);
+    approved.approval = Some(Approval {
+        approver: "analyst@example.com".into(),
+        at: chrono::Utc::now(),
+    });
+    let rec = w.isolator.handle(approved).await.expect("contain");
+    assert_eq!(rec.status, RecordStatus::Completed);
+    assert_ne!(eni_groups(&w.ec2, &w.instance_id).await, w.original_groups);
+}
