@@ -506,3 +506,117 @@ async fn approval_tier_waits_for_an_analyst() {
     assert_eq!(rec.status, RecordStatus::Completed);
     assert_ne!(eni_groups(&w.ec2, &w.instance_id).await, w.original_groups);
 }
+
+/// An IAM client whose `GetInstanceProfile` answers like AWS and whose `PutRolePolicy` follows
+/// `put`: real EC2 state in moto, an injected IAM fault in the middle of the playbook.
+fn iam_with(put: &aws_smithy_mocks::Rule, get: &aws_smithy_mocks::Rule) -> aws_sdk_iam::Client {
+    aws_smithy_mocks::mock_client!(
+        aws_sdk_iam,
+        aws_smithy_mocks::RuleMode::MatchAny,
+        [get, put],
+        |c| c.retry_config(ir_core::aws::retry_config())
+    )
+}
+
+fn get_profile_rule() -> aws_smithy_mocks::Rule {
+    use aws_sdk_iam::operation::get_instance_profile::GetInstanceProfileOutput;
+    use aws_sdk_iam::types::{InstanceProfile, Role};
+    aws_smithy_mocks::mock!(aws_sdk_iam::Client::get_instance_profile).then_output(|| {
+        let now = aws_smithy_types::DateTime::from_secs(1_700_000_000);
+        let role = Role::builder()
+            .path("/")
+            .role_name("batch-role")
+            .role_id("AROAEXAMPLE")
+            .arn("arn:aws:iam::123456789012:role/batch-role")
+            .create_date(now)
+            .build()
+            .unwrap();
+        GetInstanceProfileOutput::builder()
+            .instance_profile(
+                InstanceProfile::builder()
+                    .path("/")
+                    .instance_profile_name("batch-profile")
+                    .instance_profile_id("AIPAEXAMPLE")
+                    .arn("arn:aws:iam::123456789012:instance-profile/batch-profile")
+                    .create_date(now)
+                    .roles(role)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    })
+}
+
+const IAM_THROTTLED: &str = "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>1</RequestId></ErrorResponse>";
+const IAM_DENIED: &str = "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not authorized to perform iam:PutRolePolicy</Message></Error><RequestId>2</RequestId></ErrorResponse>";
+
+#[tokio::test]
+async fn a_throttled_step_is_retried_and_the_playbook_completes() {
+    let mut w = world().await;
+    let decision = w.decision("guardduty-ec2-bitcointool-dns.json").await;
+    let get = get_profile_rule();
+    let put = aws_smithy_mocks::mock!(aws_sdk_iam::Client::put_role_policy)
+        .sequence()
+        .http_status(400, Some(IAM_THROTTLED.into()))
+        .times(2)
+        .output(|| aws_sdk_iam::operation::put_role_policy::PutRolePolicyOutput::builder().build())
+        .build();
+    w.isolator.iam = iam_with(&put, &get);
+    let rec = w
+        .isolator
+        .handle(w.request(decision, Mode::Contain))
+        .await
+        .expect("completes");
+    assert_eq!(rec.status, RecordStatus::Completed);
+    assert_eq!(put.num_calls(), 3, "two throttles, then success");
+    assert!(!w.profile_associated().await);
+}
+
+#[tokio::test]
+async fn a_hard_failure_reports_which_steps_completed() {
+    let mut w = world().await;
+    let decision = w.decision("guardduty-ec2-bitcointool-dns.json").await;
+    let get = get_profile_rule();
+    let put = aws_smithy_mocks::mock!(aws_sdk_iam::Client::put_role_policy)
+        .sequence()
+        .http_status(403, Some(IAM_DENIED.into()))
+        .repeatedly()
+        .build();
+    w.isolator.iam = iam_with(&put, &get);
+    let err = w
+        .isolator
+        .handle(w.request(decision, Mode::Contain))
+        .await
+        .expect_err("partial");
+    assert_eq!(err.error_type(), "ContainmentFailed");
+    let ir_isolate_ec2::IsolateError::Partial(rec) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(rec.status, RecordStatus::Partial);
+    assert_eq!(
+        rec.failed_step.as_deref(),
+        Some("revoke-role-sessions-batch-role")
+    );
+    assert!(rec.error.as_deref().unwrap().contains("AccessDenied"));
+    assert_eq!(put.num_calls(), 1, "access denied is not retried");
+    let done = rec.completed_steps();
+    for eni in &w.enis {
+        assert!(
+            done.contains(&format!("isolate-{eni}").as_str()),
+            "{done:?}"
+        );
+    }
+    assert!(done.contains(&"enable-termination-protection"));
+    assert!(
+        !done.contains(&"disassociate-instance-profile"),
+        "must stop at the failed step"
+    );
+    // What the record says happened did happen; what it says did not, did not.
+    assert_ne!(eni_groups(&w.ec2, &w.instance_id).await, w.original_groups);
+    assert!(w.profile_associated().await);
+    // The Lambda error message carries the partial record as JSON for the failure notification.
+    let msg = err.to_string();
+    let json = msg.split_once(": ").map(|(_, j)| j).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(json).expect("record JSON in the error");
+    assert_eq!(parsed["failed_step"], "revoke-role-sessions-batch-role");
+}
