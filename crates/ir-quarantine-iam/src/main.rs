@@ -1,11 +1,29 @@
+//! Lambda entry point: wires configuration and clients, then hands every request to
+//! [`ir_quarantine_iam::Quarantiner::handle`].
+
+use ir_core::actions::ContainmentRequest;
+use ir_quarantine_iam::{QuarantineConfig, Quarantiner};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     ir_core::telemetry::init();
+    let config = QuarantineConfig::from_env()?;
+    let policy = ir_core::LoadedPolicy::from_env()?;
+    let sdk = ir_core::aws::load_sdk_config().await;
+    let quarantiner = Quarantiner {
+        iam: aws_sdk_iam::Client::new(&sdk),
+        kill_switch: ir_core::killswitch::KillSwitch::new(
+            aws_sdk_ssm::Client::new(&sdk),
+            config.kill_switch_parameter.clone(),
+        ),
+        protected_tags: policy.policy.protected_tags,
+        config,
+    };
+    let quarantiner = &quarantiner;
     run(service_fn(
-        |event: LambdaEvent<serde_json::Value>| async move {
-            ir_quarantine_iam::handle(event.payload).await
+        move |event: LambdaEvent<ContainmentRequest>| async move {
+            quarantiner.handle(event.payload).await
         },
     ))
     .await

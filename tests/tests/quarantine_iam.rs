@@ -1,0 +1,415 @@
+//! ir-quarantine-iam against moto: real triage decisions for real principals, then IAM reads
+//! prove the quarantine, idempotency, release, dry-run and the never-touch cases.
+
+use std::collections::BTreeMap;
+
+use ir_core::actions::{Approval, ContainmentRequest, Mode, RecordStatus};
+use ir_core::audit::Outcome;
+use ir_core::killswitch::KillSwitch;
+use ir_core::{LoadedPolicy, Tier, TriageDecision};
+use ir_quarantine_iam::{QuarantineConfig, Quarantiner};
+use ir_tests::fixtures::{create_incidents_table, event_json, set_kill_switch};
+use ir_tests::MotoServer;
+use ir_triage::{Triage, TriageConfig};
+
+const KILL: &str = "/incident-response/kill-switch";
+const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+
+struct World {
+    _moto: MotoServer,
+    iam: aws_sdk_iam::Client,
+    quarantiner: Quarantiner,
+    triage: Triage,
+}
+
+async fn world() -> World {
+    let moto = MotoServer::start().expect("moto");
+    let sdk = moto.sdk_config().await;
+    let iam = aws_sdk_iam::Client::new(&sdk);
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    set_kill_switch(&ssm, KILL, "off").await.unwrap();
+    create_incidents_table(&ddb, "incidents").await.unwrap();
+    let policy = LoadedPolicy::default_policy().unwrap();
+    World {
+        quarantiner: Quarantiner {
+            iam: iam.clone(),
+            kill_switch: KillSwitch::new(ssm.clone(), KILL),
+            config: QuarantineConfig {
+                kill_switch_parameter: KILL.into(),
+                dry_run: false,
+                deactivate_all_keys: true,
+            },
+            protected_tags: policy.policy.protected_tags.clone(),
+        },
+        triage: Triage::new(
+            &TriageConfig {
+                incidents_table: "incidents".into(),
+                kill_switch_parameter: KILL.into(),
+                dry_run: false,
+            },
+            policy,
+            ssm,
+            ddb,
+        ),
+        iam,
+        _moto: moto,
+    }
+}
+
+impl World {
+    /// A user with two active keys and a console password; returns the key ids.
+    async fn user(&self, name: &str) -> Vec<String> {
+        self.iam.create_user().user_name(name).send().await.unwrap();
+        let mut keys = Vec::new();
+        for _ in 0..2 {
+            let k = self
+                .iam
+                .create_access_key()
+                .user_name(name)
+                .send()
+                .await
+                .unwrap();
+            keys.push(k.access_key().unwrap().access_key_id().to_string());
+        }
+        self.iam
+            .create_login_profile()
+            .user_name(name)
+            .password("Initial-Passw0rd!")
+            .send()
+            .await
+            .unwrap();
+        keys
+    }
+
+    async fn decide(
+        &self,
+        event: &str,
+        edit: impl FnOnce(&mut serde_json::Value),
+    ) -> TriageDecision {
+        let mut e = event_json(event);
+        edit(&mut e);
+        self.triage.handle(e).await.expect("triage").primary
+    }
+
+    async fn keys(&self, user: &str) -> BTreeMap<String, String> {
+        let o = self
+            .iam
+            .list_access_keys()
+            .user_name(user)
+            .send()
+            .await
+            .unwrap();
+        o.access_key_metadata()
+            .iter()
+            .map(|k| {
+                (
+                    k.access_key_id().unwrap().to_string(),
+                    k.status().unwrap().as_str().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    async fn user_tags(&self, user: &str) -> BTreeMap<String, String> {
+        let o = self
+            .iam
+            .list_user_tags()
+            .user_name(user)
+            .send()
+            .await
+            .unwrap();
+        o.tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect()
+    }
+
+    async fn has_password(&self, user: &str) -> bool {
+        self.iam
+            .get_login_profile()
+            .user_name(user)
+            .send()
+            .await
+            .is_ok()
+    }
+}
+
+fn approved(decision: TriageDecision, mode: Mode) -> ContainmentRequest {
+    ContainmentRequest {
+        mode,
+        decision,
+        approval: Some(Approval {
+            approver: "analyst@example.com".into(),
+            at: chrono::Utc::now(),
+        }),
+        previous: None,
+    }
+}
+
+#[tokio::test]
+async fn user_quarantine_denies_deactivates_disables_console_and_release_restores() {
+    let w = world().await;
+    let keys = w.user("deploy-bot").await;
+    let leaked = keys[1].clone();
+    let decision = w
+        .decide("guardduty-iam-anomalous-behavior.json", |e| {
+            e["detail"]["resource"]["accessKeyDetails"]["accessKeyId"] = leaked.clone().into();
+        })
+        .await;
+    assert_eq!(decision.tier, Tier::Approval);
+
+    // Without approval nothing happens.
+    let mut unapproved = approved(decision.clone(), Mode::Contain);
+    unapproved.approval = None;
+    let rec = w.quarantiner.handle(unapproved).await.unwrap();
+    assert_eq!(rec.status, RecordStatus::Skipped);
+    assert!(w.keys("deploy-bot").await.values().all(|s| s == "Active"));
+
+    let rec = w
+        .quarantiner
+        .handle(approved(decision.clone(), Mode::Contain))
+        .await
+        .expect("contain");
+    assert_eq!(rec.status, RecordStatus::Completed, "{:#?}", rec.steps);
+
+    // Inline deny-all with a TokenIssueTime cut-off.
+    let name = format!("ir-quarantine-{}", decision.incident_id);
+    let pol = w
+        .iam
+        .get_user_policy()
+        .user_name("deploy-bot")
+        .policy_name(&name)
+        .send()
+        .await
+        .expect("policy present");
+    let doc = pol.policy_document();
+    let doc: serde_json::Value =
+        serde_json::from_str(&urlencoding_decode(doc)).expect("policy JSON");
+    let stmts = doc["Statement"].as_array().unwrap();
+    assert!(stmts
+        .iter()
+        .any(|s| s["Effect"] == "Deny" && s["Action"] == "*" && s.get("Condition").is_none()));
+    assert!(stmts
+        .iter()
+        .any(|s| s["Condition"]["DateLessThan"]["aws:TokenIssueTime"].is_string()));
+    // Every key inactive, the finding's key first; nothing deleted.
+    let now = w.keys("deploy-bot").await;
+    assert_eq!(now.len(), 2);
+    assert!(now.values().all(|s| s == "Inactive"), "{now:?}");
+    let key_steps: Vec<&str> = rec
+        .steps
+        .iter()
+        .filter(|s| s.step.starts_with("deactivate-key-"))
+        .map(|s| s.step.as_str())
+        .collect();
+    assert_eq!(key_steps[0], format!("deactivate-key-{leaked}"));
+    assert!(
+        !w.has_password("deploy-bot").await,
+        "console password still set"
+    );
+    assert!(
+        w.iam
+            .get_user()
+            .user_name("deploy-bot")
+            .send()
+            .await
+            .is_ok(),
+        "user must not be deleted"
+    );
+    let tags = w.user_tags("deploy-bot").await;
+    assert_eq!(
+        tags.get("ir:status").map(String::as_str),
+        Some("quarantined")
+    );
+    assert!(tags.contains_key("ir:pre-quarantine"));
+
+    // Idempotent: nothing changes the second time, and the original state is still known.
+    let again = w
+        .quarantiner
+        .handle(approved(decision.clone(), Mode::Contain))
+        .await
+        .expect("repeat");
+    assert_eq!(again.status, RecordStatus::Completed);
+    assert!(
+        again.steps.iter().all(|s| s.outcome != Outcome::Succeeded),
+        "{:#?}",
+        again.steps
+    );
+    assert_eq!(again.pre_state, rec.pre_state);
+    assert!(again.pre_state["k"]
+        .as_object()
+        .unwrap()
+        .values()
+        .all(|v| v == "Active"));
+
+    // Release.
+    let rel = w
+        .quarantiner
+        .handle(approved(decision, Mode::Release))
+        .await
+        .expect("release");
+    assert_eq!(rel.status, RecordStatus::Completed, "{:#?}", rel.steps);
+    assert!(w
+        .iam
+        .get_user_policy()
+        .user_name("deploy-bot")
+        .policy_name(&name)
+        .send()
+        .await
+        .is_err());
+    assert!(w.keys("deploy-bot").await.values().all(|s| s == "Active"));
+    let tags = w.user_tags("deploy-bot").await;
+    assert_eq!(tags.get("ir:status").map(String::as_str), Some("released"));
+    assert!(!tags.contains_key("ir:pre-quarantine"));
+    assert!(rel
+        .steps
+        .iter()
+        .any(|s| s.step == "restore-console" && s.outcome == Outcome::Skipped));
+}
+
+#[tokio::test]
+async fn role_sessions_are_revoked_and_released() {
+    let w = world().await;
+    w.iam
+        .create_role()
+        .role_name("etl-runner-role")
+        .assume_role_policy_document(TRUST)
+        .send()
+        .await
+        .unwrap();
+    let decision = w
+        .decide(
+            "guardduty-iam-instance-credential-exfiltration.json",
+            |_| {},
+        )
+        .await;
+    assert_eq!(decision.tier, Tier::Auto);
+    let req = ContainmentRequest {
+        mode: Mode::Contain,
+        decision: decision.clone(),
+        approval: None,
+        previous: None,
+    };
+    let rec = w.quarantiner.handle(req).await.expect("contain");
+    assert_eq!(rec.status, RecordStatus::Completed, "{:#?}", rec.steps);
+    let name = format!("ir-quarantine-{}", decision.incident_id);
+    let pol = w
+        .iam
+        .get_role_policy()
+        .role_name("etl-runner-role")
+        .policy_name(&name)
+        .send()
+        .await
+        .expect("policy");
+    assert!(urlencoding_decode(pol.policy_document()).contains("aws:TokenIssueTime"));
+    let tags = w
+        .iam
+        .list_role_tags()
+        .role_name("etl-runner-role")
+        .send()
+        .await
+        .unwrap();
+    assert!(tags
+        .tags()
+        .iter()
+        .any(|t| t.key() == "ir:status" && t.value() == "quarantined"));
+
+    let req = ContainmentRequest {
+        mode: Mode::Release,
+        decision,
+        approval: None,
+        previous: Some(rec),
+    };
+    let rel = w.quarantiner.handle(req).await.expect("release");
+    assert_eq!(rel.status, RecordStatus::Completed);
+    assert!(w
+        .iam
+        .list_role_policies()
+        .role_name("etl-runner-role")
+        .send()
+        .await
+        .unwrap()
+        .policy_names()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn root_and_service_linked_roles_are_never_touched() {
+    let w = world().await;
+    let mut root = w
+        .decide("guardduty-iam-root-credential-usage.json", |_| {})
+        .await;
+    root.tier = Tier::Auto; // even if a decision said so
+    let rec = w
+        .quarantiner
+        .handle(approved(root, Mode::Contain))
+        .await
+        .unwrap();
+    assert_eq!(rec.status, RecordStatus::Skipped);
+    assert!(rec.reason.unwrap().contains("root"));
+
+    w.iam
+        .create_role()
+        .role_name("AWSServiceRoleForExample")
+        .path("/aws-service-role/example.amazonaws.com/")
+        .assume_role_policy_document(TRUST)
+        .send()
+        .await
+        .unwrap();
+    let mut slr = w
+        .decide("guardduty-iam-instance-credential-exfiltration.json", |e| {
+            e["detail"]["resource"]["accessKeyDetails"]["userName"] =
+                "AWSServiceRoleForExample".into();
+        })
+        .await;
+    slr.tier = Tier::Auto;
+    let rec = w
+        .quarantiner
+        .handle(approved(slr, Mode::Contain))
+        .await
+        .unwrap();
+    assert_eq!(rec.status, RecordStatus::Skipped);
+    assert!(rec.reason.unwrap().contains("service-linked"));
+    assert!(w
+        .iam
+        .list_role_policies()
+        .role_name("AWSServiceRoleForExample")
+        .send()
+        .await
+        .unwrap()
+        .policy_names()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn dry_run_plans_every_key_and_changes_nothing() {
+    let mut w = world().await;
+    w.quarantiner.config.dry_run = true;
+    let keys = w.user("deploy-bot").await;
+    let decision = w
+        .decide("guardduty-iam-anomalous-behavior.json", |_| {})
+        .await;
+    let rec = w
+        .quarantiner
+        .handle(approved(decision, Mode::Contain))
+        .await
+        .expect("plan");
+    assert_eq!(rec.status, RecordStatus::Planned);
+    for k in &keys {
+        assert!(rec
+            .steps
+            .iter()
+            .any(|s| s.step == format!("deactivate-key-{k}") && s.outcome == Outcome::DryRun));
+    }
+    assert!(w.keys("deploy-bot").await.values().all(|s| s == "Active"));
+    assert!(w.has_password("deploy-bot").await);
+    assert!(w.user_tags("deploy-bot").await.is_empty());
+}
+
+/// IAM returns policy documents URL-encoded.
+fn urlencoding_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
