@@ -589,7 +589,7 @@ async fn a_hard_failure_reports_which_steps_completed() {
         .await
         .expect_err("partial");
     assert_eq!(err.error_type(), "ContainmentFailed");
-    let ir_isolate_ec2::IsolateError::Partial(rec) = &err else {
+    let ir_core::actions::ContainmentError::Partial(rec) = &err else {
         panic!("{err}")
     };
     assert_eq!(rec.status, RecordStatus::Partial);

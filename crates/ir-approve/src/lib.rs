@@ -3,24 +3,9 @@
 //! Until then every invocation fails with `errorType` `NotImplemented`, so the state machine's
 //! Catch path reports it: this function never pretends to have acted.
 
-use lambda_runtime::Diagnostic;
+use ir_core::NotImplemented;
 
 pub const FUNCTION_NAME: &str = "ir-approve";
-
-#[derive(Debug, thiserror::Error)]
-#[error("{function} is not implemented yet (issue 4); nothing was changed")]
-pub struct NotImplemented {
-    pub function: &'static str,
-}
-
-impl From<NotImplemented> for Diagnostic {
-    fn from(e: NotImplemented) -> Diagnostic {
-        Diagnostic {
-            error_type: "NotImplemented".into(),
-            error_message: e.to_string(),
-        }
-    }
-}
 
 /// Refuses every event without touching AWS.
 pub async fn handle(_event: serde_json::Value) -> Result<serde_json::Value, NotImplemented> {

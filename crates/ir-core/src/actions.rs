@@ -17,6 +17,42 @@ use crate::audit::{AuditTrail, Outcome, StepRecord};
 use crate::decision::TriageDecision;
 use crate::killswitch::KillSwitchState;
 use crate::policy::{Disposition, Tier};
+use lambda_runtime::Diagnostic;
+
+/// Why a containment function could not run to completion. Its `errorType` names are stable
+/// (the state machine's `Catch` matches them).
+#[derive(Debug, thiserror::Error)]
+pub enum ContainmentError {
+    #[error("request is not for a resource this function handles: {0}")]
+    WrongResource(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("could not read {what}: {message}")]
+    Read { what: String, message: String },
+    /// The message is the partial record as JSON (steps completed, the failed step, the error).
+    #[error("containment incomplete: {}", serde_json::to_string(.0).unwrap_or_default())]
+    Partial(Box<ContainmentRecord>),
+}
+
+impl ContainmentError {
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            ContainmentError::WrongResource(_) => "WrongResource",
+            ContainmentError::NotFound(_) => "ResourceNotFound",
+            ContainmentError::Read { .. } => "ReadFailed",
+            ContainmentError::Partial(_) => "ContainmentFailed",
+        }
+    }
+}
+
+impl From<ContainmentError> for Diagnostic {
+    fn from(e: ContainmentError) -> Diagnostic {
+        Diagnostic {
+            error_type: e.error_type().to_string(),
+            error_message: e.to_string(),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -82,6 +118,15 @@ pub struct ContainmentRecord {
 }
 
 impl ContainmentRecord {
+    /// A record with a failed step becomes the `ContainmentFailed` error.
+    pub fn into_result(self) -> Result<ContainmentRecord, ContainmentError> {
+        if self.failed_step.is_some() {
+            Err(ContainmentError::Partial(Box::new(self)))
+        } else {
+            Ok(self)
+        }
+    }
+
     /// Steps that changed something or found it already done.
     pub fn completed_steps(&self) -> Vec<&str> {
         self.steps
@@ -160,7 +205,44 @@ pub struct Runner {
     pub trail: AuditTrail,
 }
 
+/// How a playbook run begins after the gate.
+#[derive(Debug)]
+pub enum Start {
+    /// The gate stopped it: return this record.
+    Skipped(ContainmentRecord),
+    /// Run the steps; `reason` is why it only plans (dry-run), if it does.
+    Run {
+        runner: Runner,
+        reason: Option<String>,
+    },
+}
+
 impl Runner {
+    /// Applies the [`gate`] and returns either the skipped record or a runner (planning only
+    /// when the gate says dry-run).
+    pub fn start(
+        function: &str,
+        request: &ContainmentRequest,
+        live_protection: Option<&str>,
+        kill_switch: &KillSwitchState,
+        forced_dry_run: bool,
+        started_at: DateTime<Utc>,
+    ) -> Start {
+        match gate(request, live_protection, kill_switch, forced_dry_run) {
+            Gate::Skip(reason) => {
+                Start::Skipped(Runner::skipped(function, request, reason, started_at))
+            }
+            Gate::DryRun(reason) => Start::Run {
+                runner: Runner::new(function, &request.decision.incident_id, true),
+                reason: Some(reason),
+            },
+            Gate::Proceed => Start::Run {
+                runner: Runner::new(function, &request.decision.incident_id, false),
+                reason: None,
+            },
+        }
+    }
+
     pub fn new(function: &str, incident_id: &str, dry_run: bool) -> Runner {
         Runner {
             dry_run,

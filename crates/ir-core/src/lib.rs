@@ -22,6 +22,6 @@ pub mod policy;
 pub mod telemetry;
 
 pub use decision::{TriageDecision, TriageOutput};
-pub use error::{ConfigError, FindingError, PolicyError};
+pub use error::{ConfigError, FindingError, NotImplemented, PolicyError};
 pub use incident::Incident;
 pub use policy::{Disposition, LoadedPolicy, Policy, Route, Tier};

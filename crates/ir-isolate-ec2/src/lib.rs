@@ -29,15 +29,14 @@ use aws_sdk_ec2::types::{
 };
 use chrono::Utc;
 use ir_core::actions::{
-    gate, revoke_older_sessions_policy, revoke_policy_name, ContainmentRecord, ContainmentRequest,
-    Gate, Mode, Runner, StepFailed, StepResult, TAG_INCIDENT, TAG_STATUS,
+    revoke_older_sessions_policy, revoke_policy_name, ContainmentError, ContainmentRecord,
+    ContainmentRequest, Mode, Runner, Start, StepFailed, StepResult, TAG_INCIDENT, TAG_STATUS,
 };
 use ir_core::config::{env_bool_strict, env_or};
 use ir_core::incident::Resource;
 use ir_core::killswitch::{KillSwitch, DEFAULT_KILL_SWITCH_PARAMETER};
 use ir_core::policy::TagMatch;
 use ir_core::ConfigError;
-use lambda_runtime::Diagnostic;
 use serde::{Deserialize, Serialize};
 
 pub const FUNCTION_NAME: &str = "ir-isolate-ec2";
@@ -45,41 +44,6 @@ pub const FUNCTION_NAME: &str = "ir-isolate-ec2";
 pub const TAG_PRE_STATE: &str = "ir:pre-isolation";
 /// ENI tag holding the pre-isolation security groups (comma-separated).
 pub const TAG_PRE_GROUPS: &str = "ir:pre-isolation-groups";
-
-#[derive(Debug, thiserror::Error)]
-pub enum IsolateError {
-    #[error("request is not for an EC2 instance: {0}")]
-    WrongResource(String),
-    #[error("instance {0} not found")]
-    NotFound(String),
-    #[error("release of {0} has no recorded pre-isolation state")]
-    NoPreState(String),
-    #[error("could not read {what}: {message}")]
-    Read { what: String, message: String },
-    #[error("containment incomplete: {}", serde_json::to_string(.0).unwrap_or_default())]
-    Partial(Box<ContainmentRecord>),
-}
-
-impl IsolateError {
-    pub fn error_type(&self) -> &'static str {
-        match self {
-            IsolateError::WrongResource(_) => "WrongResource",
-            IsolateError::NotFound(_) => "ResourceNotFound",
-            IsolateError::NoPreState(_) => "NoPreState",
-            IsolateError::Read { .. } => "ReadFailed",
-            IsolateError::Partial(_) => "ContainmentFailed",
-        }
-    }
-}
-
-impl From<IsolateError> for Diagnostic {
-    fn from(e: IsolateError) -> Diagnostic {
-        Diagnostic {
-            error_type: e.error_type().to_string(),
-            error_message: e.to_string(),
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct IsolateConfig {
@@ -166,12 +130,15 @@ pub struct Isolator {
 
 impl Isolator {
     /// The Lambda handler body.
-    pub async fn handle(&self, req: ContainmentRequest) -> Result<ContainmentRecord, IsolateError> {
+    pub async fn handle(
+        &self,
+        req: ContainmentRequest,
+    ) -> Result<ContainmentRecord, ContainmentError> {
         let started = Utc::now();
         let instance_id = match req.decision.incident.primary_resource() {
             Some(Resource::Ec2Instance { instance_id, .. }) => instance_id.clone(),
             other => {
-                return Err(IsolateError::WrongResource(
+                return Err(ContainmentError::WrongResource(
                     other
                         .map(|r| r.display_id())
                         .unwrap_or_else(|| "none".into()),
@@ -185,12 +152,17 @@ impl Isolator {
             .find(|(k, v)| self.protected_tags.iter().any(|t| t.matches(k, v)))
             .map(|(k, v)| format!("{k}={v}"));
         let kill = self.kill_switch.read().await;
-        let dry_run = match gate(&req, protection.as_deref(), &kill, self.config.dry_run) {
-            Gate::Skip(reason) => return Ok(Runner::skipped(FUNCTION_NAME, &req, reason, started)),
-            Gate::DryRun(reason) => Some(reason),
-            Gate::Proceed => None,
+        let (mut runner, dry_run) = match Runner::start(
+            FUNCTION_NAME,
+            &req,
+            protection.as_deref(),
+            &kill,
+            self.config.dry_run,
+            started,
+        ) {
+            Start::Skipped(record) => return Ok(record),
+            Start::Run { runner, reason } => (runner, reason),
         };
-        let mut runner = Runner::new(FUNCTION_NAME, &req.decision.incident_id, dry_run.is_some());
         let record = match req.mode {
             Mode::Contain => {
                 let pre = self.pre_state(&instance_id, &obs)?;
@@ -225,14 +197,11 @@ impl Isolator {
                 runner.finish(Mode::Release, started, to_json(&pre), result, dry_run)
             }
         };
-        if record.failed_step.is_some() {
-            return Err(IsolateError::Partial(Box::new(record)));
-        }
-        Ok(record)
+        record.into_result()
     }
 
-    async fn observe(&self, instance_id: &str) -> Result<Observed, IsolateError> {
-        let read = |what: &str, e: String| IsolateError::Read {
+    async fn observe(&self, instance_id: &str) -> Result<Observed, ContainmentError> {
+        let read = |what: &str, e: String| ContainmentError::Read {
             what: what.to_string(),
             message: e,
         };
@@ -245,7 +214,7 @@ impl Isolator {
         let out = match out {
             Ok(o) => o,
             Err(e) if err_text(&e).contains("InvalidInstanceID") => {
-                return Err(IsolateError::NotFound(instance_id.to_string()))
+                return Err(ContainmentError::NotFound(instance_id.to_string()))
             }
             Err(e) => return Err(read("ec2:DescribeInstances", err_text(e))),
         };
@@ -254,7 +223,7 @@ impl Isolator {
             .iter()
             .flat_map(|r| r.instances())
             .find(|i| i.instance_id() == Some(instance_id))
-            .ok_or_else(|| IsolateError::NotFound(instance_id.to_string()))?;
+            .ok_or_else(|| ContainmentError::NotFound(instance_id.to_string()))?;
         let vpc_id = inst
             .vpc_id()
             .ok_or_else(|| read("instance VPC", "instance is not in a VPC".into()))?
@@ -411,9 +380,13 @@ impl Isolator {
 
     /// The pre-isolation state: from the tags an earlier run left (so a repeat keeps the
     /// original), else what is observed now.
-    fn pre_state(&self, instance_id: &str, obs: &Observed) -> Result<Ec2PreState, IsolateError> {
+    fn pre_state(
+        &self,
+        instance_id: &str,
+        obs: &Observed,
+    ) -> Result<Ec2PreState, ContainmentError> {
         let instance = match obs.tags.get(TAG_PRE_STATE) {
-            Some(json) => serde_json::from_str(json).map_err(|e| IsolateError::Read {
+            Some(json) => serde_json::from_str(json).map_err(|e| ContainmentError::Read {
                 what: format!("tag {TAG_PRE_STATE}"),
                 message: e.to_string(),
             })?,

@@ -24,52 +24,19 @@ use std::collections::BTreeMap;
 use aws_sdk_iam::types::{StatusType, Tag};
 use chrono::Utc;
 use ir_core::actions::{
-    gate, revoke_older_sessions_policy, ContainmentRecord, ContainmentRequest, Gate, Mode, Runner,
-    StepFailed, StepResult, TAG_INCIDENT, TAG_STATUS,
+    revoke_older_sessions_policy, ContainmentError, ContainmentRecord, ContainmentRequest, Mode,
+    Runner, Start, StepFailed, StepResult, TAG_INCIDENT, TAG_STATUS,
 };
 use ir_core::config::{env_bool_strict, env_or};
 use ir_core::incident::Resource;
 use ir_core::killswitch::{KillSwitch, DEFAULT_KILL_SWITCH_PARAMETER};
 use ir_core::policy::TagMatch;
 use ir_core::ConfigError;
-use lambda_runtime::Diagnostic;
 use serde::{Deserialize, Serialize};
 
 pub const FUNCTION_NAME: &str = "ir-quarantine-iam";
 /// Tag holding the pre-quarantine state (JSON).
 pub const TAG_PRE_STATE: &str = "ir:pre-quarantine";
-
-#[derive(Debug, thiserror::Error)]
-pub enum QuarantineError {
-    #[error("request is not for an IAM principal: {0}")]
-    WrongResource(String),
-    #[error("{0} not found")]
-    NotFound(String),
-    #[error("could not read {what}: {message}")]
-    Read { what: String, message: String },
-    #[error("containment incomplete: {}", serde_json::to_string(.0).unwrap_or_default())]
-    Partial(Box<ContainmentRecord>),
-}
-
-impl QuarantineError {
-    pub fn error_type(&self) -> &'static str {
-        match self {
-            QuarantineError::WrongResource(_) => "WrongResource",
-            QuarantineError::NotFound(_) => "ResourceNotFound",
-            QuarantineError::Read { .. } => "ReadFailed",
-            QuarantineError::Partial(_) => "ContainmentFailed",
-        }
-    }
-}
-
-impl From<QuarantineError> for Diagnostic {
-    fn from(e: QuarantineError) -> Diagnostic {
-        Diagnostic {
-            error_type: e.error_type().to_string(),
-            error_message: e.to_string(),
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuarantineConfig {
@@ -162,7 +129,7 @@ impl Quarantiner {
     pub async fn handle(
         &self,
         req: ContainmentRequest,
-    ) -> Result<ContainmentRecord, QuarantineError> {
+    ) -> Result<ContainmentRecord, ContainmentError> {
         let started = Utc::now();
         let target =
             match req.decision.incident.primary_resource() {
@@ -184,7 +151,7 @@ impl Quarantiner {
                     started,
                 )),
                 other => {
-                    return Err(QuarantineError::WrongResource(
+                    return Err(ContainmentError::WrongResource(
                         other
                             .map(|r| r.display_id())
                             .unwrap_or_else(|| "none".into()),
@@ -209,14 +176,20 @@ impl Quarantiner {
             .find(|(k, v)| self.protected_tags.iter().any(|t| t.matches(k, v)))
             .map(|(k, v)| format!("{k}={v}"));
         let kill = self.kill_switch.read().await;
-        let dry_run = match gate(&req, protection.as_deref(), &kill, self.config.dry_run) {
-            Gate::Skip(reason) => return Ok(Runner::skipped(FUNCTION_NAME, &req, reason, started)),
-            Gate::DryRun(reason) => Some(reason),
-            Gate::Proceed => None,
+        let (mut runner, dry_run) = match Runner::start(
+            FUNCTION_NAME,
+            &req,
+            protection.as_deref(),
+            &kill,
+            self.config.dry_run,
+            started,
+        ) {
+            Start::Skipped(record) => return Ok(record),
+            Start::Run { runner, reason } => (runner, reason),
         };
         // The original state: from the tag an earlier run left, else what is there now.
         let pre = match obs.tags.get(TAG_PRE_STATE) {
-            Some(json) => serde_json::from_str(json).map_err(|e| QuarantineError::Read {
+            Some(json) => serde_json::from_str(json).map_err(|e| ContainmentError::Read {
                 what: format!("tag {TAG_PRE_STATE}"),
                 message: e.to_string(),
             })?,
@@ -225,7 +198,6 @@ impl Quarantiner {
                 console_password_created: obs.console_password_created.clone(),
             },
         };
-        let mut runner = Runner::new(FUNCTION_NAME, &req.decision.incident_id, dry_run.is_some());
         let incident_id = req.decision.incident_id.clone();
         let result = match req.mode {
             Mode::Contain => {
@@ -244,14 +216,11 @@ impl Quarantiner {
             result,
             dry_run,
         );
-        if record.failed_step.is_some() {
-            return Err(QuarantineError::Partial(Box::new(record)));
-        }
-        Ok(record)
+        record.into_result()
     }
 
-    async fn observe(&self, target: &Target) -> Result<Observed, QuarantineError> {
-        let read = |what: &str, e: String| QuarantineError::Read {
+    async fn observe(&self, target: &Target) -> Result<Observed, ContainmentError> {
+        let read = |what: &str, e: String| ContainmentError::Read {
             what: what.to_string(),
             message: e,
         };
@@ -266,7 +235,7 @@ impl Quarantiner {
                 if let Err(e) = self.iam.get_user().user_name(name).send().await {
                     let e = err_text(e);
                     return Err(if not_found(&e) {
-                        QuarantineError::NotFound(target.label())
+                        ContainmentError::NotFound(target.label())
                     } else {
                         read("iam:GetUser", e)
                     });
@@ -321,7 +290,7 @@ impl Quarantiner {
                     Err(e) => {
                         let e = err_text(e);
                         return Err(if not_found(&e) {
-                            QuarantineError::NotFound(target.label())
+                            ContainmentError::NotFound(target.label())
                         } else {
                             read("iam:GetRole", e)
                         });
