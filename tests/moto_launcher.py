@@ -8,6 +8,7 @@ these patches: they only make the emulator report what AWS would.
 import sys
 
 from moto.ec2.models.elastic_network_interfaces import NetworkInterface
+from moto.s3.responses import S3Response
 
 
 def _eni_groups(self):
@@ -18,6 +19,22 @@ def _eni_groups(self):
 
 
 NetworkInterface.group_set = property(_eni_groups)
+
+
+def _bucket_versioning(self):
+    # moto 5.2.1 answers GetBucketVersioning with a <GetBucketVersioningResponse> root, which
+    # SDKs reject; S3's root is <VersioningConfiguration> (empty for a never-versioned bucket).
+    status = self.backend.get_bucket_versioning(self.bucket_name)
+    inner = f"<Status>{status}</Status>" if status else ""
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        f"{inner}</VersioningConfiguration>"
+    )
+    return 200, {"Content-Type": "application/xml"}, body
+
+
+S3Response.get_bucket_versioning = _bucket_versioning
 
 from moto.server import main  # noqa: E402  (after patching)
 

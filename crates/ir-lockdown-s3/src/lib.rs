@@ -1,27 +1,791 @@
-//! ir-lockdown-s3: not implemented yet (tracked by issue 3).
+//! ir-lockdown-s3: lock down an exposed or abused bucket without deleting anything, and undo it.
 //!
-//! Until then every invocation fails with `errorType` `NotImplemented`, so the state machine's
-//! Catch path reports it: this function never pretends to have acted.
+//! Contain, in order (each step recorded; dry-run records the plan):
+//! 1. `record-pre-state`: tag the bucket `ir:pre-lockdown` (JSON: Block Public Access flags,
+//!    versioning status, access-logging target) — the tag set is merged, never replaced;
+//! 2. `block-public-access`: all four bucket-level Block Public Access settings on;
+//! 3. `deny-principal`: a Deny statement (Sid `IRDeny<incident>`) for the offending principal,
+//!    **merged** into the existing bucket policy — every existing statement is kept;
+//! 4. `enable-versioning`: so overwrites and deletes keep the prior versions;
+//! 5. `enable-access-logging`: server access logs to `IR_EVIDENCE_BUCKET` under
+//!    `access-logs/<bucket>/` (skipped, with the reason, when no evidence bucket is configured or
+//!    the bucket already logs somewhere);
+//! 6. `object-lock`: only with `IR_S3_OBJECT_LOCK=true` and tier `auto`, because it can never be
+//!    turned off; otherwise recorded as skipped;
+//! 7. `tag-locked-down`: `ir:status=locked-down`, `ir:incident-id` (merged into the tag set).
+//!
+//! Release restores the Block Public Access flags (or removes the configuration), removes only
+//! its own Deny statement (deleting the policy only if nothing else is left), suspends versioning
+//! if it was never enabled (S3 cannot return a bucket to "never versioned"), restores logging,
+//! tags `ir:status=released` and removes the pre-state tag.
 
-use ir_core::NotImplemented;
+use std::collections::BTreeMap;
+
+use aws_sdk_s3::types::{
+    BucketLoggingStatus, BucketVersioningStatus, LoggingEnabled, ObjectLockConfiguration,
+    ObjectLockEnabled, PublicAccessBlockConfiguration, Tag, Tagging, VersioningConfiguration,
+};
+use chrono::Utc;
+use ir_core::actions::{
+    ContainmentError, ContainmentRecord, ContainmentRequest, Mode, Runner, Start, StepFailed,
+    StepResult, TAG_INCIDENT, TAG_STATUS,
+};
+use ir_core::config::{env_bool_strict, env_or};
+use ir_core::incident::{Incident, PrincipalKind, Resource};
+use ir_core::killswitch::{KillSwitch, DEFAULT_KILL_SWITCH_PARAMETER};
+use ir_core::policy::TagMatch;
+use ir_core::{ConfigError, Tier};
+use serde::{Deserialize, Serialize};
 
 pub const FUNCTION_NAME: &str = "ir-lockdown-s3";
+/// Bucket tag holding the pre-lockdown state (JSON).
+pub const TAG_PRE_STATE: &str = "ir:pre-lockdown";
 
-/// Refuses every event without touching AWS.
-pub async fn handle(_event: serde_json::Value) -> Result<serde_json::Value, NotImplemented> {
-    Err(NotImplemented {
-        function: FUNCTION_NAME,
-    })
+#[derive(Debug, Clone, PartialEq)]
+pub struct LockdownConfig {
+    pub kill_switch_parameter: String,
+    pub dry_run: bool,
+    /// `IR_EVIDENCE_BUCKET`: where server access logs go.
+    pub evidence_bucket: Option<String>,
+    /// `IR_S3_OBJECT_LOCK` (default false): allow the irreversible Object Lock step at tier auto.
+    pub object_lock: bool,
+}
+
+impl LockdownConfig {
+    pub fn from_env() -> Result<LockdownConfig, ConfigError> {
+        Ok(LockdownConfig {
+            kill_switch_parameter: env_or(
+                "IR_KILL_SWITCH_PARAMETER",
+                DEFAULT_KILL_SWITCH_PARAMETER,
+            ),
+            dry_run: env_bool_strict("IR_DRY_RUN")?.unwrap_or(false),
+            evidence_bucket: std::env::var("IR_EVIDENCE_BUCKET")
+                .ok()
+                .filter(|v| !v.trim().is_empty()),
+            object_lock: env_bool_strict("IR_S3_OBJECT_LOCK")?.unwrap_or(false),
+        })
+    }
+}
+
+/// State before lockdown (stored as the `ir:pre-lockdown` tag; the original policy is the
+/// current one minus this playbook's own statement, so it needs no copy).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct S3PreState {
+    /// Block Public Access: BlockPublicAcls, IgnorePublicAcls, BlockPublicPolicy,
+    /// RestrictPublicBuckets; `None` when the bucket had no configuration.
+    #[serde(rename = "b", default)]
+    pub public_access_block: Option<[bool; 4]>,
+    /// `Enabled`, `Suspended`, or `None` (never versioned).
+    #[serde(rename = "v", default)]
+    pub versioning: Option<String>,
+    /// `target-bucket/prefix` of existing access logging.
+    #[serde(rename = "l", default)]
+    pub logging: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Observed {
+    tags: BTreeMap<String, String>,
+    pre: S3PreState,
+    policy: Option<serde_json::Value>,
+    object_lock: bool,
+}
+
+fn err_text<E: std::error::Error>(e: E) -> String {
+    aws_sdk_s3::error::DisplayErrorContext(e).to_string()
+}
+
+/// The statement id this playbook owns in a bucket policy.
+pub fn deny_sid(incident_id: &str) -> String {
+    // Sids are alphanumeric.
+    format!("IRDeny{}", incident_id.replace('-', ""))
+}
+
+/// The ARN of the principal that acted, where the finding names one S3 can deny.
+pub fn offending_principal_arn(incident: &Incident) -> Option<String> {
+    let p = incident.principal.as_ref()?;
+    let name = p.name.as_ref()?;
+    let kind = match p.kind {
+        PrincipalKind::IamUser => "user",
+        PrincipalKind::AssumedRole | PrincipalKind::Role => "role",
+        _ => return None,
+    };
+    Some(format!(
+        "arn:{}:iam::{}:{kind}/{name}",
+        incident.partition, incident.account_id
+    ))
+}
+
+/// `policy` with a Deny for `principal` added under `sid` (unless a statement with that Sid is
+/// already there). Every existing statement is kept as it is.
+pub fn merge_deny(
+    policy: Option<&serde_json::Value>,
+    sid: &str,
+    principal: &str,
+    bucket: &str,
+) -> serde_json::Value {
+    let mut doc = policy
+        .cloned()
+        .unwrap_or_else(|| serde_json::json!({"Version": "2012-10-17", "Statement": []}));
+    let statement = serde_json::json!({
+        "Sid": sid,
+        "Effect": "Deny",
+        "Principal": {"AWS": principal},
+        "Action": "s3:*",
+        "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")]
+    });
+    match doc.get_mut("Statement") {
+        Some(serde_json::Value::Array(stmts)) => {
+            if !stmts.iter().any(|s| s["Sid"] == sid) {
+                stmts.push(statement);
+            }
+        }
+        // A single statement object is legal policy grammar: keep it, add ours beside it.
+        Some(single @ serde_json::Value::Object(_)) => {
+            let existing = single.take();
+            *single = serde_json::Value::Array(vec![existing, statement]);
+        }
+        _ => doc["Statement"] = serde_json::Value::Array(vec![statement]),
+    }
+    doc
+}
+
+/// `policy` without the statement `sid`; `None` when nothing else is left.
+pub fn remove_statement(policy: &serde_json::Value, sid: &str) -> Option<serde_json::Value> {
+    let mut doc = policy.clone();
+    let stmts: Vec<serde_json::Value> = match doc.get("Statement") {
+        Some(serde_json::Value::Array(s)) => {
+            s.iter().filter(|s| s["Sid"] != sid).cloned().collect()
+        }
+        Some(s @ serde_json::Value::Object(_)) if s["Sid"] != sid => vec![s.clone()],
+        _ => vec![],
+    };
+    if stmts.is_empty() {
+        return None;
+    }
+    doc["Statement"] = serde_json::Value::Array(stmts);
+    Some(doc)
+}
+
+fn has_statement(policy: Option<&serde_json::Value>, sid: &str) -> bool {
+    match policy.and_then(|p| p.get("Statement")) {
+        Some(serde_json::Value::Array(s)) => s.iter().any(|s| s["Sid"] == sid),
+        Some(s @ serde_json::Value::Object(_)) => s["Sid"] == sid,
+        _ => false,
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LockdownS3 {
+    pub s3: aws_sdk_s3::Client,
+    pub kill_switch: KillSwitch,
+    pub config: LockdownConfig,
+    pub protected_tags: Vec<TagMatch>,
+}
+
+impl LockdownS3 {
+    /// The Lambda handler body.
+    pub async fn handle(
+        &self,
+        req: ContainmentRequest,
+    ) -> Result<ContainmentRecord, ContainmentError> {
+        let started = Utc::now();
+        let bucket = match req.decision.incident.primary_resource() {
+            Some(Resource::S3Bucket { bucket_name, .. }) => bucket_name.clone(),
+            other => {
+                return Err(ContainmentError::WrongResource(
+                    other
+                        .map(|r| r.display_id())
+                        .unwrap_or_else(|| "none".into()),
+                ))
+            }
+        };
+        let obs = self.observe(&bucket).await?;
+        let protection = obs
+            .tags
+            .iter()
+            .find(|(k, v)| self.protected_tags.iter().any(|t| t.matches(k, v)))
+            .map(|(k, v)| format!("{k}={v}"));
+        let kill = self.kill_switch.read().await;
+        let (mut runner, dry_run) = match Runner::start(
+            FUNCTION_NAME,
+            &req,
+            protection.as_deref(),
+            &kill,
+            self.config.dry_run,
+            started,
+        ) {
+            Start::Skipped(record) => return Ok(record),
+            Start::Run { runner, reason } => (runner, reason),
+        };
+        let pre = match obs.tags.get(TAG_PRE_STATE) {
+            Some(json) => serde_json::from_str(json).map_err(|e| ContainmentError::Read {
+                what: format!("tag {TAG_PRE_STATE}"),
+                message: e.to_string(),
+            })?,
+            None => obs.pre.clone(),
+        };
+        let result = match req.mode {
+            Mode::Contain => self.contain(&mut runner, &req, &bucket, &obs, &pre).await,
+            Mode::Release => {
+                self.release(&mut runner, &req.decision.incident_id, &bucket, &obs, &pre)
+                    .await
+            }
+        };
+        runner
+            .finish(
+                req.mode,
+                started,
+                serde_json::to_value(&pre).unwrap_or_default(),
+                result,
+                dry_run,
+            )
+            .into_result()
+    }
+
+    async fn observe(&self, bucket: &str) -> Result<Observed, ContainmentError> {
+        let read = |what: &str, e: String| ContainmentError::Read {
+            what: what.to_string(),
+            message: e,
+        };
+        if let Err(e) = self.s3.head_bucket().bucket(bucket).send().await {
+            let text = err_text(&e);
+            return Err(
+                if text.contains("NotFound")
+                    || text.contains("NoSuchBucket")
+                    || text.contains("404")
+                {
+                    ContainmentError::NotFound(format!("s3://{bucket}"))
+                } else {
+                    read("s3:HeadBucket", text)
+                },
+            );
+        }
+        let tags = match self.s3.get_bucket_tagging().bucket(bucket).send().await {
+            Ok(o) => o
+                .tag_set()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect(),
+            Err(e) if err_text(&e).contains("NoSuchTagSet") => BTreeMap::new(),
+            Err(e) => return Err(read("s3:GetBucketTagging", err_text(e))),
+        };
+        let public_access_block = match self
+            .s3
+            .get_public_access_block()
+            .bucket(bucket)
+            .send()
+            .await
+        {
+            Ok(o) => o.public_access_block_configuration().map(|c| {
+                [
+                    c.block_public_acls().unwrap_or(false),
+                    c.ignore_public_acls().unwrap_or(false),
+                    c.block_public_policy().unwrap_or(false),
+                    c.restrict_public_buckets().unwrap_or(false),
+                ]
+            }),
+            Err(e) if err_text(&e).contains("NoSuchPublicAccessBlockConfiguration") => None,
+            Err(e) => return Err(read("s3:GetPublicAccessBlock", err_text(e))),
+        };
+        let policy = match self.s3.get_bucket_policy().bucket(bucket).send().await {
+            Ok(o) => match o.policy() {
+                Some(p) => Some(
+                    serde_json::from_str(p)
+                        .map_err(|e| read("bucket policy JSON", e.to_string()))?,
+                ),
+                None => None,
+            },
+            Err(e) if err_text(&e).contains("NoSuchBucketPolicy") => None,
+            Err(e) => return Err(read("s3:GetBucketPolicy", err_text(e))),
+        };
+        let versioning = self
+            .s3
+            .get_bucket_versioning()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|e| read("s3:GetBucketVersioning", err_text(e)))?
+            .status()
+            .map(|s| s.as_str().to_string());
+        let logging = self
+            .s3
+            .get_bucket_logging()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|e| read("s3:GetBucketLogging", err_text(e)))?
+            .logging_enabled()
+            .map(|l| format!("{}/{}", l.target_bucket(), l.target_prefix()));
+        let object_lock = match self
+            .s3
+            .get_object_lock_configuration()
+            .bucket(bucket)
+            .send()
+            .await
+        {
+            Ok(o) => o
+                .object_lock_configuration()
+                .and_then(|c| c.object_lock_enabled())
+                .is_some_and(|e| *e == ObjectLockEnabled::Enabled),
+            Err(_) => false,
+        };
+        Ok(Observed {
+            tags,
+            pre: S3PreState {
+                public_access_block,
+                versioning,
+                logging,
+            },
+            policy,
+            object_lock,
+        })
+    }
+
+    /// Merges `add` into the bucket's tag set (PutBucketTagging replaces the whole set) and drops
+    /// the keys in `remove`.
+    async fn merge_tags(
+        &self,
+        bucket: &str,
+        current: &BTreeMap<String, String>,
+        add: &[(&str, &str)],
+        remove: &[&str],
+    ) -> Result<(), String> {
+        let mut tags = current.clone();
+        for k in remove {
+            tags.remove(*k);
+        }
+        for (k, v) in add {
+            tags.insert(k.to_string(), v.to_string());
+        }
+        let set: Vec<Tag> = tags
+            .iter()
+            .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
+            .collect();
+        let tagging = Tagging::builder()
+            .set_tag_set(Some(set))
+            .build()
+            .map_err(|e| e.to_string())?;
+        self.s3
+            .put_bucket_tagging()
+            .bucket(bucket)
+            .tagging(tagging)
+            .send()
+            .await
+            .map_err(err_text)?;
+        Ok(())
+    }
+
+    async fn put_policy(&self, bucket: &str, doc: &serde_json::Value) -> Result<(), String> {
+        self.s3
+            .put_bucket_policy()
+            .bucket(bucket)
+            .policy(doc.to_string())
+            .send()
+            .await
+            .map_err(err_text)?;
+        Ok(())
+    }
+
+    async fn contain(
+        &self,
+        runner: &mut Runner,
+        req: &ContainmentRequest,
+        bucket: &str,
+        obs: &Observed,
+        pre: &S3PreState,
+    ) -> Result<(), StepFailed> {
+        let incident_id = &req.decision.incident_id;
+        let target = format!("s3://{bucket}");
+        let pre_json = serde_json::to_string(pre).unwrap_or_default();
+        let recorded = obs.tags.contains_key(TAG_PRE_STATE);
+        runner
+            .step(
+                "record-pre-state",
+                "s3:PutBucketTagging",
+                &target,
+                format!("{TAG_PRE_STATE}={pre_json} (merged into the tag set)"),
+                || async {
+                    if recorded {
+                        return Ok(StepResult::AlreadyDone("pre-state already recorded".into()));
+                    }
+                    self.merge_tags(bucket, &obs.tags, &[(TAG_PRE_STATE, &pre_json)], &[])
+                        .await?;
+                    Ok(StepResult::Changed("recorded".into()))
+                },
+            )
+            .await?;
+
+        let bpa_on = obs.pre.public_access_block == Some([true; 4]);
+        runner
+            .step(
+                "block-public-access",
+                "s3:PutPublicAccessBlock",
+                &target,
+                "all four Block Public Access settings on".into(),
+                || async {
+                    if bpa_on {
+                        return Ok(StepResult::AlreadyDone("already fully blocked".into()));
+                    }
+                    let cfg = PublicAccessBlockConfiguration::builder()
+                        .block_public_acls(true)
+                        .ignore_public_acls(true)
+                        .block_public_policy(true)
+                        .restrict_public_buckets(true)
+                        .build();
+                    self.s3
+                        .put_public_access_block()
+                        .bucket(bucket)
+                        .public_access_block_configuration(cfg)
+                        .send()
+                        .await
+                        .map_err(err_text)?;
+                    Ok(StepResult::Changed(format!(
+                        "{:?} → all on",
+                        obs.pre.public_access_block
+                    )))
+                },
+            )
+            .await?;
+
+        let sid = deny_sid(incident_id);
+        match offending_principal_arn(&req.decision.incident) {
+            Some(principal) => {
+                let present = has_statement(obs.policy.as_ref(), &sid);
+                let merged = merge_deny(obs.policy.as_ref(), &sid, &principal, bucket);
+                let kept = obs
+                    .policy
+                    .as_ref()
+                    .and_then(|p| p["Statement"].as_array().map(Vec::len))
+                    .unwrap_or(0);
+                runner
+                    .step("deny-principal", "s3:PutBucketPolicy", &target, format!("add Deny s3:* for {principal} as {sid}, keeping {kept} existing statement(s)"), || async {
+                        if present {
+                            return Ok(StepResult::AlreadyDone(format!("{sid} already in the policy")));
+                        }
+                        self.put_policy(bucket, &merged).await?;
+                        Ok(StepResult::Changed(format!("{sid} denies {principal}; {kept} existing statement(s) kept")))
+                    })
+                    .await?;
+            }
+            None => runner.skip(
+                "deny-principal",
+                &target,
+                "the finding names no IAM principal to deny".into(),
+            ),
+        }
+
+        let versioned = obs.pre.versioning.as_deref() == Some("Enabled");
+        runner
+            .step(
+                "enable-versioning",
+                "s3:PutBucketVersioning",
+                &target,
+                "versioning → Enabled".into(),
+                || async {
+                    if versioned {
+                        return Ok(StepResult::AlreadyDone("already Enabled".into()));
+                    }
+                    self.s3
+                        .put_bucket_versioning()
+                        .bucket(bucket)
+                        .versioning_configuration(
+                            VersioningConfiguration::builder()
+                                .status(BucketVersioningStatus::Enabled)
+                                .build(),
+                        )
+                        .send()
+                        .await
+                        .map_err(err_text)?;
+                    Ok(StepResult::Changed(format!(
+                        "{} → Enabled",
+                        obs.pre.versioning.as_deref().unwrap_or("never versioned")
+                    )))
+                },
+            )
+            .await?;
+
+        match (&self.config.evidence_bucket, &obs.pre.logging) {
+            (Some(evidence), None) => {
+                let prefix = format!("access-logs/{bucket}/");
+                runner
+                    .step(
+                        "enable-access-logging",
+                        "s3:PutBucketLogging",
+                        &target,
+                        format!("server access logs → s3://{evidence}/{prefix}"),
+                        || async {
+                            let logging = LoggingEnabled::builder()
+                                .target_bucket(evidence)
+                                .target_prefix(&prefix)
+                                .build()
+                                .map_err(|e| e.to_string())?;
+                            self.s3
+                                .put_bucket_logging()
+                                .bucket(bucket)
+                                .bucket_logging_status(
+                                    BucketLoggingStatus::builder()
+                                        .logging_enabled(logging)
+                                        .build(),
+                                )
+                                .send()
+                                .await
+                                .map_err(err_text)?;
+                            Ok(StepResult::Changed(format!(
+                                "logging to s3://{evidence}/{prefix}"
+                            )))
+                        },
+                    )
+                    .await?;
+            }
+            (_, Some(existing)) => runner.skip(
+                "enable-access-logging",
+                &target,
+                format!("already logging to s3://{existing}"),
+            ),
+            (None, None) => runner.skip(
+                "enable-access-logging",
+                &target,
+                "no evidence bucket configured (IR_EVIDENCE_BUCKET)".into(),
+            ),
+        }
+
+        if obs.object_lock {
+            runner.skip("object-lock", &target, "Object Lock already enabled".into());
+        } else if !self.config.object_lock {
+            runner.skip(
+                "object-lock",
+                &target,
+                "Object Lock is irreversible: not enabled (IR_S3_OBJECT_LOCK is off)".into(),
+            );
+        } else if req.decision.tier != Tier::Auto {
+            runner.skip(
+                "object-lock",
+                &target,
+                format!(
+                    "Object Lock is irreversible: tier {} does not allow it",
+                    req.decision.tier
+                ),
+            );
+        } else {
+            runner
+                .step(
+                    "object-lock",
+                    "s3:PutObjectLockConfiguration",
+                    &target,
+                    "enable Object Lock (irreversible)".into(),
+                    || async {
+                        self.s3
+                            .put_object_lock_configuration()
+                            .bucket(bucket)
+                            .object_lock_configuration(
+                                ObjectLockConfiguration::builder()
+                                    .object_lock_enabled(ObjectLockEnabled::Enabled)
+                                    .build(),
+                            )
+                            .send()
+                            .await
+                            .map_err(err_text)?;
+                        Ok(StepResult::Changed("Object Lock enabled".into()))
+                    },
+                )
+                .await?;
+        }
+
+        // Re-read the tags: the pre-state step may have just changed them.
+        let tagged = obs.tags.get(TAG_STATUS).map(String::as_str) == Some("locked-down")
+            && obs.tags.get(TAG_INCIDENT).map(String::as_str) == Some(incident_id.as_str());
+        runner
+            .step(
+                "tag-locked-down",
+                "s3:PutBucketTagging",
+                &target,
+                format!("{TAG_STATUS}=locked-down, {TAG_INCIDENT}={incident_id} (merged)"),
+                || async {
+                    if tagged {
+                        return Ok(StepResult::AlreadyDone("already tagged".into()));
+                    }
+                    let mut current = obs.tags.clone();
+                    current.insert(TAG_PRE_STATE.into(), pre_json.clone());
+                    self.merge_tags(
+                        bucket,
+                        &current,
+                        &[(TAG_STATUS, "locked-down"), (TAG_INCIDENT, incident_id)],
+                        &[],
+                    )
+                    .await?;
+                    Ok(StepResult::Changed("tagged".into()))
+                },
+            )
+            .await
+    }
+
+    async fn release(
+        &self,
+        runner: &mut Runner,
+        incident_id: &str,
+        bucket: &str,
+        obs: &Observed,
+        pre: &S3PreState,
+    ) -> Result<(), StepFailed> {
+        let target = format!("s3://{bucket}");
+        runner
+            .step(
+                "restore-public-access-block",
+                "s3:PutPublicAccessBlock",
+                &target,
+                format!("→ {:?}", pre.public_access_block),
+                || async {
+                    if obs.pre.public_access_block == pre.public_access_block {
+                        return Ok(StepResult::AlreadyDone("unchanged".into()));
+                    }
+                    match pre.public_access_block {
+                        Some([a, b, c, d]) => {
+                            let cfg = PublicAccessBlockConfiguration::builder()
+                                .block_public_acls(a)
+                                .ignore_public_acls(b)
+                                .block_public_policy(c)
+                                .restrict_public_buckets(d)
+                                .build();
+                            self.s3
+                                .put_public_access_block()
+                                .bucket(bucket)
+                                .public_access_block_configuration(cfg)
+                                .send()
+                                .await
+                                .map_err(err_text)?;
+                        }
+                        None => {
+                            self.s3
+                                .delete_public_access_block()
+                                .bucket(bucket)
+                                .send()
+                                .await
+                                .map_err(err_text)?;
+                        }
+                    }
+                    Ok(StepResult::Changed(format!(
+                        "→ {:?}",
+                        pre.public_access_block
+                    )))
+                },
+            )
+            .await?;
+        let sid = deny_sid(incident_id);
+        let present = has_statement(obs.policy.as_ref(), &sid);
+        let remaining = obs.policy.as_ref().and_then(|p| remove_statement(p, &sid));
+        runner
+            .step(
+                "remove-deny-statement",
+                "s3:PutBucketPolicy",
+                &target,
+                format!("remove {sid}, keep the rest"),
+                || async {
+                    if !present {
+                        return Ok(StepResult::AlreadyDone(format!("{sid} not in the policy")));
+                    }
+                    match &remaining {
+                        Some(doc) => self.put_policy(bucket, doc).await?,
+                        None => {
+                            self.s3
+                                .delete_bucket_policy()
+                                .bucket(bucket)
+                                .send()
+                                .await
+                                .map_err(err_text)?;
+                        }
+                    }
+                    Ok(StepResult::Changed(format!("{sid} removed")))
+                },
+            )
+            .await?;
+        if pre.versioning.as_deref() != Some("Enabled")
+            && obs.pre.versioning.as_deref() == Some("Enabled")
+        {
+            runner
+                .step("suspend-versioning", "s3:PutBucketVersioning", &target, "versioning → Suspended (a bucket cannot return to never-versioned; existing versions stay)".into(), || async {
+                    self.s3
+                        .put_bucket_versioning()
+                        .bucket(bucket)
+                        .versioning_configuration(VersioningConfiguration::builder().status(BucketVersioningStatus::Suspended).build())
+                        .send()
+                        .await
+                        .map_err(err_text)?;
+                    Ok(StepResult::Changed("Enabled → Suspended".into()))
+                })
+                .await?;
+        }
+        if pre.logging.is_none() && obs.pre.logging.is_some() {
+            runner
+                .step(
+                    "disable-access-logging",
+                    "s3:PutBucketLogging",
+                    &target,
+                    "logging → off (as before)".into(),
+                    || async {
+                        self.s3
+                            .put_bucket_logging()
+                            .bucket(bucket)
+                            .bucket_logging_status(BucketLoggingStatus::builder().build())
+                            .send()
+                            .await
+                            .map_err(err_text)?;
+                        Ok(StepResult::Changed("logging off".into()))
+                    },
+                )
+                .await?;
+        }
+        runner
+            .step(
+                "tag-released",
+                "s3:PutBucketTagging",
+                &target,
+                format!("{TAG_STATUS}=released; remove {TAG_PRE_STATE}"),
+                || async {
+                    self.merge_tags(
+                        bucket,
+                        &obs.tags,
+                        &[(TAG_STATUS, "released"), (TAG_INCIDENT, incident_id)],
+                        &[TAG_PRE_STATE],
+                    )
+                    .await?;
+                    Ok(StepResult::Changed("released".into()))
+                },
+            )
+            .await
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    #[tokio::test]
-    async fn refuses_instead_of_pretending() {
-        let err = super::handle(serde_json::json!({}))
-            .await
-            .expect_err("must refuse");
-        let d: lambda_runtime::Diagnostic = err.into();
-        assert_eq!(d.error_type, "NotImplemented");
+    use super::*;
+
+    #[test]
+    fn merge_keeps_every_statement_and_is_idempotent() {
+        let existing = serde_json::json!({"Version": "2012-10-17", "Statement": [
+            {"Sid": "AllowCdn", "Effect": "Allow", "Principal": {"Service": "cloudfront.amazonaws.com"}, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}
+        ]});
+        let merged = merge_deny(Some(&existing), "IRDenyX", "arn:aws:iam::1:user/u", "b");
+        let stmts = merged["Statement"].as_array().unwrap();
+        assert_eq!(stmts.len(), 2);
+        assert_eq!(stmts[0], existing["Statement"][0]);
+        assert_eq!(
+            merge_deny(Some(&merged), "IRDenyX", "arn:aws:iam::1:user/u", "b"),
+            merged
+        );
+        assert_eq!(remove_statement(&merged, "IRDenyX"), Some(existing.clone()));
+        assert_eq!(
+            remove_statement(&merge_deny(None, "IRDenyX", "p", "b"), "IRDenyX"),
+            None
+        );
+        // A single-object Statement is kept too.
+        let single = serde_json::json!({"Version": "2012-10-17", "Statement": existing["Statement"][0].clone()});
+        assert_eq!(
+            merge_deny(Some(&single), "IRDenyX", "p", "b")["Statement"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
     }
 }

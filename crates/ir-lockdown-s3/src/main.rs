@@ -1,11 +1,34 @@
+//! Lambda entry point: wires configuration and clients, then hands every request to
+//! [`ir_lockdown_s3::LockdownS3::handle`].
+
+use ir_core::actions::ContainmentRequest;
+use ir_lockdown_s3::{LockdownConfig, LockdownS3};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     ir_core::telemetry::init();
+    let config = LockdownConfig::from_env()?;
+    let policy = ir_core::LoadedPolicy::from_env()?;
+    let sdk = ir_core::aws::load_sdk_config().await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(ir_core::aws::s3_force_path_style())
+            .build(),
+    );
+    let lockdown = LockdownS3 {
+        s3,
+        kill_switch: ir_core::killswitch::KillSwitch::new(
+            aws_sdk_ssm::Client::new(&sdk),
+            config.kill_switch_parameter.clone(),
+        ),
+        protected_tags: policy.policy.protected_tags,
+        config,
+    };
+    let lockdown = &lockdown;
     run(service_fn(
-        |event: LambdaEvent<serde_json::Value>| async move {
-            ir_lockdown_s3::handle(event.payload).await
+        move |event: LambdaEvent<ContainmentRequest>| async move {
+            lockdown.handle(event.payload).await
         },
     ))
     .await

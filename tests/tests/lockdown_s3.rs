@@ -1,0 +1,317 @@
+//! ir-lockdown-s3 against moto: a public bucket with an existing policy and tags, the real
+//! triage decision, then S3 reads prove the lockdown, the policy merge, idempotency and release.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_s3::types::{BucketCannedAcl, Tag, Tagging};
+use ir_core::actions::{ContainmentRequest, Mode, RecordStatus};
+use ir_core::audit::Outcome;
+use ir_core::killswitch::KillSwitch;
+use ir_core::{LoadedPolicy, Tier, TriageDecision};
+use ir_lockdown_s3::{LockdownConfig, LockdownS3};
+use ir_tests::fixtures::{create_incidents_table, event_json, set_kill_switch};
+use ir_tests::MotoServer;
+use ir_triage::{Triage, TriageConfig};
+
+const KILL: &str = "/incident-response/kill-switch";
+const BUCKET: &str = "acme-customer-exports";
+const EVIDENCE: &str = "ir-evidence-111122223333";
+
+struct World {
+    _moto: MotoServer,
+    s3: aws_sdk_s3::Client,
+    ssm: aws_sdk_ssm::Client,
+    lockdown: LockdownS3,
+    triage: Triage,
+    original_policy: serde_json::Value,
+}
+
+async fn world() -> World {
+    let moto = MotoServer::start().expect("moto");
+    let sdk = moto.sdk_config().await;
+    let s3 = moto.s3_client(&sdk);
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    set_kill_switch(&ssm, KILL, "off").await.unwrap();
+    create_incidents_table(&ddb, "incidents").await.unwrap();
+
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    s3.create_bucket()
+        .bucket(EVIDENCE)
+        .acl(BucketCannedAcl::from("log-delivery-write"))
+        .send()
+        .await
+        .unwrap();
+    let original_policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{
+        "Sid": "AllowPartnerRead", "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::444455556666:root"},
+        "Action": "s3:GetObject", "Resource": format!("arn:aws:s3:::{BUCKET}/*")
+    }]});
+    s3.put_bucket_policy()
+        .bucket(BUCKET)
+        .policy(original_policy.to_string())
+        .send()
+        .await
+        .unwrap();
+    s3.put_bucket_tagging()
+        .bucket(BUCKET)
+        .tagging(
+            Tagging::builder()
+                .tag_set(
+                    Tag::builder()
+                        .key("data-class")
+                        .value("confidential")
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let policy = LoadedPolicy::default_policy().unwrap();
+    World {
+        lockdown: LockdownS3 {
+            s3: s3.clone(),
+            kill_switch: KillSwitch::new(ssm.clone(), KILL),
+            config: LockdownConfig {
+                kill_switch_parameter: KILL.into(),
+                dry_run: false,
+                evidence_bucket: Some(EVIDENCE.into()),
+                object_lock: false,
+            },
+            protected_tags: policy.policy.protected_tags.clone(),
+        },
+        triage: Triage::new(
+            &TriageConfig {
+                incidents_table: "incidents".into(),
+                kill_switch_parameter: KILL.into(),
+                dry_run: false,
+            },
+            policy,
+            ssm.clone(),
+            ddb,
+        ),
+        s3,
+        ssm,
+        original_policy,
+        _moto: moto,
+    }
+}
+
+impl World {
+    async fn decision(&self) -> TriageDecision {
+        self.triage
+            .handle(event_json("guardduty-s3-block-public-access-disabled.json"))
+            .await
+            .expect("triage")
+            .primary
+    }
+
+    fn request(&self, decision: TriageDecision, mode: Mode) -> ContainmentRequest {
+        ContainmentRequest {
+            mode,
+            decision,
+            approval: None,
+            previous: None,
+        }
+    }
+
+    async fn bpa(&self) -> Option<[bool; 4]> {
+        match self
+            .s3
+            .get_public_access_block()
+            .bucket(BUCKET)
+            .send()
+            .await
+        {
+            Ok(o) => o.public_access_block_configuration().map(|c| {
+                [
+                    c.block_public_acls().unwrap_or(false),
+                    c.ignore_public_acls().unwrap_or(false),
+                    c.block_public_policy().unwrap_or(false),
+                    c.restrict_public_buckets().unwrap_or(false),
+                ]
+            }),
+            Err(_) => None,
+        }
+    }
+
+    async fn policy(&self) -> serde_json::Value {
+        let p = self
+            .s3
+            .get_bucket_policy()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .unwrap();
+        serde_json::from_str(p.policy().unwrap()).unwrap()
+    }
+
+    async fn versioning(&self) -> Option<String> {
+        let v = self
+            .s3
+            .get_bucket_versioning()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .unwrap();
+        v.status().map(|s| s.as_str().to_string())
+    }
+
+    async fn logging(&self) -> Option<String> {
+        let l = self
+            .s3
+            .get_bucket_logging()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .unwrap();
+        l.logging_enabled()
+            .map(|l| format!("{}/{}", l.target_bucket(), l.target_prefix()))
+    }
+
+    async fn tags(&self) -> BTreeMap<String, String> {
+        let t = self
+            .s3
+            .get_bucket_tagging()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .unwrap();
+        t.tag_set()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn lockdown_merges_the_policy_is_idempotent_and_release_restores() {
+    let w = world().await;
+    let decision = w.decision().await;
+    assert_eq!(decision.tier, Tier::Auto);
+    assert_eq!(w.bpa().await, None);
+
+    let rec = w
+        .lockdown
+        .handle(w.request(decision.clone(), Mode::Contain))
+        .await
+        .expect("contain");
+    assert_eq!(rec.status, RecordStatus::Completed, "{:#?}", rec.steps);
+    assert_eq!(w.bpa().await, Some([true; 4]));
+    let policy = w.policy().await;
+    let stmts = policy["Statement"].as_array().unwrap();
+    assert_eq!(stmts.len(), 2, "{policy}");
+    assert_eq!(
+        stmts[0], w.original_policy["Statement"][0],
+        "existing statement must be kept unchanged"
+    );
+    let deny = &stmts[1];
+    assert_eq!(deny["Effect"], "Deny");
+    assert_eq!(
+        deny["Principal"]["AWS"],
+        "arn:aws:iam::111122223333:user/deploy-bot"
+    );
+    assert_eq!(w.versioning().await.as_deref(), Some("Enabled"));
+    assert_eq!(
+        w.logging().await,
+        Some(format!("{EVIDENCE}/access-logs/{BUCKET}/"))
+    );
+    let tags = w.tags().await;
+    assert_eq!(
+        tags.get("data-class").map(String::as_str),
+        Some("confidential"),
+        "existing tags must be kept"
+    );
+    assert_eq!(
+        tags.get("ir:status").map(String::as_str),
+        Some("locked-down")
+    );
+    assert!(tags.contains_key("ir:pre-lockdown"));
+    assert!(rec
+        .steps
+        .iter()
+        .any(|s| s.step == "object-lock" && s.outcome == Outcome::Skipped));
+
+    let again = w
+        .lockdown
+        .handle(w.request(decision.clone(), Mode::Contain))
+        .await
+        .expect("repeat");
+    assert_eq!(again.status, RecordStatus::Completed);
+    assert!(
+        again.steps.iter().all(|s| s.outcome != Outcome::Succeeded),
+        "{:#?}",
+        again.steps
+    );
+    assert_eq!(w.policy().await, policy);
+    assert_eq!(again.pre_state, rec.pre_state);
+
+    let rel = w
+        .lockdown
+        .handle(w.request(decision, Mode::Release))
+        .await
+        .expect("release");
+    assert_eq!(rel.status, RecordStatus::Completed, "{:#?}", rel.steps);
+    assert_eq!(w.bpa().await, None);
+    assert_eq!(w.policy().await, w.original_policy);
+    assert_eq!(w.versioning().await.as_deref(), Some("Suspended"));
+    assert_eq!(w.logging().await, None);
+    let tags = w.tags().await;
+    assert_eq!(
+        tags.get("data-class").map(String::as_str),
+        Some("confidential")
+    );
+    assert_eq!(tags.get("ir:status").map(String::as_str), Some("released"));
+    assert!(!tags.contains_key("ir:pre-lockdown"));
+}
+
+#[tokio::test]
+async fn kill_switch_plans_and_protected_bucket_is_skipped() {
+    let w = world().await;
+    let decision = w.decision().await;
+    set_kill_switch(&w.ssm, KILL, "on").await.unwrap();
+    let rec = w
+        .lockdown
+        .handle(w.request(decision.clone(), Mode::Contain))
+        .await
+        .expect("plan");
+    assert_eq!(rec.status, RecordStatus::Planned);
+    assert!(rec
+        .steps
+        .iter()
+        .any(|s| s.step == "deny-principal" && s.outcome == Outcome::DryRun));
+    assert_eq!(w.bpa().await, None);
+    assert_eq!(w.policy().await, w.original_policy);
+    assert_eq!(w.versioning().await, None);
+
+    set_kill_switch(&w.ssm, KILL, "off").await.unwrap();
+    w.s3.put_bucket_tagging()
+        .bucket(BUCKET)
+        .tagging(
+            Tagging::builder()
+                .tag_set(
+                    Tag::builder()
+                        .key("ir:protected")
+                        .value("true")
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let rec = w
+        .lockdown
+        .handle(w.request(decision, Mode::Contain))
+        .await
+        .expect("skip");
+    assert_eq!(rec.status, RecordStatus::Skipped);
+    assert_eq!(w.bpa().await, None);
+    assert_eq!(w.policy().await, w.original_policy);
+}
