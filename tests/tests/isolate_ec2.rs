@@ -620,3 +620,171 @@ async fn a_hard_failure_reports_which_steps_completed() {
     let parsed: serde_json::Value = serde_json::from_str(json).expect("record JSON in the error");
     assert_eq!(parsed["failed_step"], "revoke-role-sessions-batch-role");
 }
+
+#[tokio::test]
+async fn an_auto_scaling_instance_is_detached_with_capacity_kept_and_not_terminated() {
+    let moto = MotoServer::start().expect("moto");
+    let sdk = moto.sdk_config().await;
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    let asg = aws_sdk_autoscaling::Client::new(&sdk);
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    set_kill_switch(&ssm, KILL, "off").await.unwrap();
+    create_incidents_table(&ddb, "incidents").await.unwrap();
+    let vpc_id = ec2
+        .create_vpc()
+        .cidr_block("10.30.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc()
+        .unwrap()
+        .vpc_id()
+        .unwrap()
+        .to_string();
+    let subnet_id = ec2
+        .create_subnet()
+        .vpc_id(&vpc_id)
+        .cidr_block("10.30.1.0/24")
+        .send()
+        .await
+        .unwrap()
+        .subnet()
+        .unwrap()
+        .subnet_id()
+        .unwrap()
+        .to_string();
+    let image = ec2.describe_images().send().await.unwrap().images()[0]
+        .image_id()
+        .unwrap()
+        .to_string();
+    ec2.create_launch_template()
+        .launch_template_name("workers")
+        .launch_template_data(
+            aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                .image_id(image)
+                .instance_type(InstanceType::T3Micro)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    asg.create_auto_scaling_group()
+        .auto_scaling_group_name("workers")
+        .launch_template(
+            aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                .launch_template_name("workers")
+                .build(),
+        )
+        .min_size(1)
+        .max_size(2)
+        .desired_capacity(1)
+        .vpc_zone_identifier(&subnet_id)
+        .send()
+        .await
+        .unwrap();
+    let group = asg
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names("workers")
+        .send()
+        .await
+        .unwrap();
+    let instance_id = group.auto_scaling_groups()[0].instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_string();
+
+    let policy = LoadedPolicy::default_policy().unwrap();
+    let isolator = Isolator {
+        ec2: ec2.clone(),
+        autoscaling: asg.clone(),
+        iam: aws_sdk_iam::Client::new(&sdk),
+        kill_switch: KillSwitch::new(ssm.clone(), KILL),
+        config: IsolateConfig {
+            kill_switch_parameter: KILL.into(),
+            dry_run: false,
+            forensic_ingress_cidr: Some("192.0.2.10/32".parse().unwrap()),
+        },
+        protected_tags: policy.policy.protected_tags.clone(),
+    };
+    let triage = Triage::new(
+        &TriageConfig {
+            incidents_table: "incidents".into(),
+            kill_switch_parameter: KILL.into(),
+            dry_run: false,
+        },
+        policy,
+        ssm,
+        ddb,
+    );
+    let mut e = event_json("guardduty-ec2-c2-activity.json");
+    e["detail"]["resource"]["instanceDetails"]["instanceId"] = instance_id.clone().into();
+    let decision = triage.handle(e).await.expect("triage").primary;
+    let rec = isolator
+        .handle(ContainmentRequest {
+            mode: Mode::Contain,
+            decision,
+            approval: None,
+            previous: None,
+        })
+        .await
+        .expect("contain");
+    assert_eq!(rec.status, RecordStatus::Completed, "{:#?}", rec.steps);
+    for step in ["asg-protect-from-scale-in", "asg-detach"] {
+        assert!(
+            rec.steps
+                .iter()
+                .any(|s| s.step == step && s.outcome == Outcome::Succeeded),
+            "{step}"
+        );
+    }
+    let member = asg
+        .describe_auto_scaling_instances()
+        .instance_ids(&instance_id)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        member.auto_scaling_instances().is_empty(),
+        "still in the group"
+    );
+    let group = asg
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names("workers")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        group.auto_scaling_groups()[0].desired_capacity(),
+        Some(1),
+        "capacity must be kept"
+    );
+    let state = ec2
+        .describe_instances()
+        .instance_ids(&instance_id)
+        .send()
+        .await
+        .unwrap();
+    let state = state.reservations()[0].instances()[0]
+        .state()
+        .unwrap()
+        .name()
+        .unwrap()
+        .as_str()
+        .to_string();
+    assert_eq!(state, "running");
+    // The forensic CIDR is the only way in.
+    let groups = eni_groups(&ec2, &instance_id).await;
+    let sg_id = groups.values().next().unwrap()[0].clone();
+    let sg = ec2
+        .describe_security_groups()
+        .group_ids(sg_id)
+        .send()
+        .await
+        .unwrap();
+    let ingress = sg.security_groups()[0].ip_permissions();
+    assert_eq!(ingress.len(), 1);
+    assert_eq!(ingress[0].from_port(), Some(22));
+    assert_eq!(ingress[0].ip_ranges()[0].cidr_ip(), Some("192.0.2.10/32"));
+    assert!(sg.security_groups()[0].ip_permissions_egress().is_empty());
+}
