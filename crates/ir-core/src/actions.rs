@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditTrail, Outcome, StepRecord};
 use crate::decision::TriageDecision;
-use crate::killswitch::KillSwitchState;
-use crate::policy::{Disposition, Tier};
+use crate::killswitch::{KillSwitch, KillSwitchState};
+use crate::policy::{protected_tag, Disposition, TagMatch, Tier};
 use lambda_runtime::Diagnostic;
+use std::collections::BTreeMap;
 
 /// Why a containment function could not run to completion. Its `errorType` names are stable
 /// (the state machine's `Catch` matches them).
@@ -217,7 +218,51 @@ pub enum Start {
     },
 }
 
+/// The resource's live tags and the protected-tag rules, for the gate.
+pub struct LiveTags<'a> {
+    pub tags: &'a BTreeMap<String, String>,
+    pub protected: &'a [TagMatch],
+}
+
+/// The original state a playbook recorded on the resource as JSON under `key`, or `observed`
+/// (what is there now) when no earlier run recorded one.
+pub fn recorded_pre_state<T: serde::de::DeserializeOwned>(
+    tags: &BTreeMap<String, String>,
+    key: &str,
+    observed: T,
+) -> Result<T, ContainmentError> {
+    match tags.get(key) {
+        Some(json) => serde_json::from_str(json).map_err(|e| ContainmentError::Read {
+            what: format!("tag {key}"),
+            message: e.to_string(),
+        }),
+        None => Ok(observed),
+    }
+}
+
 impl Runner {
+    /// Everything before the first mutating call: a protected tag on the resource now, the
+    /// kill switch read now, then the [`gate`].
+    pub async fn begin(
+        function: &str,
+        request: &ContainmentRequest,
+        live: LiveTags<'_>,
+        kill_switch: &KillSwitch,
+        forced_dry_run: bool,
+        started_at: DateTime<Utc>,
+    ) -> Start {
+        let protection = protected_tag(live.protected, live.tags);
+        let kill = kill_switch.read().await;
+        Runner::start(
+            function,
+            request,
+            protection.as_deref(),
+            &kill,
+            forced_dry_run,
+            started_at,
+        )
+    }
+
     /// Applies the [`gate`] and returns either the skipped record or a runner (planning only
     /// when the gate says dry-run).
     pub fn start(

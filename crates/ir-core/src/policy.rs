@@ -241,6 +241,16 @@ fn default_protected_tags() -> Vec<TagMatch> {
     }]
 }
 
+/// The first tag (`key=value`) that matches one of `protected`.
+pub fn protected_tag<'a>(
+    protected: &[TagMatch],
+    tags: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Option<String> {
+    tags.into_iter()
+        .find(|(k, v)| protected.iter().any(|t| t.matches(k, v)))
+        .map(|(k, v)| format!("{k}={v}"))
+}
+
 /// A policy plus the SHA-256 of its source text, recorded with every decision for audit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadedPolicy {
@@ -443,10 +453,7 @@ impl Policy {
     pub fn evaluate(&self, incident: &Incident, now: DateTime<Utc>) -> PolicyDecision {
         let route = route_for(incident);
         let mut reasons = Vec::new();
-        let protected_tag = incident
-            .resource_tags()
-            .find(|(k, v)| self.protected_tags.iter().any(|t| t.matches(k, v)))
-            .map(|(k, v)| format!("{k}={v}"));
+        let protected_tag = protected_tag(&self.protected_tags, incident.resource_tags());
 
         if incident.archived {
             return PolicyDecision {

@@ -29,8 +29,9 @@ use aws_sdk_ec2::types::{
 };
 use chrono::Utc;
 use ir_core::actions::{
-    revoke_older_sessions_policy, revoke_policy_name, ContainmentError, ContainmentRecord,
-    ContainmentRequest, Mode, Runner, Start, StepFailed, StepResult, TAG_INCIDENT, TAG_STATUS,
+    recorded_pre_state, revoke_older_sessions_policy, revoke_policy_name, ContainmentError,
+    ContainmentRecord, ContainmentRequest, LiveTags, Mode, Runner, Start, StepFailed, StepResult,
+    TAG_INCIDENT, TAG_STATUS,
 };
 use ir_core::config::{env_bool_strict, env_or};
 use ir_core::incident::Resource;
@@ -146,20 +147,20 @@ impl Isolator {
             }
         };
         let obs = self.observe(&instance_id).await?;
-        let protection = obs
-            .tags
-            .iter()
-            .find(|(k, v)| self.protected_tags.iter().any(|t| t.matches(k, v)))
-            .map(|(k, v)| format!("{k}={v}"));
-        let kill = self.kill_switch.read().await;
-        let (mut runner, dry_run) = match Runner::start(
+        let live = LiveTags {
+            tags: &obs.tags,
+            protected: &self.protected_tags,
+        };
+        let (mut runner, dry_run) = match Runner::begin(
             FUNCTION_NAME,
             &req,
-            protection.as_deref(),
-            &kill,
+            live,
+            &self.kill_switch,
             self.config.dry_run,
             started,
-        ) {
+        )
+        .await
+        {
             Start::Skipped(record) => return Ok(record),
             Start::Run { runner, reason } => (runner, reason),
         };
@@ -385,13 +386,7 @@ impl Isolator {
         instance_id: &str,
         obs: &Observed,
     ) -> Result<Ec2PreState, ContainmentError> {
-        let instance = match obs.tags.get(TAG_PRE_STATE) {
-            Some(json) => serde_json::from_str(json).map_err(|e| ContainmentError::Read {
-                what: format!("tag {TAG_PRE_STATE}"),
-                message: e.to_string(),
-            })?,
-            None => obs.instance.clone(),
-        };
+        let instance = recorded_pre_state(&obs.tags, TAG_PRE_STATE, obs.instance.clone())?;
         let eni_groups = obs
             .eni_groups
             .iter()

@@ -27,8 +27,8 @@ use aws_sdk_s3::types::{
 };
 use chrono::Utc;
 use ir_core::actions::{
-    ContainmentError, ContainmentRecord, ContainmentRequest, Mode, Runner, Start, StepFailed,
-    StepResult, TAG_INCIDENT, TAG_STATUS,
+    recorded_pre_state, ContainmentError, ContainmentRecord, ContainmentRequest, LiveTags, Mode,
+    Runner, Start, StepFailed, StepResult, TAG_INCIDENT, TAG_STATUS,
 };
 use ir_core::config::{env_bool_strict, env_or};
 use ir_core::incident::{Incident, PrincipalKind, Resource};
@@ -201,30 +201,24 @@ impl LockdownS3 {
             }
         };
         let obs = self.observe(&bucket).await?;
-        let protection = obs
-            .tags
-            .iter()
-            .find(|(k, v)| self.protected_tags.iter().any(|t| t.matches(k, v)))
-            .map(|(k, v)| format!("{k}={v}"));
-        let kill = self.kill_switch.read().await;
-        let (mut runner, dry_run) = match Runner::start(
+        let live = LiveTags {
+            tags: &obs.tags,
+            protected: &self.protected_tags,
+        };
+        let (mut runner, dry_run) = match Runner::begin(
             FUNCTION_NAME,
             &req,
-            protection.as_deref(),
-            &kill,
+            live,
+            &self.kill_switch,
             self.config.dry_run,
             started,
-        ) {
+        )
+        .await
+        {
             Start::Skipped(record) => return Ok(record),
             Start::Run { runner, reason } => (runner, reason),
         };
-        let pre = match obs.tags.get(TAG_PRE_STATE) {
-            Some(json) => serde_json::from_str(json).map_err(|e| ContainmentError::Read {
-                what: format!("tag {TAG_PRE_STATE}"),
-                message: e.to_string(),
-            })?,
-            None => obs.pre.clone(),
-        };
+        let pre = recorded_pre_state(&obs.tags, TAG_PRE_STATE, obs.pre.clone())?;
         let result = match req.mode {
             Mode::Contain => self.contain(&mut runner, &req, &bucket, &obs, &pre).await,
             Mode::Release => {

@@ -24,8 +24,9 @@ use std::collections::BTreeMap;
 use aws_sdk_iam::types::{StatusType, Tag};
 use chrono::Utc;
 use ir_core::actions::{
-    revoke_older_sessions_policy, ContainmentError, ContainmentRecord, ContainmentRequest, Mode,
-    Runner, Start, StepFailed, StepResult, TAG_INCIDENT, TAG_STATUS,
+    recorded_pre_state, revoke_older_sessions_policy, ContainmentError, ContainmentRecord,
+    ContainmentRequest, LiveTags, Mode, Runner, Start, StepFailed, StepResult, TAG_INCIDENT,
+    TAG_STATUS,
 };
 use ir_core::config::{env_bool_strict, env_or};
 use ir_core::incident::Resource;
@@ -170,34 +171,32 @@ impl Quarantiner {
                 started,
             ));
         }
-        let protection = obs
-            .tags
-            .iter()
-            .find(|(k, v)| self.protected_tags.iter().any(|t| t.matches(k, v)))
-            .map(|(k, v)| format!("{k}={v}"));
-        let kill = self.kill_switch.read().await;
-        let (mut runner, dry_run) = match Runner::start(
+        let live = LiveTags {
+            tags: &obs.tags,
+            protected: &self.protected_tags,
+        };
+        let (mut runner, dry_run) = match Runner::begin(
             FUNCTION_NAME,
             &req,
-            protection.as_deref(),
-            &kill,
+            live,
+            &self.kill_switch,
             self.config.dry_run,
             started,
-        ) {
+        )
+        .await
+        {
             Start::Skipped(record) => return Ok(record),
             Start::Run { runner, reason } => (runner, reason),
         };
         // The original state: from the tag an earlier run left, else what is there now.
-        let pre = match obs.tags.get(TAG_PRE_STATE) {
-            Some(json) => serde_json::from_str(json).map_err(|e| ContainmentError::Read {
-                what: format!("tag {TAG_PRE_STATE}"),
-                message: e.to_string(),
-            })?,
-            None => IamPreState {
+        let pre = recorded_pre_state(
+            &obs.tags,
+            TAG_PRE_STATE,
+            IamPreState {
                 keys: obs.keys.clone(),
                 console_password_created: obs.console_password_created.clone(),
             },
-        };
+        )?;
         let incident_id = req.decision.incident_id.clone();
         let result = match req.mode {
             Mode::Contain => {
