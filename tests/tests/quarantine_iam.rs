@@ -413,3 +413,47 @@ fn urlencoding_decode(s: &str) -> String {
         .decode_utf8_lossy()
         .into_owned()
 }
+
+#[tokio::test]
+async fn release_skips_a_key_deleted_since_containment_and_still_finishes() {
+    let w = world().await;
+    let keys = w.user("deploy-bot").await;
+    let decision = w
+        .decide("guardduty-iam-anomalous-behavior.json", |_| {})
+        .await;
+    let rec = w
+        .quarantiner
+        .handle(approved(decision.clone(), Mode::Contain))
+        .await
+        .expect("contain");
+    assert_eq!(rec.status, RecordStatus::Completed);
+    w.iam
+        .delete_access_key()
+        .user_name("deploy-bot")
+        .access_key_id(&keys[0])
+        .send()
+        .await
+        .unwrap();
+    let rel = w
+        .quarantiner
+        .handle(approved(decision, Mode::Release))
+        .await
+        .expect("release");
+    assert_eq!(rel.status, RecordStatus::Completed, "{:#?}", rel.steps);
+    let skipped = format!("reactivate-key-{}", keys[0]);
+    assert!(rel
+        .steps
+        .iter()
+        .any(|s| s.step == skipped && s.outcome == Outcome::Skipped));
+    assert_eq!(
+        w.keys("deploy-bot").await.get(&keys[1]).map(String::as_str),
+        Some("Active")
+    );
+    assert_eq!(
+        w.user_tags("deploy-bot")
+            .await
+            .get("ir:status")
+            .map(String::as_str),
+        Some("released")
+    );
+}

@@ -593,6 +593,14 @@ impl Quarantiner {
                 if status != "Active" {
                     continue;
                 }
+                if now.is_none() {
+                    runner.skip(
+                        &format!("reactivate-key-{k}"),
+                        k,
+                        "the key was deleted since containment; nothing to re-activate".into(),
+                    );
+                    continue;
+                }
                 runner
                     .step(
                         &format!("reactivate-key-{k}"),
@@ -604,8 +612,7 @@ impl Quarantiner {
                                 Some("Active") => {
                                     Ok(StepResult::AlreadyDone("already Active".into()))
                                 }
-                                None => Err(format!("key {k} no longer exists")),
-                                Some(_) => {
+                                _ => {
                                     self.iam
                                         .update_access_key()
                                         .user_name(user)
