@@ -355,6 +355,7 @@ async fn isolation_covers_every_eni_is_idempotent_and_release_restores() {
         w.bool_attr(InstanceAttributeName::DisableApiTermination)
             .await
     );
+    assert!(w.bool_attr(InstanceAttributeName::DisableApiStop).await);
     assert_eq!(w.shutdown().await, "stop");
     assert!(
         !w.profile_associated().await,
@@ -406,6 +407,7 @@ async fn isolation_covers_every_eni_is_idempotent_and_release_restores() {
         !w.bool_attr(InstanceAttributeName::DisableApiTermination)
             .await
     );
+    assert!(!w.bool_attr(InstanceAttributeName::DisableApiStop).await);
     assert_ne!(w.shutdown().await, "");
     assert!(w.profile_associated().await, "profile not re-associated");
     assert!(w
