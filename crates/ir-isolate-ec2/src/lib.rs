@@ -544,6 +544,51 @@ impl Isolator {
         Ok(())
     }
 
+    /// Sets termination and stop protection, one recorded step each (`<verb>-termination-protection`,
+    /// `<verb>-stop-protection`), leaving a flag alone when it already has the wanted value.
+    async fn set_protection(
+        &self,
+        runner: &mut Runner,
+        instance_id: &str,
+        verb: &str,
+        cur: &InstancePreState,
+        termination: bool,
+        stop: bool,
+    ) -> Result<(), StepFailed> {
+        for (name, attr, now, want) in [
+            (
+                "termination-protection",
+                InstanceAttributeName::DisableApiTermination,
+                cur.termination_protection,
+                termination,
+            ),
+            (
+                "stop-protection",
+                InstanceAttributeName::DisableApiStop,
+                cur.stop_protection,
+                stop,
+            ),
+        ] {
+            let label = attr.as_str().to_string();
+            runner
+                .step(
+                    &format!("{verb}-{name}"),
+                    "ec2:ModifyInstanceAttribute",
+                    instance_id,
+                    format!("{label}={want}"),
+                    || async {
+                        if now == want {
+                            return Ok(StepResult::AlreadyDone(format!("{label} already {want}")));
+                        }
+                        self.set_bool_attr(instance_id, attr.clone(), want).await?;
+                        Ok(StepResult::Changed(format!("{label}={want}")))
+                    },
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn set_shutdown(&self, instance_id: &str, value: &str) -> Result<(), String> {
         self.ec2
             .modify_instance_attribute()
@@ -670,41 +715,7 @@ impl Isolator {
 
         // 5. Keep the instance (and its memory and disks) alive.
         let cur = &obs.instance;
-        runner
-            .step(
-                "enable-termination-protection",
-                "ec2:ModifyInstanceAttribute",
-                instance_id,
-                "DisableApiTermination=true".into(),
-                || async {
-                    if cur.termination_protection {
-                        return Ok(StepResult::AlreadyDone("already on".into()));
-                    }
-                    self.set_bool_attr(
-                        instance_id,
-                        InstanceAttributeName::DisableApiTermination,
-                        true,
-                    )
-                    .await?;
-                    Ok(StepResult::Changed("DisableApiTermination=true".into()))
-                },
-            )
-            .await?;
-        runner
-            .step(
-                "enable-stop-protection",
-                "ec2:ModifyInstanceAttribute",
-                instance_id,
-                "DisableApiStop=true".into(),
-                || async {
-                    if cur.stop_protection {
-                        return Ok(StepResult::AlreadyDone("already on".into()));
-                    }
-                    self.set_bool_attr(instance_id, InstanceAttributeName::DisableApiStop, true)
-                        .await?;
-                    Ok(StepResult::Changed("DisableApiStop=true".into()))
-                },
-            )
+        self.set_protection(runner, instance_id, "enable", cur, true, true)
             .await?;
         runner
             .step(
@@ -885,52 +896,15 @@ impl Isolator {
         }
         let want = &pre.instance;
         let cur = &obs.instance;
-        runner
-            .step(
-                "restore-termination-protection",
-                "ec2:ModifyInstanceAttribute",
-                instance_id,
-                format!("DisableApiTermination={}", want.termination_protection),
-                || async {
-                    if cur.termination_protection == want.termination_protection {
-                        return Ok(StepResult::AlreadyDone("unchanged".into()));
-                    }
-                    self.set_bool_attr(
-                        instance_id,
-                        InstanceAttributeName::DisableApiTermination,
-                        want.termination_protection,
-                    )
-                    .await?;
-                    Ok(StepResult::Changed(format!(
-                        "DisableApiTermination={}",
-                        want.termination_protection
-                    )))
-                },
-            )
-            .await?;
-        runner
-            .step(
-                "restore-stop-protection",
-                "ec2:ModifyInstanceAttribute",
-                instance_id,
-                format!("DisableApiStop={}", want.stop_protection),
-                || async {
-                    if cur.stop_protection == want.stop_protection {
-                        return Ok(StepResult::AlreadyDone("unchanged".into()));
-                    }
-                    self.set_bool_attr(
-                        instance_id,
-                        InstanceAttributeName::DisableApiStop,
-                        want.stop_protection,
-                    )
-                    .await?;
-                    Ok(StepResult::Changed(format!(
-                        "DisableApiStop={}",
-                        want.stop_protection
-                    )))
-                },
-            )
-            .await?;
+        self.set_protection(
+            runner,
+            instance_id,
+            "restore",
+            cur,
+            want.termination_protection,
+            want.stop_protection,
+        )
+        .await?;
         runner
             .step(
                 "restore-shutdown-behaviour",
