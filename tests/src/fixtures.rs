@@ -115,3 +115,34 @@ pub async fn count_items(
     let out = ddb.scan().table_name(table).send().await?;
     Ok(out.items().len())
 }
+
+/// The kill-switch parameter name the tests and the demo use (the functions' default).
+pub const KILL_SWITCH: &str = ir_core::killswitch::DEFAULT_KILL_SWITCH_PARAMETER;
+
+/// A live triage against the emulator behind `sdk`: creates the incidents table `table`, sets
+/// the kill switch `off`, and uses the repository's default policy.
+pub async fn live_triage(sdk: &aws_config::SdkConfig, table: &str) -> ir_triage::Triage {
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    let ssm = aws_sdk_ssm::Client::new(sdk);
+    set_kill_switch(&ssm, KILL_SWITCH, "off")
+        .await
+        .expect("set kill switch");
+    create_incidents_table(&ddb, table)
+        .await
+        .expect("create incidents table");
+    let config = ir_triage::TriageConfig {
+        incidents_table: table.into(),
+        kill_switch_parameter: KILL_SWITCH.into(),
+        dry_run: false,
+    };
+    let policy = ir_core::LoadedPolicy::default_policy().expect("default policy");
+    ir_triage::Triage::new(&config, policy, ssm, ddb)
+}
+
+/// The protected-tag rules of the repository's default policy.
+pub fn default_protected_tags() -> Vec<ir_core::policy::TagMatch> {
+    ir_core::LoadedPolicy::default_policy()
+        .expect("default policy")
+        .policy
+        .protected_tags
+}

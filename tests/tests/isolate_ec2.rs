@@ -7,13 +7,15 @@ use aws_sdk_ec2::types::{Filter, InstanceAttributeName, InstanceType, Tag};
 use ir_core::actions::{Approval, ContainmentRequest, Mode, RecordStatus};
 use ir_core::audit::Outcome;
 use ir_core::killswitch::KillSwitch;
-use ir_core::{LoadedPolicy, TriageDecision};
+use ir_core::TriageDecision;
 use ir_isolate_ec2::{IsolateConfig, Isolator};
-use ir_tests::fixtures::{create_incidents_table, event_json, set_kill_switch};
+use ir_tests::fixtures::{
+    default_protected_tags, event_json, live_triage, set_kill_switch, KILL_SWITCH,
+};
 use ir_tests::MotoServer;
-use ir_triage::{Triage, TriageConfig};
+use ir_triage::Triage;
 
-const KILL: &str = "/incident-response/kill-switch";
+const KILL: &str = KILL_SWITCH;
 
 struct World {
     _moto: MotoServer,
@@ -33,9 +35,7 @@ async fn world() -> World {
     let ec2 = aws_sdk_ec2::Client::new(&sdk);
     let iam = aws_sdk_iam::Client::new(&sdk);
     let ssm = aws_sdk_ssm::Client::new(&sdk);
-    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    set_kill_switch(&ssm, KILL, "off").await.unwrap();
-    create_incidents_table(&ddb, "incidents").await.unwrap();
+    let triage = live_triage(&sdk, "incidents").await;
 
     let vpc = ec2
         .create_vpc()
@@ -135,29 +135,7 @@ async fn world() -> World {
     let enis = eni_groups(&ec2, &instance_id).await;
     assert_eq!(enis.len(), 2, "instance has two ENIs: {enis:?}");
 
-    let policy = LoadedPolicy::default_policy().unwrap();
-    let isolator = Isolator {
-        ec2: ec2.clone(),
-        autoscaling: aws_sdk_autoscaling::Client::new(&sdk),
-        iam: iam.clone(),
-        kill_switch: KillSwitch::new(ssm.clone(), KILL),
-        config: IsolateConfig {
-            kill_switch_parameter: KILL.into(),
-            dry_run: false,
-            forensic_ingress_cidr: None,
-        },
-        protected_tags: policy.policy.protected_tags.clone(),
-    };
-    let triage = Triage::new(
-        &TriageConfig {
-            incidents_table: "incidents".into(),
-            kill_switch_parameter: KILL.into(),
-            dry_run: false,
-        },
-        policy,
-        ssm.clone(),
-        ddb,
-    );
+    let isolator = isolator(&sdk, None);
     World {
         _moto: moto,
         ec2,
@@ -168,6 +146,23 @@ async fn world() -> World {
         instance_id,
         enis: enis.keys().cloned().collect(),
         original_groups: enis,
+    }
+}
+
+/// The isolation function wired to the emulator behind `sdk`, with the default policy's
+/// protected tags.
+fn isolator(sdk: &aws_config::SdkConfig, forensic_ingress_cidr: Option<&str>) -> Isolator {
+    Isolator {
+        ec2: aws_sdk_ec2::Client::new(sdk),
+        autoscaling: aws_sdk_autoscaling::Client::new(sdk),
+        iam: aws_sdk_iam::Client::new(sdk),
+        kill_switch: KillSwitch::new(aws_sdk_ssm::Client::new(sdk), KILL),
+        config: IsolateConfig {
+            kill_switch_parameter: KILL.into(),
+            dry_run: false,
+            forensic_ingress_cidr: forensic_ingress_cidr.map(|c| c.parse().expect("CIDR")),
+        },
+        protected_tags: default_protected_tags(),
     }
 }
 
@@ -629,10 +624,7 @@ async fn an_auto_scaling_instance_is_detached_with_capacity_kept_and_not_termina
     let sdk = moto.sdk_config().await;
     let ec2 = aws_sdk_ec2::Client::new(&sdk);
     let asg = aws_sdk_autoscaling::Client::new(&sdk);
-    let ssm = aws_sdk_ssm::Client::new(&sdk);
-    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    set_kill_switch(&ssm, KILL, "off").await.unwrap();
-    create_incidents_table(&ddb, "incidents").await.unwrap();
+    let triage = live_triage(&sdk, "incidents").await;
     let vpc_id = ec2
         .create_vpc()
         .cidr_block("10.30.0.0/16")
@@ -696,29 +688,7 @@ async fn an_auto_scaling_instance_is_detached_with_capacity_kept_and_not_termina
         .unwrap()
         .to_string();
 
-    let policy = LoadedPolicy::default_policy().unwrap();
-    let isolator = Isolator {
-        ec2: ec2.clone(),
-        autoscaling: asg.clone(),
-        iam: aws_sdk_iam::Client::new(&sdk),
-        kill_switch: KillSwitch::new(ssm.clone(), KILL),
-        config: IsolateConfig {
-            kill_switch_parameter: KILL.into(),
-            dry_run: false,
-            forensic_ingress_cidr: Some("192.0.2.10/32".parse().unwrap()),
-        },
-        protected_tags: policy.policy.protected_tags.clone(),
-    };
-    let triage = Triage::new(
-        &TriageConfig {
-            incidents_table: "incidents".into(),
-            kill_switch_parameter: KILL.into(),
-            dry_run: false,
-        },
-        policy,
-        ssm,
-        ddb,
-    );
+    let isolator = isolator(&sdk, Some("192.0.2.10/32"));
     let mut e = event_json("guardduty-ec2-c2-activity.json");
     e["detail"]["resource"]["instanceDetails"]["instanceId"] = instance_id.clone().into();
     let decision = triage.handle(e).await.expect("triage").primary;

@@ -7,13 +7,15 @@ use aws_sdk_s3::types::{BucketCannedAcl, Tag, Tagging};
 use ir_core::actions::{ContainmentRequest, Mode, RecordStatus};
 use ir_core::audit::Outcome;
 use ir_core::killswitch::KillSwitch;
-use ir_core::{LoadedPolicy, Tier, TriageDecision};
+use ir_core::{Tier, TriageDecision};
 use ir_lockdown_s3::{LockdownConfig, LockdownS3};
-use ir_tests::fixtures::{create_incidents_table, event_json, set_kill_switch};
+use ir_tests::fixtures::{
+    default_protected_tags, event_json, live_triage, set_kill_switch, KILL_SWITCH,
+};
 use ir_tests::MotoServer;
-use ir_triage::{Triage, TriageConfig};
+use ir_triage::Triage;
 
-const KILL: &str = "/incident-response/kill-switch";
+const KILL: &str = KILL_SWITCH;
 const BUCKET: &str = "acme-customer-exports";
 const EVIDENCE: &str = "ir-evidence-111122223333";
 
@@ -31,9 +33,7 @@ async fn world() -> World {
     let sdk = moto.sdk_config().await;
     let s3 = moto.s3_client(&sdk);
     let ssm = aws_sdk_ssm::Client::new(&sdk);
-    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    set_kill_switch(&ssm, KILL, "off").await.unwrap();
-    create_incidents_table(&ddb, "incidents").await.unwrap();
+    let triage = live_triage(&sdk, "incidents").await;
 
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
     s3.create_bucket()
@@ -71,7 +71,6 @@ async fn world() -> World {
         .await
         .unwrap();
 
-    let policy = LoadedPolicy::default_policy().unwrap();
     World {
         lockdown: LockdownS3 {
             s3: s3.clone(),
@@ -82,18 +81,9 @@ async fn world() -> World {
                 evidence_bucket: Some(EVIDENCE.into()),
                 object_lock: false,
             },
-            protected_tags: policy.policy.protected_tags.clone(),
+            protected_tags: default_protected_tags(),
         },
-        triage: Triage::new(
-            &TriageConfig {
-                incidents_table: "incidents".into(),
-                kill_switch_parameter: KILL.into(),
-                dry_run: false,
-            },
-            policy,
-            ssm.clone(),
-            ddb,
-        ),
+        triage,
         s3,
         ssm,
         original_policy,

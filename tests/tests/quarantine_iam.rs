@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 use ir_core::actions::{Approval, ContainmentRequest, Mode, RecordStatus};
 use ir_core::audit::Outcome;
 use ir_core::killswitch::KillSwitch;
-use ir_core::{LoadedPolicy, Tier, TriageDecision};
+use ir_core::{Tier, TriageDecision};
 use ir_quarantine_iam::{QuarantineConfig, Quarantiner};
-use ir_tests::fixtures::{create_incidents_table, event_json, set_kill_switch};
+use ir_tests::fixtures::{default_protected_tags, event_json, live_triage, KILL_SWITCH};
 use ir_tests::MotoServer;
-use ir_triage::{Triage, TriageConfig};
+use ir_triage::Triage;
 
-const KILL: &str = "/incident-response/kill-switch";
+const KILL: &str = KILL_SWITCH;
 const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 
 struct World {
@@ -27,10 +27,7 @@ async fn world() -> World {
     let sdk = moto.sdk_config().await;
     let iam = aws_sdk_iam::Client::new(&sdk);
     let ssm = aws_sdk_ssm::Client::new(&sdk);
-    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    set_kill_switch(&ssm, KILL, "off").await.unwrap();
-    create_incidents_table(&ddb, "incidents").await.unwrap();
-    let policy = LoadedPolicy::default_policy().unwrap();
+    let triage = live_triage(&sdk, "incidents").await;
     World {
         quarantiner: Quarantiner {
             iam: iam.clone(),
@@ -40,18 +37,9 @@ async fn world() -> World {
                 dry_run: false,
                 deactivate_all_keys: true,
             },
-            protected_tags: policy.policy.protected_tags.clone(),
+            protected_tags: default_protected_tags(),
         },
-        triage: Triage::new(
-            &TriageConfig {
-                incidents_table: "incidents".into(),
-                kill_switch_parameter: KILL.into(),
-                dry_run: false,
-            },
-            policy,
-            ssm,
-            ddb,
-        ),
+        triage,
         iam,
         _moto: moto,
     }

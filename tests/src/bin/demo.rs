@@ -7,12 +7,13 @@
 use std::process::ExitCode;
 
 use ir_core::incident::Incident;
-use ir_core::{LoadedPolicy, TriageDecision};
-use ir_tests::fixtures::{create_incidents_table, event_text, sample_event_files, set_kill_switch};
+use ir_core::TriageDecision;
+use ir_tests::fixtures::{
+    event_text, live_triage, sample_event_files, set_kill_switch, KILL_SWITCH,
+};
 use ir_tests::MotoServer;
-use ir_triage::{Triage, TriageConfig};
 
-const KILL: &str = "/incident-response/kill-switch";
+const KILL: &str = KILL_SWITCH;
 
 fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
@@ -90,19 +91,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let sdk = moto.sdk_config().await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
     let ssm = aws_sdk_ssm::Client::new(&sdk);
-    create_incidents_table(&ddb, "ir-incidents").await?;
-    set_kill_switch(&ssm, KILL, "off").await?;
-    let policy = LoadedPolicy::default_policy()?;
+    let triage = live_triage(&sdk, "ir-incidents").await;
     println!(
         "  incidents table ir-incidents, kill switch {KILL}=off, policy sha256:{}",
-        &policy.sha256[..12]
+        &triage.policy.sha256[..12]
     );
-    let config = TriageConfig {
-        incidents_table: "ir-incidents".into(),
-        kill_switch_parameter: KILL.into(),
-        dry_run: false,
-    };
-    let triage = Triage::new(&config, policy, ssm.clone(), ddb.clone());
 
     println!("\nTriage of every sample event in events/:\n");
     let widths = [34, 38, 13, 22, 7, 8, 10, 40];
