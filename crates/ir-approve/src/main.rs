@@ -1,10 +1,38 @@
-use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+//! Lambda entry point (function URL): wires configuration and clients, then hands every webhook
+//! to [`ir_approve::Approver::handle`].
+
+use ir_approve::{webhook, ApproveConfig, Approver, GateStore, WebhookRequest};
+use lambda_http::{run, service_fn, Body, Error, Request, Response};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     ir_core::telemetry::init();
-    run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
-        ir_approve::handle(event.payload).await
+    let config = ApproveConfig::from_env()?;
+    let sdk = ir_core::aws::load_sdk_config().await;
+    let approver = Approver {
+        store: GateStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table.clone()),
+        sfn: aws_sdk_sfn::Client::new(&sdk),
+        secrets: ir_core::secrets::SecretStore::new(
+            aws_sdk_secretsmanager::Client::new(&sdk),
+            aws_sdk_ssm::Client::new(&sdk),
+        ),
+        config,
+    };
+    let approver = &approver;
+    run(service_fn(move |req: Request| async move {
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        let resp = approver
+            .handle(WebhookRequest {
+                signature: header(webhook::SIGNATURE_HEADER),
+                delivery_id: header(webhook::DELIVERY_HEADER),
+                body: req.body().as_ref(),
+            })
+            .await;
+        Response::builder()
+            .status(resp.status)
+            .header("content-type", "application/json")
+            .body(Body::from(resp.body.to_string()))
+            .map_err(Error::from)
     }))
     .await
 }

@@ -19,6 +19,7 @@ pub mod finding;
 pub mod incident;
 pub mod killswitch;
 pub mod policy;
+pub mod secrets;
 pub mod telemetry;
 
 pub use decision::{TriageDecision, TriageOutput};

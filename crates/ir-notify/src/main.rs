@@ -1,10 +1,31 @@
+//! Lambda entry point: wires configuration and clients, then hands every request to
+//! [`ir_notify::Notifier::handle`].
+
+use ir_notify::{http_client, Notifier, NotifyConfig, NotifyRequest};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     ir_core::telemetry::init();
-    run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
-        ir_notify::handle(event.payload).await
+    let config = NotifyConfig::from_env()?;
+    config.require_a_channel()?;
+    let sdk = ir_core::aws::load_sdk_config().await;
+    let notifier = Notifier {
+        http: http_client(config.http_timeout)?,
+        sns: aws_sdk_sns::Client::new(&sdk),
+        secrets: ir_core::secrets::SecretStore::new(
+            aws_sdk_secretsmanager::Client::new(&sdk),
+            aws_sdk_ssm::Client::new(&sdk),
+        ),
+        gate: config
+            .approvals_table
+            .clone()
+            .map(|t| ir_approve::GateStore::new(aws_sdk_dynamodb::Client::new(&sdk), t)),
+        config,
+    };
+    let notifier = &notifier;
+    run(service_fn(move |event: LambdaEvent<NotifyRequest>| async move {
+        notifier.handle(event.payload).await
     }))
     .await
 }

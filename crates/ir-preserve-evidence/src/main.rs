@@ -1,12 +1,28 @@
+//! Lambda entry point: wires configuration and clients, then hands every request to
+//! [`ir_preserve_evidence::Preserver::handle`].
+
+use ir_preserve_evidence::{EvidenceConfig, EvidenceRequest, Preserver};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     ir_core::telemetry::init();
+    let config = EvidenceConfig::from_env()?;
+    let sdk = ir_core::aws::load_sdk_config().await;
+    let preserver = Preserver {
+        ec2: aws_sdk_ec2::Client::new(&sdk),
+        iam: aws_sdk_iam::Client::new(&sdk),
+        s3: aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(ir_core::aws::s3_force_path_style())
+                .build(),
+        ),
+        cloudtrail: aws_sdk_cloudtrail::Client::new(&sdk),
+        config,
+    };
+    let preserver = &preserver;
     run(service_fn(
-        |event: LambdaEvent<serde_json::Value>| async move {
-            ir_preserve_evidence::handle(event.payload).await
-        },
+        move |event: LambdaEvent<EvidenceRequest>| async move { preserver.handle(event.payload).await },
     ))
     .await
 }

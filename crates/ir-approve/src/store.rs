@@ -1,0 +1,223 @@
+//! The gate table (DynamoDB, key `incident_id`): one item per incident holding the paused
+//! execution's task token, plus one item per webhook delivery (`delivery#<id>`) for replay
+//! protection. Items expire through the table's TTL attribute `expires_at`.
+//!
+//! The task token is only ever read back by [`GateStore::claim`], which also moves the gate out
+//! of `pending` in the same conditional write, so one token is used at most once.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Gate status values stored in `status`.
+pub const PENDING: &str = "pending";
+
+/// A gate waiting for an analyst.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingGate {
+    pub incident_id: String,
+    /// The Step Functions task token (never logged, never sent to Jira).
+    pub task_token: String,
+    /// The Jira issue the analyst transitions.
+    pub ticket_key: String,
+    pub execution: Option<String>,
+    pub requested_at: DateTime<Utc>,
+    /// When the state machine gives up waiting (the ReviewGate timeout).
+    pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for PendingGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingGate")
+            .field("incident_id", &self.incident_id)
+            .field("task_token", &"***")
+            .field("ticket_key", &self.ticket_key)
+            .field("execution", &self.execution)
+            .field("requested_at", &self.requested_at)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("no pending review for incident {incident_id} on ticket {ticket_key}")]
+    NotPending {
+        incident_id: String,
+        ticket_key: String,
+    },
+    #[error("delivery {0} was already processed")]
+    Replayed(String),
+    #[error("gate table unavailable: {0}")]
+    Unavailable(String),
+}
+
+fn unavailable<E: std::error::Error>(e: E) -> StoreError {
+    StoreError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn get_s(item: &HashMap<String, AttributeValue>, k: &str) -> Option<String> {
+    item.get(k).and_then(|v| v.as_s().ok()).cloned()
+}
+
+#[derive(Debug, Clone)]
+pub struct GateStore {
+    ddb: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl GateStore {
+    pub fn new(ddb: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        GateStore {
+            ddb,
+            table: table.into(),
+        }
+    }
+
+    /// Stores (or replaces) the incident's pending gate. A later execution for the same
+    /// incident supersedes an older token, which then simply times out.
+    pub async fn register(&self, gate: &PendingGate) -> Result<(), StoreError> {
+        let mut put = self
+            .ddb
+            .put_item()
+            .table_name(&self.table)
+            .item("incident_id", s(&gate.incident_id))
+            .item("status", s(PENDING))
+            .item("task_token", s(&gate.task_token))
+            .item("ticket_key", s(&gate.ticket_key))
+            .item("requested_at", s(gate.requested_at.to_rfc3339()))
+            .item("expires_at", n(gate.expires_at.timestamp()));
+        if let Some(exec) = &gate.execution {
+            put = put.item("execution", s(exec));
+        }
+        put.send().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Moves the gate from `pending` to `status` (approved/rejected) in one conditional write and
+    /// returns its task token. Fails with `NotPending` when there is no pending gate for this
+    /// incident and ticket, or it has expired.
+    pub async fn claim(
+        &self,
+        incident_id: &str,
+        ticket_key: &str,
+        status: &str,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, StoreError> {
+        let out = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("incident_id", s(incident_id))
+            .update_expression("SET #st = :to, decided_by = :by, decided_at = :at")
+            .condition_expression("#st = :pending AND ticket_key = :ticket AND expires_at > :now")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":to", s(status))
+            .expression_attribute_values(":by", s(by))
+            .expression_attribute_values(":at", s(now.to_rfc3339()))
+            .expression_attribute_values(":pending", s(PENDING))
+            .expression_attribute_values(":ticket", s(ticket_key))
+            .expression_attribute_values(":now", n(now.timestamp()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match out {
+            Ok(out) => out
+                .attributes
+                .as_ref()
+                .and_then(|a| get_s(a, "task_token"))
+                .ok_or_else(|| StoreError::Unavailable("claimed gate has no task token".into())),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::NotPending {
+                    incident_id: incident_id.into(),
+                    ticket_key: ticket_key.into(),
+                })
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// Marks a claimed gate with a final status (e.g. `expired` when Step Functions no longer
+    /// knows the token) or puts it back to `pending` when the resume call failed transiently.
+    pub async fn set_status(&self, incident_id: &str, status: &str) -> Result<(), StoreError> {
+        self.ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("incident_id", s(incident_id))
+            .update_expression("SET #st = :to")
+            .condition_expression("attribute_exists(incident_id)")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":to", s(status))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// The gate's status, if there is a gate for the incident.
+    pub async fn status(&self, incident_id: &str) -> Result<Option<String>, StoreError> {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .key("incident_id", s(incident_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.item.as_ref().and_then(|i| get_s(i, "status")))
+    }
+
+    /// Records a webhook delivery id; fails with `Replayed` if it was seen before.
+    pub async fn record_delivery(
+        &self,
+        delivery_id: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let out = self
+            .ddb
+            .put_item()
+            .table_name(&self.table)
+            .item("incident_id", s(format!("delivery#{delivery_id}")))
+            .item("expires_at", n(expires_at.timestamp()))
+            .condition_expression("attribute_not_exists(incident_id)")
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::Replayed(delivery_id.into()))
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// Forgets a delivery (its processing failed transiently, so Jira's retry must be accepted).
+    pub async fn forget_delivery(&self, delivery_id: &str) -> Result<(), StoreError> {
+        self.ddb
+            .delete_item()
+            .table_name(&self.table)
+            .key("incident_id", s(format!("delivery#{delivery_id}")))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}

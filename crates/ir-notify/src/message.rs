@@ -1,0 +1,441 @@
+//! One message model for every channel, and its renderings: SNS (subject + text), Slack
+//! (Block Kit), PagerDuty Events API v2, and Jira (REST API v3, Atlassian Document Format).
+
+use chrono::{DateTime, Utc};
+use ir_core::actions::ContainmentRecord;
+use ir_core::audit::Outcome;
+use ir_core::incident::SeverityLabel;
+use ir_core::TriageDecision;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// What happened, i.e. which notification this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A new incident: detection, triage, evidence and containment so far. Opens the ticket.
+    Opened,
+    /// The review gate is waiting: stores the task token, says so on the ticket.
+    ApprovalRequested,
+    /// An analyst approved: the incident is closed as contained.
+    Approved,
+    /// An analyst rejected: containment was released.
+    Released,
+    /// Nobody reviewed before the gate's timeout: containment stays, escalate.
+    ReviewTimedOut,
+    /// A step of the state machine failed (its Catch path).
+    Failed,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Opened => "opened",
+            Kind::ApprovalRequested => "approval_requested",
+            Kind::Approved => "approved",
+            Kind::Released => "released",
+            Kind::ReviewTimedOut => "review_timed_out",
+            Kind::Failed => "failed",
+        }
+    }
+
+    /// Whether this ends the incident (PagerDuty resolve).
+    pub fn resolves(self) -> bool {
+        matches!(self, Kind::Approved | Kind::Released)
+    }
+}
+
+/// Where the evidence went (the part of ir-preserve-evidence's record a notification shows).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EvidenceRef {
+    #[serde(default)]
+    pub bucket: Option<String>,
+    #[serde(default)]
+    pub manifest_key: Option<String>,
+    #[serde(default)]
+    pub manifest_sha256: Option<String>,
+    #[serde(default)]
+    pub artifact_count: Option<usize>,
+    #[serde(default)]
+    pub snapshot_ids: Vec<String>,
+    #[serde(default)]
+    pub gaps: Vec<Value>,
+}
+
+/// A failed state (the `Catch` output: `Error` and `Cause`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Failure {
+    #[serde(default, alias = "Error")]
+    pub error: String,
+    #[serde(default, alias = "Cause")]
+    pub cause: String,
+    /// The state that failed, when the state machine says.
+    #[serde(default)]
+    pub state: Option<String>,
+}
+
+/// The review outcome (ir-approve's task output).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewRef {
+    pub review: String,
+    pub approver: String,
+    #[serde(default)]
+    pub approver_name: Option<String>,
+    pub decided_at: DateTime<Utc>,
+}
+
+/// Input of ir-notify.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotifyRequest {
+    pub kind: Kind,
+    pub decision: TriageDecision,
+    /// Containment records so far (contain, or contain + release).
+    #[serde(default)]
+    pub containment: Vec<ContainmentRecord>,
+    #[serde(default)]
+    pub evidence: Option<EvidenceRef>,
+    #[serde(default)]
+    pub failure: Option<Failure>,
+    #[serde(default)]
+    pub review: Option<ReviewRef>,
+    /// The Jira issue key, once known (otherwise found by the incident label).
+    #[serde(default)]
+    pub ticket: Option<String>,
+    /// `approval_requested` only: `$$.Task.Token` of the ReviewGate state.
+    #[serde(default)]
+    pub task_token: Option<String>,
+    /// `approval_requested` only: `$$.Execution.Id`.
+    #[serde(default)]
+    pub execution: Option<String>,
+    /// `approval_requested` only: how long the gate waits (its `TimeoutSeconds`).
+    #[serde(default)]
+    pub review_timeout_seconds: Option<i64>,
+}
+
+/// The channel-neutral message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub incident_id: String,
+    pub kind: Kind,
+    pub severity: SeverityLabel,
+    pub headline: String,
+    pub summary: String,
+    /// Label/value pairs (account, region, resource, finding type, route, tier, …).
+    pub facts: Vec<(String, String)>,
+    /// One line per action taken (or planned, or skipped).
+    pub actions: Vec<String>,
+    /// What the reader has to do, if anything.
+    pub call_to_action: Option<String>,
+    pub finding_type: String,
+    pub resource: String,
+    pub account_id: String,
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn outcome_word(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Succeeded => "done",
+        Outcome::AlreadyDone => "already in place",
+        Outcome::DryRun => "planned (dry-run)",
+        Outcome::Skipped => "skipped",
+        Outcome::Failed => "FAILED",
+    }
+}
+
+impl Message {
+    /// Builds the message, with approve/reject status names for the call to action.
+    pub fn from_request(req: &NotifyRequest, approve: &str, reject: &str) -> Message {
+        let d = &req.decision;
+        let inc = &d.incident;
+        let resource = inc
+            .resources
+            .first()
+            .map(|r| r.display_id())
+            .unwrap_or_else(|| "unknown resource".into());
+        let title = inc
+            .title
+            .clone()
+            .unwrap_or_else(|| inc.finding_type.clone());
+        let headline = match req.kind {
+            Kind::Opened => format!("[{}] {} on {}", inc.severity.label, title, resource),
+            Kind::ApprovalRequested => format!("Review needed: {title} on {resource}"),
+            Kind::Approved => format!("Approved and closed: {title} on {resource}"),
+            Kind::Released => format!("Rejected, containment released: {title} on {resource}"),
+            Kind::ReviewTimedOut => format!("Review timed out: {title} on {resource}"),
+            Kind::Failed => format!("Incident response FAILED: {title} on {resource}"),
+        };
+        let mut summary = inc
+            .description
+            .clone()
+            .unwrap_or_else(|| format!("{} reported {}", inc.product, inc.finding_type));
+        if d.dry_run {
+            summary.push_str(" (dry-run: nothing was changed)");
+        }
+        let mut facts = vec![
+            ("Incident".to_string(), d.incident_id.clone()),
+            (
+                "Severity".to_string(),
+                format!("{} ({:.1})", inc.severity.label, inc.severity.score),
+            ),
+            ("Finding type".to_string(), inc.finding_type.clone()),
+            ("Resource".to_string(), resource.clone()),
+            (
+                "Account / region".to_string(),
+                format!("{} / {}", inc.account_id, inc.region),
+            ),
+            (
+                "Response".to_string(),
+                format!("route {}, tier {}, {}", d.route, d.tier, d.disposition),
+            ),
+        ];
+        if let Some(p) = &inc.principal {
+            if let Some(name) = &p.name {
+                facts.push(("Principal".to_string(), name.clone()));
+            }
+        }
+        if let Some(ip) = inc.remote.as_ref().and_then(|r| r.ip) {
+            facts.push(("Remote IP".to_string(), ip.to_string()));
+        }
+        if let Some(first) = inc.first_seen {
+            facts.push(("First seen".to_string(), first.to_rfc3339()));
+        }
+        let mut actions = Vec::new();
+        for rec in &req.containment {
+            for s in &rec.steps {
+                actions.push(format!(
+                    "{}: {} — {}{}",
+                    rec.function,
+                    s.step,
+                    outcome_word(s.outcome),
+                    s.detail
+                        .as_deref()
+                        .map(|d| format!(" ({})", truncate(d, 120)))
+                        .unwrap_or_default()
+                ));
+            }
+            if let Some(reason) = &rec.reason {
+                actions.push(format!("{}: {:?} — {}", rec.function, rec.status, reason));
+            }
+        }
+        if let Some(ev) = &req.evidence {
+            if let (Some(b), Some(k)) = (&ev.bucket, &ev.manifest_key) {
+                actions.push(format!(
+                    "evidence: {} artifacts, manifest s3://{b}/{k} (sha256 {})",
+                    ev.artifact_count.unwrap_or_default(),
+                    ev.manifest_sha256.as_deref().unwrap_or("?")
+                ));
+            }
+            if !ev.snapshot_ids.is_empty() {
+                actions.push(format!(
+                    "evidence: EBS snapshots {}",
+                    ev.snapshot_ids.join(", ")
+                ));
+            }
+            if !ev.gaps.is_empty() {
+                actions.push(format!(
+                    "evidence: {} artifact(s) could not be collected",
+                    ev.gaps.len()
+                ));
+            }
+        }
+        if let Some(f) = &req.failure {
+            actions.push(format!(
+                "FAILED{}: {} — {}",
+                f.state
+                    .as_deref()
+                    .map(|s| format!(" in {s}"))
+                    .unwrap_or_default(),
+                f.error,
+                truncate(&f.cause, 500)
+            ));
+        }
+        if let Some(r) = &req.review {
+            actions.push(format!(
+                "review: {} by {} at {}",
+                r.review,
+                r.approver_name.as_deref().unwrap_or(&r.approver),
+                r.decided_at.to_rfc3339()
+            ));
+        }
+        let call_to_action = match req.kind {
+            Kind::ApprovalRequested => Some(format!(
+                "Review the containment: move the ticket to `{approve}` to keep it and close, or `{reject}` to release it."
+            )),
+            Kind::ReviewTimedOut => Some("Nobody reviewed in time: containment stays in place; review the ticket now.".into()),
+            Kind::Failed => Some("Automated response did not complete: investigate and contain manually.".into()),
+            Kind::Opened if d.tier == ir_core::Tier::Manual => {
+                Some("Manual tier: no automatic containment. Investigate now.".into())
+            }
+            _ => None,
+        };
+        Message {
+            incident_id: d.incident_id.clone(),
+            kind: req.kind,
+            severity: inc.severity.label,
+            headline,
+            summary,
+            facts,
+            actions,
+            call_to_action,
+            finding_type: inc.finding_type.clone(),
+            resource,
+            account_id: inc.account_id.clone(),
+        }
+    }
+
+    /// Plain text (SNS e-mail, logs of what was sent).
+    pub fn text(&self) -> String {
+        let mut out = format!("{}\n\n{}\n\n", self.headline, self.summary);
+        for (k, v) in &self.facts {
+            out.push_str(&format!("{k}: {v}\n"));
+        }
+        if !self.actions.is_empty() {
+            out.push_str("\nActions:\n");
+            for a in &self.actions {
+                out.push_str(&format!("- {a}\n"));
+            }
+        }
+        if let Some(c) = &self.call_to_action {
+            out.push_str(&format!("\n{c}\n"));
+        }
+        out
+    }
+
+    /// SNS subject: at most 100 characters, ASCII, no line breaks.
+    pub fn sns_subject(&self) -> String {
+        let ascii: String = self
+            .headline
+            .chars()
+            .map(|c| {
+                if c.is_ascii() && !c.is_ascii_control() {
+                    c
+                } else {
+                    ' '
+                }
+            })
+            .collect();
+        truncate(ascii.trim(), 100).replace('…', ".")
+    }
+
+    /// Slack incoming-webhook payload (Block Kit, with a plain-text fallback).
+    pub fn slack(&self) -> Value {
+        let fields: Vec<Value> = self
+            .facts
+            .iter()
+            .take(10)
+            .map(|(k, v)| json!({"type": "mrkdwn", "text": truncate(&format!("*{k}*\n{v}"), 2000)}))
+            .collect();
+        let mut blocks = vec![
+            json!({"type": "header", "text": {"type": "plain_text", "text": truncate(&self.headline, 150)}}),
+            json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&self.summary, 3000)}}),
+            json!({"type": "section", "fields": fields}),
+        ];
+        if !self.actions.is_empty() {
+            let list: String = self.actions.iter().map(|a| format!("• {a}\n")).collect();
+            blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&list, 3000)}}));
+        }
+        if let Some(c) = &self.call_to_action {
+            blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!(":warning: {c}")}}));
+        }
+        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn",
+            "text": format!("incident `{}` · {}", self.incident_id, self.kind.as_str())}]}));
+        json!({"text": truncate(&self.headline, 300), "blocks": blocks})
+    }
+
+    /// PagerDuty Events API v2 event (`trigger`, or `resolve` when the incident ends).
+    pub fn pagerduty(&self, routing_key: &str) -> Value {
+        if self.kind.resolves() {
+            return json!({"routing_key": routing_key, "event_action": "resolve",
+                          "dedup_key": self.incident_id});
+        }
+        let severity = match (self.kind, self.severity) {
+            (Kind::Failed, _) | (_, SeverityLabel::Critical) => "critical",
+            (_, SeverityLabel::High) => "error",
+            (_, SeverityLabel::Medium) => "warning",
+            _ => "info",
+        };
+        let details: serde_json::Map<String, Value> = self
+            .facts
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .chain(std::iter::once((
+                "actions".to_string(),
+                json!(self.actions),
+            )))
+            .collect();
+        json!({
+            "routing_key": routing_key,
+            "event_action": "trigger",
+            "dedup_key": self.incident_id,
+            "payload": {
+                "summary": truncate(&self.headline, 1024),
+                "source": self.resource,
+                "severity": severity,
+                "component": self.resource,
+                "group": self.account_id,
+                "class": self.finding_type,
+                "custom_details": details,
+            }
+        })
+    }
+
+    /// Atlassian Document Format body: summary, facts table, actions list, call to action.
+    pub fn adf(&self) -> Value {
+        let para = |t: &str| json!({"type": "paragraph", "content": [{"type": "text", "text": t}]});
+        let mut content = vec![
+            json!({"type": "heading", "attrs": {"level": 3},
+                   "content": [{"type": "text", "text": truncate(&self.headline, 250)}]}),
+            para(&self.summary),
+        ];
+        let rows: Vec<Value> = self
+            .facts
+            .iter()
+            .map(|(k, v)| {
+                json!({"type": "tableRow", "content": [
+                    {"type": "tableHeader", "content": [para(k)]},
+                    {"type": "tableCell", "content": [para(v)]}]})
+            })
+            .collect();
+        content.push(json!({"type": "table", "content": rows}));
+        if !self.actions.is_empty() {
+            let items: Vec<Value> = self
+                .actions
+                .iter()
+                .map(|a| json!({"type": "listItem", "content": [para(a)]}))
+                .collect();
+            content.push(json!({"type": "bulletList", "content": items}));
+        }
+        if let Some(c) = &self.call_to_action {
+            content.push(json!({"type": "panel", "attrs": {"panelType": "warning"},
+                                "content": [para(c)]}));
+        }
+        json!({"type": "doc", "version": 1, "content": content})
+    }
+
+    /// Jira create-issue request (REST API v3). The incident id is a label, which is how later
+    /// updates and the approval webhook find the ticket.
+    pub fn jira_issue(&self, project: &str, issue_type: &str) -> Value {
+        json!({"fields": {
+            "project": {"key": project},
+            "issuetype": {"name": issue_type},
+            "summary": truncate(&self.headline, 250),
+            "description": self.adf(),
+            "labels": ["incident-response", self.incident_id,
+                       format!("severity-{}", self.severity.to_string().to_ascii_lowercase())],
+        }})
+    }
+
+    /// Jira add-comment request.
+    pub fn jira_comment(&self) -> Value {
+        json!({"body": self.adf()})
+    }
+}
