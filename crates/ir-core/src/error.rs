@@ -67,20 +67,3 @@ pub enum ConfigError {
         message: String,
     },
 }
-
-/// A function that is not implemented yet refuses every event with this error
-/// (`errorType` `NotImplemented`) and makes no AWS call: it never pretends to have acted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{function} is not implemented yet; nothing was changed")]
-pub struct NotImplemented {
-    pub function: &'static str,
-}
-
-impl From<NotImplemented> for lambda_runtime::Diagnostic {
-    fn from(e: NotImplemented) -> lambda_runtime::Diagnostic {
-        lambda_runtime::Diagnostic {
-            error_type: "NotImplemented".into(),
-            error_message: e.to_string(),
-        }
-    }
-}

@@ -23,6 +23,6 @@ pub mod secrets;
 pub mod telemetry;
 
 pub use decision::{TriageDecision, TriageOutput};
-pub use error::{ConfigError, FindingError, NotImplemented, PolicyError};
+pub use error::{ConfigError, FindingError, PolicyError};
 pub use incident::Incident;
 pub use policy::{Disposition, LoadedPolicy, Policy, Route, Tier};

@@ -469,7 +469,7 @@ pub async fn s3_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<(Value, 
     Ok((config, logging))
 }
 
-/// One page-limited CloudTrail LookupEvents query, events oldest first, each the raw
+/// One CloudTrail LookupEvents query (at most `max` events), events oldest first, each the raw
 /// `CloudTrailEvent` record (parsed) with its id.
 pub async fn cloudtrail_events(
     ct: &aws_sdk_cloudtrail::Client,
@@ -529,8 +529,9 @@ pub async fn cloudtrail_events(
             .cmp(&(b["event_time"].as_str(), b["event_id"].as_str()))
     });
     Ok(json!({
-        "lookup": {"attribute": key.as_str(), "value": value,
-                   "start": start.to_rfc3339(), "end": end.to_rfc3339()},
+        // The window ends at the artifact's `collected_at` (in the manifest), so the same
+        // events give the same bytes on a repeat.
+        "lookup": {"attribute": key.as_str(), "value": value, "start": start.to_rfc3339()},
         "truncated": truncated,
         "events": events,
     }))

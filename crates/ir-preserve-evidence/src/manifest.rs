@@ -1,7 +1,7 @@
 //! The evidence bucket: content-addressed artifacts and hash-chained manifests.
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ObjectLockMode, ServerSideEncryption};
+use aws_sdk_s3::types::{ChecksumAlgorithm, ObjectLockMode, ServerSideEncryption};
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use ir_core::incident::Incident;
@@ -159,6 +159,7 @@ impl EvidenceStore<'_> {
             .bucket(&self.config.bucket)
             .key(key)
             .content_type("application/json")
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
             .checksum_sha256(base64::engine::general_purpose::STANDARD.encode(digest))
             .metadata("sha256", hex::encode(digest))
             .body(ByteStream::from(bytes));

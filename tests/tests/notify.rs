@@ -1,0 +1,503 @@
+//! ir-notify: SNS through moto (delivered to an SQS queue and read back), secrets from moto's
+//! Secrets Manager and SSM, and Slack / PagerDuty / Jira as local HTTP servers (wiremock) that
+//! record every request, so the payloads are asserted as the services would receive them.
+
+use base64::Engine;
+use chrono::Utc;
+use ir_core::actions::{ContainmentRecord, Mode, RecordStatus};
+use ir_core::audit::{Outcome, StepRecord};
+use ir_core::incident::SeverityLabel;
+use ir_core::secrets::{SecretRef, SecretStore};
+use ir_core::TriageDecision;
+use ir_notify::message::{EvidenceRef, Failure};
+use ir_notify::{
+    http_client, ChannelStatus, JiraConfig, Kind, Notifier, NotifyConfig, NotifyRequest,
+};
+use ir_tests::fixtures::{event_json, live_triage};
+use ir_tests::MotoServer;
+use serde_json::{json, Value};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const SLACK_PATH: &str = "/services/T0000/B0000/slacksecretpath";
+const PD_KEY: &str = "R0UTINGKEYSECRET0000000000000000";
+const JIRA_TOKEN: &str = "ATATT-jira-api-token-secret";
+
+struct World {
+    _moto: MotoServer,
+    sdk: aws_config::SdkConfig,
+    http: MockServer,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    topic_arn: String,
+    decision: TriageDecision,
+}
+
+async fn world() -> World {
+    let moto = MotoServer::start().expect("moto");
+    let sdk = moto.sdk_config().await;
+    let http = MockServer::start().await;
+    let triage = live_triage(&sdk, "incidents").await;
+    let decision = triage
+        .handle(event_json("guardduty-ec2-bitcointool-dns.json"))
+        .await
+        .unwrap()
+        .primary;
+
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let topic_arn = sns
+        .create_topic()
+        .name("ir-alerts")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name("ir-alerts-inbox")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    sns.subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .send()
+        .await
+        .unwrap();
+
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+    sm.create_secret()
+        .name("ir/slack-webhook")
+        .secret_string(format!("{}{SLACK_PATH}", http.uri()))
+        .send()
+        .await
+        .unwrap();
+    sm.create_secret()
+        .name("ir/jira")
+        .secret_string(json!({"email": "ir-bot@example.com", "api_token": JIRA_TOKEN}).to_string())
+        .send()
+        .await
+        .unwrap();
+    aws_sdk_ssm::Client::new(&sdk)
+        .put_parameter()
+        .name("/ir/pagerduty-routing-key")
+        .value(PD_KEY)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+    World {
+        _moto: moto,
+        sdk,
+        http,
+        sqs,
+        queue_url,
+        topic_arn,
+        decision,
+    }
+}
+
+impl World {
+    fn config(&self) -> NotifyConfig {
+        NotifyConfig {
+            sns_topic_arn: Some(self.topic_arn.clone()),
+            slack_webhook: Some(SecretRef::SecretsManager("ir/slack-webhook".into())),
+            pagerduty_routing_key: Some(SecretRef::Ssm("/ir/pagerduty-routing-key".into())),
+            pagerduty_url: format!("{}/v2/enqueue", self.http.uri()),
+            pagerduty_min_severity: SeverityLabel::High,
+            jira: Some(JiraConfig {
+                base_url: self.http.uri(),
+                project: "SEC".into(),
+                issue_type: "Incident".into(),
+                credentials: SecretRef::SecretsManager("ir/jira".into()),
+            }),
+            ..NotifyConfig::none()
+        }
+    }
+
+    fn notifier(&self, config: NotifyConfig) -> Notifier {
+        Notifier {
+            http: http_client(config.http_timeout).unwrap(),
+            sns: aws_sdk_sns::Client::new(&self.sdk),
+            secrets: SecretStore::new(
+                aws_sdk_secretsmanager::Client::new(&self.sdk),
+                aws_sdk_ssm::Client::new(&self.sdk),
+            ),
+            gate: None,
+            config,
+        }
+    }
+
+    async fn requests(&self, p: &str) -> Vec<(wiremock::Request, Value)> {
+        self.http
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.url.path() == p)
+            .map(|r| {
+                let body = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+                (r, body)
+            })
+            .collect()
+    }
+
+    async fn sns_messages(&self) -> Vec<Value> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        out.messages()
+            .iter()
+            .map(|m| serde_json::from_str(m.body().unwrap()).unwrap())
+            .collect()
+    }
+}
+
+fn request(kind: Kind, decision: TriageDecision) -> NotifyRequest {
+    NotifyRequest {
+        kind,
+        decision,
+        containment: vec![],
+        evidence: None,
+        failure: None,
+        review: None,
+        ticket: None,
+        task_token: None,
+        execution: None,
+        review_timeout_seconds: None,
+    }
+}
+
+fn isolation_record(incident_id: &str) -> ContainmentRecord {
+    let now = Utc::now();
+    ContainmentRecord {
+        incident_id: incident_id.into(),
+        function: "ir-isolate-ec2".into(),
+        mode: Mode::Contain,
+        status: RecordStatus::Completed,
+        dry_run: false,
+        reason: None,
+        steps: vec![StepRecord {
+            step: "isolate-enis".into(),
+            api_call: Some("ec2:ModifyNetworkInterfaceAttribute".into()),
+            target: Some("eni-0abc".into()),
+            outcome: Outcome::Succeeded,
+            detail: Some("eni-0abc → sg-isolation".into()),
+            at: now,
+        }],
+        pre_state: json!({}),
+        failed_step: None,
+        error: None,
+        started_at: now,
+        finished_at: now,
+    }
+}
+
+#[tokio::test]
+async fn an_opened_incident_reaches_every_channel_with_the_full_context() {
+    let w = world().await;
+    Mock::given(method("POST"))
+        .and(path(SLACK_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .mount(&w.http)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/enqueue"))
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({"status": "success"})))
+        .mount(&w.http)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/rest/api/3/search/jql"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"issues": []})))
+        .mount(&w.http)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/rest/api/3/issue"))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(json!({"id": "10001", "key": "SEC-101"})),
+        )
+        .mount(&w.http)
+        .await;
+
+    let id = w.decision.incident_id.clone();
+    let mut req = request(Kind::Opened, w.decision.clone());
+    req.containment = vec![isolation_record(&id)];
+    req.evidence = Some(EvidenceRef {
+        bucket: Some("ir-evidence".into()),
+        manifest_key: Some(format!("incidents/{id}/manifests/000001.json")),
+        manifest_sha256: Some("ab".repeat(32)),
+        artifact_count: Some(5),
+        snapshot_ids: vec!["snap-0123".into()],
+        gaps: vec![],
+    });
+    let result = w.notifier(w.config()).handle(req).await.expect("notify");
+    assert_eq!(result.ticket.as_deref(), Some("SEC-101"));
+    for c in &result.channels {
+        assert_eq!(c.status, ChannelStatus::Sent, "{c:?}");
+    }
+    let out = serde_json::to_string(&result).unwrap();
+    for secret in [SLACK_PATH, PD_KEY, JIRA_TOKEN] {
+        assert!(
+            !out.contains(secret),
+            "a secret leaked into the result: {out}"
+        );
+    }
+
+    // Jira: searched by label, then created with the context, labels and basic auth.
+    let (search, _) = &w.requests("/rest/api/3/search/jql").await[0];
+    let jql = search
+        .url
+        .query_pairs()
+        .find(|(k, _)| k == "jql")
+        .unwrap()
+        .1
+        .to_string();
+    assert!(jql.contains(&format!("labels = \"{id}\"")), "{jql}");
+    let creates = w.requests("/rest/api/3/issue").await;
+    assert_eq!(creates.len(), 1);
+    let (create_req, issue) = &creates[0];
+    let auth = create_req
+        .headers
+        .get("authorization")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert_eq!(
+        auth,
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("ir-bot@example.com:{JIRA_TOKEN}"))
+        )
+    );
+    assert_eq!(issue["fields"]["project"]["key"], "SEC");
+    assert_eq!(issue["fields"]["issuetype"]["name"], "Incident");
+    let labels = issue["fields"]["labels"].as_array().unwrap();
+    assert!(labels.contains(&json!(id)));
+    assert!(issue["fields"]["summary"]
+        .as_str()
+        .unwrap()
+        .starts_with("[HIGH]"));
+    let description = issue["fields"]["description"].to_string();
+    assert_eq!(issue["fields"]["description"]["type"], "doc");
+    for expected in [
+        "isolate-enis",
+        "snap-0123",
+        "000001.json",
+        "CryptoCurrency",
+        &id,
+    ] {
+        assert!(
+            description.contains(expected),
+            "description lacks {expected}: {description}"
+        );
+    }
+
+    // Slack: Block Kit with header, facts and actions.
+    let slack = w.requests(SLACK_PATH).await;
+    assert_eq!(slack.len(), 1);
+    let blocks = slack[0].1["blocks"].as_array().unwrap();
+    assert_eq!(blocks[0]["type"], "header");
+    assert!(blocks[0]["text"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("[HIGH]"));
+    assert!(slack[0].1.to_string().contains("isolate-enis"));
+
+    // PagerDuty: trigger, deduplicated by incident, HIGH → error.
+    let pd = w.requests("/v2/enqueue").await;
+    assert_eq!(pd.len(), 1);
+    assert_eq!(pd[0].1["routing_key"], PD_KEY);
+    assert_eq!(pd[0].1["event_action"], "trigger");
+    assert_eq!(pd[0].1["dedup_key"], id.as_str());
+    assert_eq!(pd[0].1["payload"]["severity"], "error");
+    assert_eq!(
+        pd[0].1["payload"]["group"],
+        w.decision.incident.account_id.as_str()
+    );
+
+    // SNS: delivered with subject, text and attributes.
+    let msgs = w.sns_messages().await;
+    assert_eq!(msgs.len(), 1);
+    assert!(msgs[0]["Subject"].as_str().unwrap().starts_with("[HIGH]"));
+    assert!(msgs[0]["Message"].as_str().unwrap().contains(&id));
+    assert_eq!(msgs[0]["MessageAttributes"]["kind"]["Value"], "opened");
+
+    // A repeat of the same incident comments on the existing ticket instead of opening another.
+    Mock::given(method("GET"))
+        .and(path("/rest/api/3/search/jql"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"issues": [{"key": "SEC-101"}]})),
+        )
+        .with_priority(1)
+        .mount(&w.http)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/rest/api/3/issue/SEC-101/comment"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "1"})))
+        .mount(&w.http)
+        .await;
+    let again = w
+        .notifier(w.config())
+        .handle(request(Kind::Opened, w.decision.clone()))
+        .await
+        .unwrap();
+    assert_eq!(again.ticket.as_deref(), Some("SEC-101"));
+    assert_eq!(
+        w.requests("/rest/api/3/issue").await.len(),
+        1,
+        "no second ticket"
+    );
+    assert_eq!(
+        w.requests("/rest/api/3/issue/SEC-101/comment").await.len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_channel_that_is_down_does_not_block_the_others() {
+    let w = world().await;
+    Mock::given(method("POST"))
+        .and(path(SLACK_PATH))
+        .respond_with(ResponseTemplate::new(500).set_body_string("internal_error"))
+        .mount(&w.http)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/enqueue"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&w.http)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/rest/api/3/issue/SEC-7/comment"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "2"})))
+        .mount(&w.http)
+        .await;
+
+    let mut req = request(Kind::Failed, w.decision.clone());
+    req.ticket = Some("SEC-7".into());
+    req.containment = vec![isolation_record(&w.decision.incident_id)];
+    req.failure = Some(Failure {
+        error: "ContainmentFailed".into(),
+        cause: "step `revoke-role-sessions` failed: AccessDenied".into(),
+        state: Some("IsolateEC2".into()),
+    });
+    let result = w
+        .notifier(w.config())
+        .handle(req)
+        .await
+        .expect("others still delivered");
+    let status = |c: &str| {
+        result
+            .channels
+            .iter()
+            .find(|r| r.channel == c)
+            .unwrap()
+            .status
+    };
+    assert_eq!(status("slack"), ChannelStatus::Failed);
+    assert_eq!(status("jira"), ChannelStatus::Sent);
+    assert_eq!(status("pagerduty"), ChannelStatus::Sent);
+    assert_eq!(status("sns"), ChannelStatus::Sent);
+
+    let comment = &w.requests("/rest/api/3/issue/SEC-7/comment").await[0].1;
+    let text = comment.to_string();
+    for expected in [
+        "FAILED in IsolateEC2",
+        "ContainmentFailed",
+        "revoke-role-sessions",
+        "isolate-enis",
+    ] {
+        assert!(
+            text.contains(expected),
+            "failure comment lacks {expected}: {text}"
+        );
+    }
+    assert_eq!(
+        w.requests("/v2/enqueue").await[0].1["payload"]["severity"],
+        "critical",
+        "a failed response pages as critical"
+    );
+    assert_eq!(w.sns_messages().await.len(), 1);
+}
+
+#[tokio::test]
+async fn every_channel_down_fails_the_task_and_below_threshold_skips_paging() {
+    let w = world().await;
+    Mock::given(method("POST"))
+        .and(path(SLACK_PATH))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&w.http)
+        .await;
+    let config = NotifyConfig {
+        slack_webhook: w.config().slack_webhook,
+        pagerduty_routing_key: w.config().pagerduty_routing_key,
+        pagerduty_url: format!("{}/v2/enqueue", w.http.uri()),
+        pagerduty_min_severity: SeverityLabel::Critical,
+        ..NotifyConfig::none()
+    };
+    let err = w
+        .notifier(config)
+        .handle(request(Kind::Opened, w.decision.clone()))
+        .await
+        .expect_err("nothing was delivered");
+    let d: lambda_runtime::Diagnostic = err.into();
+    assert_eq!(d.error_type, "AllChannelsFailed");
+    assert!(
+        d.error_message.contains("below CRITICAL"),
+        "{}",
+        d.error_message
+    );
+    assert!(
+        w.requests("/v2/enqueue").await.is_empty(),
+        "HIGH is below the paging threshold"
+    );
+}
+
+#[tokio::test]
+async fn the_review_gate_needs_a_token_and_a_gate_table() {
+    let w = world().await;
+    let err = w
+        .notifier(w.config())
+        .handle(request(Kind::ApprovalRequested, w.decision.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        lambda_runtime::Diagnostic::from(err).error_type,
+        "BadRequest"
+    );
+    let mut req = request(Kind::ApprovalRequested, w.decision.clone());
+    req.task_token = Some("AAAA-token".into());
+    let err = w.notifier(w.config()).handle(req).await.unwrap_err();
+    assert_eq!(
+        lambda_runtime::Diagnostic::from(err).error_type,
+        "GateUnavailable"
+    );
+    assert!(
+        w.http
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty(),
+        "nothing sent"
+    );
+}
