@@ -145,3 +145,27 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod payload_tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_transition_and_the_incident_label() {
+        let hook: JiraWebhook = serde_json::from_value(serde_json::json!({
+            "timestamp": 1, "webhookEvent": "jira:issue_updated",
+            "issue": {"key": "SEC-1", "fields": {"labels": ["incident-response", "inc-abc"]}},
+            "changelog": {"items": [{"field": "assignee", "toString": "Dana"},
+                                     {"field": "status", "fromString": "Open", "toString": "Approved"}]}
+        }))
+        .unwrap();
+        assert_eq!(hook.new_status(), Some("Approved"));
+        assert_eq!(hook.incident_id(), Some("inc-abc"));
+        let comment: JiraWebhook = serde_json::from_value(
+            serde_json::json!({"timestamp": 1, "webhookEvent": "comment_created"}),
+        )
+        .unwrap();
+        assert_eq!(comment.new_status(), None);
+        assert_eq!(comment.incident_id(), None);
+    }
+}

@@ -439,3 +439,45 @@ impl Message {
         json!({"body": self.adf()})
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_keeps_limits_and_marks_the_cut() {
+        assert_eq!(truncate("short", 10), "short");
+        let t = truncate(&"é".repeat(200), 100);
+        assert_eq!(t.chars().count(), 100);
+        assert!(t.ends_with('…'));
+    }
+
+    #[test]
+    fn pagerduty_resolves_when_the_incident_ends() {
+        let mut m = Message {
+            incident_id: "inc-1".into(),
+            kind: Kind::Approved,
+            severity: SeverityLabel::Critical,
+            headline: "h".into(),
+            summary: "s".into(),
+            facts: vec![],
+            actions: vec![],
+            call_to_action: None,
+            finding_type: "t".into(),
+            resource: "i-1".into(),
+            account_id: "1".into(),
+        };
+        assert_eq!(
+            m.pagerduty("k"),
+            json!({"routing_key": "k", "event_action": "resolve", "dedup_key": "inc-1"})
+        );
+        m.kind = Kind::Opened;
+        m.severity = SeverityLabel::Medium;
+        assert_eq!(m.pagerduty("k")["payload"]["severity"], "warning");
+        m.kind = Kind::Failed;
+        assert_eq!(m.pagerduty("k")["payload"]["severity"], "critical");
+        m.headline = format!("ünïcode {}", "x".repeat(200));
+        let subject = m.sns_subject();
+        assert!(subject.len() <= 100 && subject.is_ascii(), "{subject}");
+    }
+}
