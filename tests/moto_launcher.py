@@ -36,6 +36,61 @@ def _bucket_versioning(self):
 
 S3Response.get_bucket_versioning = _bucket_versioning
 
+
+import copy  # noqa: E402
+import os  # noqa: E402
+
+import boto3  # noqa: E402
+from botocore.config import Config  # noqa: E402
+from moto.stepfunctions.models import StateMachine  # noqa: E402
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import (  # noqa: E402
+    lambda_eval_utils,
+)
+
+
+def _state_machine_deepcopy(self, memo):
+    # moto 5.2.1 deep-copies the state machine on every StartExecution; from the second one on
+    # the copy reaches the backend's lock and fails with "cannot pickle '_thread.RLock'" (moto
+    # issue 10077, fixed upstream). Share the backend, do not copy past executions.
+    clone = copy.copy(self)
+    for key, value in self.__dict__.items():
+        if key == "backend":
+            continue
+        if key == "executions":
+            clone.executions = []
+            continue
+        setattr(clone, key, copy.deepcopy(value, memo))
+    return clone
+
+
+StateMachine.__deepcopy__ = _state_machine_deepcopy
+
+_LAMBDA_ENDPOINT = os.environ.get("IR_LAMBDA_ENDPOINT")
+_original_client_for = lambda_eval_utils.boto_client_for
+
+
+def _client_for(region, service, state_credentials=None):
+    # moto's own Lambda needs Docker. When the harness runs the Rust handlers behind a local
+    # Invoke API (IR_LAMBDA_ENDPOINT), Step Functions' Lambda tasks call that instead, exactly as
+    # they would call the Lambda service.
+    if service == "lambda" and _LAMBDA_ENDPOINT:
+        return boto3.client(
+            "lambda",
+            region_name=region,
+            endpoint_url=_LAMBDA_ENDPOINT,
+            aws_access_key_id="ak",
+            aws_secret_access_key="sk",
+            config=Config(
+                parameter_validation=False,
+                retries={"max_attempts": 0, "total_max_attempts": 1},
+                read_timeout=120,
+            ),
+        )
+    return _original_client_for(region, service, state_credentials)
+
+
+lambda_eval_utils.boto_client_for = _client_for
+
 from moto.server import main  # noqa: E402  (after patching)
 
 if __name__ == "__main__":

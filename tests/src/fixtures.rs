@@ -16,6 +16,11 @@ pub fn events_dir() -> PathBuf {
     workspace_root().join("events")
 }
 
+/// A file of the repository, by its path from the workspace root.
+pub fn workspace_file(relative: &str) -> PathBuf {
+    workspace_root().join(relative)
+}
+
 /// Every sample event file (`events/*.json` except `expected.json`), sorted by name.
 pub fn sample_event_files() -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(events_dir())?

@@ -26,6 +26,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 
 pub mod fixtures;
+pub mod invoke;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {

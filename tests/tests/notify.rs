@@ -176,7 +176,7 @@ impl World {
 fn request(kind: Kind, decision: TriageDecision) -> NotifyRequest {
     NotifyRequest {
         kind,
-        decision,
+        decision: Some(decision),
         containment: vec![],
         evidence: None,
         failure: None,

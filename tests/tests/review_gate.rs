@@ -209,7 +209,7 @@ impl World {
             .notifier()
             .handle(NotifyRequest {
                 kind: Kind::ApprovalRequested,
-                decision: self.decision.clone(),
+                decision: Some(self.decision.clone()),
                 containment: vec![],
                 evidence: None,
                 failure: None,

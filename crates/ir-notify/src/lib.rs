@@ -263,6 +263,12 @@ async fn post_json(
 
 impl Notifier {
     pub async fn handle(&self, req: NotifyRequest) -> Result<NotifyResult, NotifyError> {
+        if req.decision.is_none() && req.kind != Kind::Failed {
+            return Err(NotifyError::BadRequest(format!(
+                "`{}` needs the triage decision",
+                req.kind.as_str()
+            )));
+        }
         if req.kind == Kind::ApprovalRequested {
             if req.task_token.as_deref().is_none_or(str::is_empty) {
                 return Err(NotifyError::BadRequest(
@@ -422,6 +428,17 @@ impl Notifier {
         msg: &Message,
     ) -> Result<(ChannelReport, Option<String>, bool), NotifyError> {
         let approval = req.kind == Kind::ApprovalRequested;
+        if req.decision.is_none() {
+            return Ok((
+                ChannelReport::new(
+                    "jira",
+                    ChannelStatus::Skipped,
+                    "no incident to file (triage failed)",
+                ),
+                req.ticket.clone(),
+                false,
+            ));
+        }
         let Some(cfg) = &self.config.jira else {
             return Ok((
                 ChannelReport::new("jira", ChannelStatus::Skipped, "not configured"),

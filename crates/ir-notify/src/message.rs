@@ -88,7 +88,10 @@ pub struct ReviewRef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NotifyRequest {
     pub kind: Kind,
-    pub decision: TriageDecision,
+    /// The triage decision; absent only for a `failed` notification when triage itself failed
+    /// (malformed or unsupported event), which then goes to SNS, Slack and PagerDuty, not Jira.
+    #[serde(default)]
+    pub decision: Option<TriageDecision>,
     /// Containment records so far (contain, or contain + release).
     #[serde(default)]
     pub containment: Vec<ContainmentRecord>,
@@ -154,7 +157,9 @@ fn outcome_word(o: Outcome) -> &'static str {
 impl Message {
     /// Builds the message, with approve/reject status names for the call to action.
     pub fn from_request(req: &NotifyRequest, approve: &str, reject: &str) -> Message {
-        let d = &req.decision;
+        let Some(d) = &req.decision else {
+            return Message::before_triage(req);
+        };
         let inc = &d.incident;
         let resource = inc
             .resources
@@ -289,6 +294,25 @@ impl Message {
             finding_type: inc.finding_type.clone(),
             resource,
             account_id: inc.account_id.clone(),
+        }
+    }
+
+    /// The response failed before there was an incident (triage rejected or could not read the
+    /// event).
+    fn before_triage(req: &NotifyRequest) -> Message {
+        let f = req.failure.clone().unwrap_or_default();
+        Message {
+            incident_id: "unknown".into(),
+            kind: req.kind,
+            severity: SeverityLabel::High,
+            headline: format!("Incident response FAILED before triage: {}", f.error),
+            summary: "An event reached the incident-response state machine but could not be triaged; nothing was contained.".into(),
+            facts: vec![("Error".into(), f.error.clone())],
+            actions: vec![format!("FAILED: {} — {}", f.error, truncate(&f.cause, 500))],
+            call_to_action: Some("Check the event and the triage function's logs; triage and contain manually if it is a real finding.".into()),
+            finding_type: "unknown".into(),
+            resource: "unknown".into(),
+            account_id: "unknown".into(),
         }
     }
 

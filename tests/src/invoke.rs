@@ -1,0 +1,206 @@
+//! A local Lambda Invoke API that runs the real Rust handlers in-process, so moto's Step
+//! Functions can execute the real state machine: `tests/moto_launcher.py` points Step Functions'
+//! Lambda tasks at [`InvokeServer::endpoint`] (env `IR_LAMBDA_ENDPOINT`).
+//!
+//! `POST /2015-03-31/functions/<name or ARN>/invocations` with the payload as body answers like
+//! Lambda: 200 with the handler's output, or 200 with `X-Amz-Function-Error: Unhandled` and
+//! `{"errorType", "errorMessage"}` when the handler fails (what a `Catch` matches on).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+
+use futures::future::BoxFuture;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Request, Response};
+use lambda_runtime::Diagnostic;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+pub type Handler =
+    Arc<dyn Fn(Value) -> BoxFuture<'static, Result<Value, Diagnostic>> + Send + Sync>;
+
+/// Wraps a typed handler the way `lambda_runtime` does: the payload is deserialised into `T`
+/// (a failure is an error), the output serialised.
+pub fn handler<T, O, E, F, Fut>(f: F) -> Handler
+where
+    T: DeserializeOwned + Send + 'static,
+    O: Serialize,
+    E: Into<Diagnostic>,
+    F: Fn(T) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<O, E>> + Send + 'static,
+{
+    let f = Arc::new(f);
+    Arc::new(move |payload: Value| {
+        let f = f.clone();
+        Box::pin(async move {
+            let input: T = serde_json::from_value(payload).map_err(|e| Diagnostic {
+                error_type: "Runtime.UnmarshalError".into(),
+                error_message: e.to_string(),
+            })?;
+            let out = f(input).await.map_err(Into::into)?;
+            serde_json::to_value(out).map_err(|e| Diagnostic {
+                error_type: "Runtime.MarshalError".into(),
+                error_message: e.to_string(),
+            })
+        })
+    })
+}
+
+/// One invocation, as recorded.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub function: String,
+    pub payload: Value,
+    pub error_type: Option<String>,
+}
+
+#[derive(Clone, Default)]
+struct Shared {
+    handlers: Arc<RwLock<HashMap<String, Handler>>>,
+    calls: Arc<Mutex<Vec<Invocation>>>,
+}
+
+pub struct InvokeServer {
+    addr: SocketAddr,
+    shared: Shared,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for InvokeServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// `ir-triage` from `…:function:ir-triage`, `…:function:ir-triage:$LATEST` or a plain name.
+pub fn function_name(path_segment: &str) -> String {
+    let decoded = percent_encoding::percent_decode_str(path_segment)
+        .decode_utf8_lossy()
+        .into_owned();
+    match decoded.split_once(":function:") {
+        Some((_, rest)) => rest.split(':').next().unwrap_or(rest).to_string(),
+        None => decoded,
+    }
+}
+
+impl InvokeServer {
+    /// Binds a free loopback port and serves (handlers can be registered afterwards).
+    pub async fn start() -> std::io::Result<InvokeServer> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let shared = Shared::default();
+        let state = shared.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| serve(state.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Ok(InvokeServer { addr, shared, task })
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn register(&self, name: &str, handler: Handler) {
+        if let Ok(mut h) = self.shared.handlers.write() {
+            h.insert(name.to_string(), handler);
+        }
+    }
+
+    /// Every invocation so far, in order.
+    pub fn calls(&self) -> Vec<Invocation> {
+        self.shared
+            .calls
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default()
+    }
+}
+
+async fn serve(
+    state: Shared,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_string();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let reply = |status: u16, error: Option<&str>, body: Value| {
+        let mut b = Response::builder()
+            .status(status)
+            .header("content-type", "application/json");
+        if let Some(e) = error {
+            b = b.header("x-amz-function-error", e);
+        }
+        Ok(b.body(Full::new(Bytes::from(body.to_string())))
+            .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
+    };
+    let ["2015-03-31", "functions", name, "invocations"] = segments.as_slice() else {
+        return reply(404, None, json!({"message": format!("no route {path}")}));
+    };
+    let function = function_name(name);
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return reply(400, None, json!({"message": e.to_string()})),
+    };
+    let payload: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let handler = state
+        .handlers
+        .read()
+        .ok()
+        .and_then(|h| h.get(&function).cloned());
+    let Some(handler) = handler else {
+        return reply(
+            404,
+            None,
+            json!({"Type": "User", "message": format!("Function not found: {function}")}),
+        );
+    };
+    let result = handler(payload.clone()).await;
+    let error_type = result.as_ref().err().map(|d| d.error_type.clone());
+    if let Ok(mut calls) = state.calls.lock() {
+        calls.push(Invocation {
+            function: function.clone(),
+            payload,
+            error_type: error_type.clone(),
+        });
+    }
+    match result {
+        Ok(out) => reply(200, None, out),
+        Err(d) => reply(
+            200,
+            Some("Unhandled"),
+            json!({"errorType": d.error_type, "errorMessage": d.error_message}),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_from_arns() {
+        assert_eq!(
+            super::function_name(
+                "arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Air-triage"
+            ),
+            "ir-triage"
+        );
+        assert_eq!(
+            super::function_name("arn:aws:lambda:us-east-1:1:function:ir-notify:$LATEST"),
+            "ir-notify"
+        );
+        assert_eq!(super::function_name("ir-approve"), "ir-approve");
+    }
+}
