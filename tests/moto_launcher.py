@@ -91,6 +91,24 @@ def _client_for(region, service, state_credentials=None):
 
 lambda_eval_utils.boto_client_for = _client_for
 
+from moto.core.responses import ActionResult  # noqa: E402
+from moto.stepfunctions.responses import StepFunctionResponse  # noqa: E402
+
+
+def _validate_state_machine_definition(self):
+    # Not implemented by moto 5.2.1; the Terraform AWS provider calls it before creating a state
+    # machine. Grammar errors still fail at CreateStateMachine, which moto does check.
+    return ActionResult({"result": "OK", "diagnostics": [], "truncated": False})
+
+
+def _list_state_machine_versions(self):
+    # Not implemented by moto 5.2.1; the provider reads it after creating a state machine.
+    return ActionResult({"stateMachineVersions": []})
+
+
+StepFunctionResponse.validate_state_machine_definition = _validate_state_machine_definition
+StepFunctionResponse.list_state_machine_versions = _list_state_machine_versions
+
 from moto.server import main  # noqa: E402  (after patching)
 
 if __name__ == "__main__":

@@ -1,0 +1,222 @@
+# --- Lambda functions (one role each, least privilege) ----------------------------------
+
+resource "aws_iam_role" "function" {
+  for_each = local.functions
+  name     = "${local.p}-${trimprefix(each.key, "ir-")}"
+  assume_role_policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [{ Effect = "Allow", Principal = { Service = "lambda.amazonaws.com" }, Action = "sts:AssumeRole" }]
+  })
+}
+
+resource "aws_iam_role_policy" "function" {
+  for_each = local.functions
+  name     = "exactly-what-${each.key}-calls"
+  role     = aws_iam_role.function[each.key].id
+  policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = concat([local.logs_statement], each.value.statements)
+  })
+}
+
+resource "aws_cloudwatch_log_group" "function" {
+  for_each          = local.functions
+  name              = "/aws/lambda/${local.p}-${trimprefix(each.key, "ir-")}"
+  retention_in_days = var.log_retention_days
+}
+
+resource "aws_lambda_function" "function" {
+  for_each         = local.functions
+  function_name    = "${local.p}-${trimprefix(each.key, "ir-")}"
+  role             = aws_iam_role.function[each.key].arn
+  runtime          = "provided.al2023"
+  architectures    = ["arm64"]
+  handler          = "bootstrap"
+  filename         = "${var.lambda_zip_dir}/${each.key}/bootstrap.zip"
+  source_code_hash = filebase64sha256("${var.lambda_zip_dir}/${each.key}/bootstrap.zip")
+  memory_size      = 256
+  timeout          = each.key == "ir-preserve-evidence" ? 300 : 60
+
+  environment {
+    variables = each.value.env
+  }
+
+  logging_config {
+    log_format = "JSON"
+    log_group  = aws_cloudwatch_log_group.function[each.key].name
+  }
+
+  depends_on = [aws_iam_role_policy.function]
+}
+
+# The Jira webhook endpoint. Authentication is the HMAC signature ir-approve verifies.
+resource "aws_lambda_function_url" "approve" {
+  function_name      = aws_lambda_function.function["ir-approve"].function_name
+  authorization_type = "NONE"
+}
+
+# --- state machine -----------------------------------------------------------------------
+
+resource "aws_iam_role" "state_machine" {
+  name = "${local.p}-state-machine"
+  assume_role_policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [{ Effect = "Allow", Principal = { Service = "states.amazonaws.com" }, Action = "sts:AssumeRole" }]
+  })
+}
+
+resource "aws_iam_role_policy" "state_machine" {
+  name = "invoke-the-response-functions"
+  role = aws_iam_role.state_machine.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Effect   = "Allow"
+        Action   = ["lambda:InvokeFunction"]
+        Resource = [for k, f in aws_lambda_function.function : f.arn if k != "ir-approve"]
+      },
+      {
+        Effect = "Allow"
+        Action = ["logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+        "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups"]
+        Resource = "*"
+      },
+    ]
+  })
+}
+
+resource "aws_cloudwatch_log_group" "state_machine" {
+  name              = "/aws/vendedlogs/states/${local.p}-incident-response"
+  retention_in_days = var.log_retention_days
+}
+
+resource "aws_sfn_state_machine" "response" {
+  name     = "${local.p}-incident-response"
+  role_arn = aws_iam_role.state_machine.arn
+  definition = templatefile("${path.module}/../statemachine/incident-response.asl.json", {
+    triage_function_arn         = aws_lambda_function.function["ir-triage"].arn
+    notify_function_arn         = aws_lambda_function.function["ir-notify"].arn
+    evidence_function_arn       = aws_lambda_function.function["ir-preserve-evidence"].arn
+    isolate_ec2_function_arn    = aws_lambda_function.function["ir-isolate-ec2"].arn
+    quarantine_iam_function_arn = aws_lambda_function.function["ir-quarantine-iam"].arn
+    lockdown_s3_function_arn    = aws_lambda_function.function["ir-lockdown-s3"].arn
+    review_timeout_seconds      = var.review_timeout_seconds
+  })
+
+  logging_configuration {
+    log_destination        = "${aws_cloudwatch_log_group.state_machine.arn}:*"
+    include_execution_data = false
+    level                  = "ERROR"
+  }
+
+  depends_on = [aws_iam_role_policy.state_machine]
+}
+
+# --- EventBridge: HIGH/CRITICAL GuardDuty and Security Hub findings, custom actions ----------
+
+locals {
+  rules = {
+    guardduty = {
+      description = "GuardDuty findings at or above severity ${var.min_guardduty_severity}"
+      pattern = {
+        source        = ["aws.guardduty"]
+        "detail-type" = ["GuardDuty Finding"]
+        detail        = { severity = [{ numeric = [">=", var.min_guardduty_severity] }] }
+      }
+    }
+    securityhub = {
+      description = "Security Hub HIGH/CRITICAL findings, new and active"
+      pattern = {
+        source        = ["aws.securityhub"]
+        "detail-type" = ["Security Hub Findings - Imported"]
+        detail = { findings = {
+          Severity    = { Label = ["HIGH", "CRITICAL"] }
+          Workflow    = { Status = ["NEW"] }
+          RecordState = ["ACTIVE"]
+        } }
+      }
+    }
+    custom-action = {
+      description = "Security Hub custom actions (analyst-initiated containment)"
+      pattern = {
+        source        = ["aws.securityhub"]
+        "detail-type" = ["Security Hub Findings - Custom Action"]
+      }
+    }
+  }
+}
+
+resource "aws_iam_role" "events" {
+  name = "${local.p}-events"
+  assume_role_policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [{ Effect = "Allow", Principal = { Service = "events.amazonaws.com" }, Action = "sts:AssumeRole" }]
+  })
+}
+
+resource "aws_iam_role_policy" "events" {
+  name = "start-the-response"
+  role = aws_iam_role.events.id
+  policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [{ Effect = "Allow", Action = ["states:StartExecution"], Resource = aws_sfn_state_machine.response.arn }]
+  })
+}
+
+resource "aws_cloudwatch_event_rule" "finding" {
+  for_each      = local.rules
+  name          = "${local.p}-${each.key}"
+  description   = each.value.description
+  event_pattern = jsonencode(each.value.pattern)
+}
+
+resource "aws_cloudwatch_event_target" "finding" {
+  for_each = local.rules
+  rule     = aws_cloudwatch_event_rule.finding[each.key].name
+  arn      = aws_sfn_state_machine.response.arn
+  role_arn = aws_iam_role.events.arn
+}
+
+# --- alarms --------------------------------------------------------------------------------
+
+resource "aws_cloudwatch_metric_alarm" "failed_executions" {
+  alarm_name          = "${local.p}-incident-response-failed"
+  alarm_description   = "An incident response execution failed: contain manually and check the failure notification."
+  namespace           = "AWS/States"
+  metric_name         = "ExecutionsFailed"
+  dimensions          = { StateMachineArn = aws_sfn_state_machine.response.arn }
+  statistic           = "Sum"
+  period              = 60
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+}
+
+# --- multi-account: the role a central responder assumes in a member account -----------------
+
+resource "aws_iam_role" "member_response" {
+  count = var.member_account_trusted_principal == "" ? 0 : 1
+  name  = "${local.p}-member-response"
+  assume_role_policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [{ Effect = "Allow", Principal = { AWS = var.member_account_trusted_principal }, Action = "sts:AssumeRole" }]
+  })
+}
+
+resource "aws_iam_role_policy" "member_response" {
+  count = var.member_account_trusted_principal == "" ? 0 : 1
+  name  = "containment-and-evidence"
+  role  = aws_iam_role.member_response[0].id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [for k in ["ir-isolate-ec2", "ir-quarantine-iam", "ir-lockdown-s3", "ir-preserve-evidence"] : {
+      Sid      = replace(k, "-", "")
+      Effect   = "Allow"
+      Resource = "*"
+      Action   = distinct(flatten([for st in local.functions[k].statements : st.Action if st.Resource == "*"]))
+    }]
+  })
+}

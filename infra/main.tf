@@ -1,0 +1,267 @@
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  account   = data.aws_caller_identity.current.account_id
+  partition = data.aws_partition.current.partition
+  region    = var.aws_region
+  p         = var.name_prefix
+
+  kill_switch_parameter = "/incident-response/kill-switch"
+
+  # secretsmanager:<id> / ssm:<name> references → ARNs the functions may read.
+  secret_refs = compact([var.slack_webhook_secret, var.pagerduty_routing_key_secret, var.jira_credentials_secret])
+  ssm_arns = [for r in concat(local.secret_refs, [var.jira_webhook_secret]) :
+    "arn:${local.partition}:ssm:${local.region}:${local.account}:parameter/${trimprefix(trimprefix(r, "ssm:"), "/")}"
+  if startswith(r, "ssm:")]
+  secret_arns = [for r in concat(local.secret_refs, [var.jira_webhook_secret]) :
+    (startswith(trimprefix(r, "secretsmanager:"), "arn:") ? "${trimprefix(r, "secretsmanager:")}*" :
+    "arn:${local.partition}:secretsmanager:${local.region}:${local.account}:secret:${trimprefix(r, "secretsmanager:")}*")
+  if startswith(r, "secretsmanager:")]
+
+  common_env = {
+    RUST_LOG                 = "info"
+    IR_KILL_SWITCH_PARAMETER = local.kill_switch_parameter
+    IR_DRY_RUN               = tostring(var.dry_run)
+  }
+  notify_env = merge(
+    { IR_SNS_TOPIC_ARN = aws_sns_topic.alerts.arn, IR_APPROVALS_TABLE = aws_dynamodb_table.approvals.name },
+    var.slack_webhook_secret == "" ? {} : { IR_SLACK_WEBHOOK_SECRET = var.slack_webhook_secret },
+    var.pagerduty_routing_key_secret == "" ? {} : { IR_PAGERDUTY_ROUTING_KEY_SECRET = var.pagerduty_routing_key_secret },
+    var.jira_url == "" ? {} : {
+      IR_JIRA_URL                = var.jira_url
+      IR_JIRA_PROJECT            = var.jira_project
+      IR_JIRA_CREDENTIALS_SECRET = var.jira_credentials_secret
+    },
+  )
+
+  logs_statement = {
+    Effect   = "Allow"
+    Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    Resource = "arn:${local.partition}:logs:${local.region}:${local.account}:log-group:/aws/lambda/${local.p}-*:*"
+  }
+  kill_switch_statement = {
+    Effect   = "Allow"
+    Action   = ["ssm:GetParameter"]
+    Resource = aws_ssm_parameter.kill_switch.arn
+  }
+  secrets_statements = concat(
+    length(local.ssm_arns) == 0 ? [] : [{ Effect = "Allow", Action = ["ssm:GetParameter"], Resource = local.ssm_arns }],
+    length(local.secret_arns) == 0 ? [] : [{ Effect = "Allow", Action = ["secretsmanager:GetSecretValue"], Resource = local.secret_arns }],
+  )
+
+  # One entry per Lambda: its environment and exactly the actions its code calls.
+  functions = {
+    "ir-triage" = {
+      env = merge(local.common_env, { IR_INCIDENTS_TABLE = aws_dynamodb_table.incidents.name })
+      statements = [local.kill_switch_statement,
+      { Effect = "Allow", Action = ["dynamodb:UpdateItem"], Resource = aws_dynamodb_table.incidents.arn }]
+    }
+    "ir-isolate-ec2" = {
+      env = local.common_env
+      statements = [local.kill_switch_statement,
+        { Effect = "Allow", Resource = "*", Action = [
+          "ec2:DescribeInstances", "ec2:DescribeInstanceAttribute", "ec2:DescribeNetworkInterfaces",
+          "ec2:DescribeSecurityGroups", "ec2:DescribeIamInstanceProfileAssociations",
+          "autoscaling:DescribeAutoScalingInstances",
+        ] },
+        { Effect = "Allow", Resource = "*", Action = [
+          "ec2:CreateSecurityGroup", "ec2:RevokeSecurityGroupEgress", "ec2:AuthorizeSecurityGroupIngress",
+          "ec2:ModifyNetworkInterfaceAttribute", "ec2:ModifyInstanceAttribute",
+          "ec2:DisassociateIamInstanceProfile", "ec2:AssociateIamInstanceProfile",
+          "ec2:CreateTags", "ec2:DeleteTags",
+          "autoscaling:SetInstanceProtection", "autoscaling:DetachInstances",
+          "iam:GetInstanceProfile", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:PassRole",
+        ] },
+      ]
+    }
+    "ir-quarantine-iam" = {
+      env = merge(local.common_env, { IR_DEACTIVATE_ALL_KEYS = "true" })
+      statements = [local.kill_switch_statement,
+        { Effect = "Allow", Resource = "*", Action = [
+          "iam:GetUser", "iam:GetRole", "iam:GetLoginProfile", "iam:ListAccessKeys",
+          "iam:ListUserPolicies", "iam:ListRolePolicies", "iam:ListUserTags", "iam:ListRoleTags",
+          "iam:PutUserPolicy", "iam:PutRolePolicy", "iam:DeleteUserPolicy", "iam:DeleteRolePolicy",
+          "iam:UpdateAccessKey", "iam:DeleteLoginProfile",
+          "iam:TagUser", "iam:TagRole", "iam:UntagUser", "iam:UntagRole",
+        ] },
+      ]
+    }
+    "ir-lockdown-s3" = {
+      env = merge(local.common_env, { IR_EVIDENCE_BUCKET = aws_s3_bucket.evidence.bucket, IR_S3_OBJECT_LOCK = "false" })
+      statements = [local.kill_switch_statement,
+        { Effect = "Allow", Resource = "*", Action = [
+          "s3:ListBucket", "s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy",
+          "s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock",
+          "s3:GetBucketVersioning", "s3:PutBucketVersioning", "s3:GetBucketLogging", "s3:PutBucketLogging",
+          "s3:GetBucketTagging", "s3:PutBucketTagging", "s3:GetBucketObjectLockConfiguration",
+          "s3:PutBucketObjectLockConfiguration",
+        ] },
+      ]
+    }
+    "ir-preserve-evidence" = {
+      env = {
+        RUST_LOG                   = "info"
+        IR_EVIDENCE_BUCKET         = aws_s3_bucket.evidence.bucket
+        IR_EVIDENCE_KMS_KEY_ID     = aws_kms_key.evidence.arn
+        IR_EVIDENCE_RETENTION_DAYS = tostring(var.evidence_retention_days)
+      }
+      statements = [
+        { Effect = "Allow", Resource = "*", Action = [
+          "ec2:DescribeInstances", "ec2:DescribeSecurityGroups", "ec2:DescribeFlowLogs", "ec2:DescribeSnapshots",
+          "ec2:CreateSnapshot", "ec2:CreateTags",
+          "iam:GetUser", "iam:ListAccessKeys", "iam:GetAccessKeyLastUsed", "iam:GetLoginProfile",
+          "iam:ListGroupsForUser", "iam:ListAttachedUserPolicies", "iam:ListUserPolicies", "iam:GetUserPolicy",
+          "iam:GetRole", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies", "iam:GetRolePolicy",
+          "s3:GetBucketPolicy", "s3:GetBucketPublicAccessBlock", "s3:GetBucketAcl", "s3:GetBucketVersioning",
+          "s3:GetBucketLogging", "s3:GetEncryptionConfiguration", "s3:GetBucketTagging", "s3:GetBucketLocation",
+          "cloudtrail:LookupEvents",
+        ] },
+        { Effect = "Allow", Action = ["s3:ListBucket"], Resource = aws_s3_bucket.evidence.arn },
+        { Effect = "Allow", Action = ["s3:GetObject", "s3:PutObject", "s3:PutObjectRetention"], Resource = "${aws_s3_bucket.evidence.arn}/incidents/*" },
+        { Effect = "Allow", Action = ["kms:GenerateDataKey", "kms:Decrypt"], Resource = aws_kms_key.evidence.arn },
+      ]
+    }
+    "ir-notify" = {
+      env = local.notify_env
+      statements = concat(local.secrets_statements, [
+        { Effect = "Allow", Action = ["sns:Publish"], Resource = aws_sns_topic.alerts.arn },
+        { Effect = "Allow", Action = ["dynamodb:PutItem"], Resource = aws_dynamodb_table.approvals.arn },
+      ])
+    }
+    "ir-approve" = {
+      env = {
+        RUST_LOG               = "info"
+        IR_APPROVALS_TABLE     = aws_dynamodb_table.approvals.name
+        IR_JIRA_WEBHOOK_SECRET = var.jira_webhook_secret
+        IR_APPROVERS           = join(",", var.approvers)
+      }
+      statements = concat(local.secrets_statements, [
+        { Effect = "Allow", Action = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"], Resource = aws_dynamodb_table.approvals.arn },
+        { Effect = "Allow", Action = ["states:SendTaskSuccess", "states:SendTaskFailure"], Resource = "*" },
+      ])
+    }
+  }
+}
+
+# --- state -------------------------------------------------------------------------------
+
+resource "aws_dynamodb_table" "incidents" {
+  name         = "${local.p}-incidents"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "incident_id"
+  attribute {
+    name = "incident_id"
+    type = "S"
+  }
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+  point_in_time_recovery {
+    enabled = true
+  }
+}
+
+resource "aws_dynamodb_table" "approvals" {
+  name         = "${local.p}-approvals"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "incident_id"
+  attribute {
+    name = "incident_id"
+    type = "S"
+  }
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+}
+
+resource "aws_ssm_parameter" "kill_switch" {
+  name        = local.kill_switch_parameter
+  description = "on = every automated response only plans (dry-run); off = act"
+  type        = "String"
+  value       = "off"
+  lifecycle {
+    ignore_changes = [value] # operators flip it; Terraform must not flip it back
+  }
+}
+
+# --- evidence ----------------------------------------------------------------------------
+
+resource "aws_kms_key" "evidence" {
+  description             = "${local.p} incident evidence"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+}
+
+resource "aws_s3_bucket" "evidence" {
+  bucket              = "${local.p}-evidence-${local.account}-${local.region}"
+  object_lock_enabled = true
+}
+
+resource "aws_s3_bucket_versioning" "evidence" {
+  bucket = aws_s3_bucket.evidence.id
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "evidence" {
+  bucket = aws_s3_bucket.evidence.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm = "AES256"
+    }
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "evidence" {
+  bucket                  = aws_s3_bucket.evidence.id
+  block_public_acls       = true
+  ignore_public_acls      = true
+  block_public_policy     = true
+  restrict_public_buckets = true
+}
+
+# Per-object COMPLIANCE retention and SSE-KMS are set by ir-preserve-evidence on every object.
+# The bucket keeps no default retention and SSE-S3 as default encryption, because it is also the
+# target of S3 server access logs (ir-lockdown-s3), which AWS delivers only to such buckets.
+resource "aws_s3_bucket_policy" "evidence" {
+  bucket = aws_s3_bucket.evidence.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "DenyInsecureTransport"
+        Effect    = "Deny"
+        Principal = "*"
+        Action    = "s3:*"
+        Resource  = [aws_s3_bucket.evidence.arn, "${aws_s3_bucket.evidence.arn}/*"]
+        Condition = { Bool = { "aws:SecureTransport" = "false" } }
+      },
+      {
+        Sid       = "ServerAccessLogs"
+        Effect    = "Allow"
+        Principal = { Service = "logging.s3.amazonaws.com" }
+        Action    = "s3:PutObject"
+        Resource  = "${aws_s3_bucket.evidence.arn}/access-logs/*"
+        Condition = { StringEquals = { "aws:SourceAccount" = local.account } }
+      },
+    ]
+  })
+  depends_on = [aws_s3_bucket_public_access_block.evidence]
+}
+
+# --- notification ------------------------------------------------------------------------
+
+resource "aws_sns_topic" "alerts" {
+  name = "${local.p}-alerts"
+}
+
+resource "aws_sns_topic_subscription" "email" {
+  for_each  = toset(var.sns_subscription_emails)
+  topic_arn = aws_sns_topic.alerts.arn
+  protocol  = "email"
+  endpoint  = each.value
+}

@@ -1,0 +1,108 @@
+variable "aws_region" {
+  type    = string
+  default = "us-east-1"
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name."
+  type        = string
+  default     = "ir"
+}
+
+variable "lambda_zip_dir" {
+  description = "Where `cargo lambda build --release --arm64 --output-format zip` put the zips (<dir>/<function>/bootstrap.zip)."
+  type        = string
+  default     = "../target/lambda"
+}
+
+variable "review_timeout_seconds" {
+  description = "How long the review gate waits for an analyst before escalating (containment stays)."
+  type        = number
+  default     = 86400
+}
+
+variable "min_guardduty_severity" {
+  description = "GuardDuty findings at or above this score start the response (7 = HIGH)."
+  type        = number
+  default     = 7
+}
+
+variable "evidence_retention_days" {
+  description = "Object Lock COMPLIANCE retention of every evidence object."
+  type        = number
+  default     = 365
+}
+
+variable "dry_run" {
+  description = "Deploy with every mutating step planned, not made (IR_DRY_RUN)."
+  type        = bool
+  default     = false
+}
+
+variable "sns_subscription_emails" {
+  type    = list(string)
+  default = []
+}
+
+variable "slack_webhook_secret" {
+  description = "secretsmanager:<id> or ssm:<name> holding the Slack incoming-webhook URL (empty: no Slack)."
+  type        = string
+  default     = ""
+}
+
+variable "pagerduty_routing_key_secret" {
+  description = "secretsmanager:<id> or ssm:<name> holding the PagerDuty Events v2 routing key (empty: no paging)."
+  type        = string
+  default     = ""
+}
+
+variable "jira_url" {
+  description = "Jira Cloud site, e.g. https://example.atlassian.net (empty: no Jira, and no review gate)."
+  type        = string
+  default     = ""
+}
+
+variable "jira_project" {
+  type    = string
+  default = "SEC"
+}
+
+variable "jira_credentials_secret" {
+  description = "secretsmanager:<id> or ssm:<name> holding {\"email\", \"api_token\"}."
+  type        = string
+  default     = ""
+}
+
+variable "jira_webhook_secret" {
+  description = "secretsmanager:<id> or ssm:<name> holding the Jira webhook secret."
+  type        = string
+  default     = "ssm:/incident-response/jira-webhook-secret"
+}
+
+variable "approvers" {
+  description = "Jira account ids or emails allowed to approve or reject."
+  type        = list(string)
+  default     = []
+}
+
+variable "log_retention_days" {
+  type    = number
+  default = 365
+}
+
+variable "member_account_trusted_principal" {
+  description = "Set in a member account to create the cross-account response role trusted by this ARN (multi-account); empty: none."
+  type        = string
+  default     = ""
+}
+
+variable "aws_endpoint" {
+  description = "Testing only: send every AWS call to this endpoint (a local emulator)."
+  type        = string
+  default     = null
+}
+
+variable "tags" {
+  type    = map(string)
+  default = { "project" = "aws-incident-response" }
+}
