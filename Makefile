@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build test lint fmt demo package deploy clean
+.PHONY: all build test lint fmt demo bench package deploy clean
 
 all: build
 
@@ -23,19 +23,25 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## Triage every sample event against a local moto server and print the decisions.
+## On a local moto server: triage every sample event, then run the whole response (real state
+## machine, real handlers) on a seeded compromised environment and print the incident timeline.
 demo:
 	$(CARGO) run --quiet -p ir-tests --bin demo
+
+## Handler latency and event → contained time on the local pipeline (IR_BENCH_RUNS, default 5).
+bench:
+	$(CARGO) run --quiet -p ir-tests --bin bench
 
 ## Lambda zips (provided.al2023, arm64) under target/lambda/<function>/bootstrap.zip.
 package:
 	@command -v cargo-lambda >/dev/null 2>&1 || { echo "cargo-lambda is required: cargo install --locked cargo-lambda (and pip install ziglang to cross-compile)"; exit 1; }
 	$(CARGO) lambda build --release --arm64 --output-format zip
 
-## Terraform deployment lands with the infra/ issue; until then this refuses rather than pretends.
-deploy:
-	@echo "deploy: infra/ Terraform is not written yet (issue 5); nothing was deployed." >&2
-	@exit 1
+## Build the zips, then terraform init + apply in infra/ (variables from infra/terraform.tfvars
+## or TF_VAR_*; terraform shows the plan and asks before changing anything).
+deploy: package
+	terraform -chdir=infra init -input=false
+	terraform -chdir=infra apply -var lambda_zip_dir=../target/lambda
 
 clean:
 	$(CARGO) clean

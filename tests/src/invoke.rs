@@ -55,7 +55,12 @@ where
 pub struct Invocation {
     pub function: String,
     pub payload: Value,
+    /// The handler's output (`None` when it failed).
+    pub output: Option<Value>,
     pub error_type: Option<String>,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    /// Handler time, from the request arriving to the response being ready.
+    pub elapsed: std::time::Duration,
 }
 
 #[derive(Clone, Default)]
@@ -168,13 +173,18 @@ async fn serve(
             json!({"Type": "User", "message": format!("Function not found: {function}")}),
         );
     };
+    let started_at = chrono::Utc::now();
+    let clock = std::time::Instant::now();
     let result = handler(payload.clone()).await;
-    let error_type = result.as_ref().err().map(|d| d.error_type.clone());
+    let elapsed = clock.elapsed();
     if let Ok(mut calls) = state.calls.lock() {
         calls.push(Invocation {
             function: function.clone(),
             payload,
-            error_type: error_type.clone(),
+            output: result.as_ref().ok().cloned(),
+            error_type: result.as_ref().err().map(|d| d.error_type.clone()),
+            started_at,
+            elapsed,
         });
     }
     match result {

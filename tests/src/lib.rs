@@ -27,6 +27,7 @@ use aws_credential_types::Credentials;
 
 pub mod fixtures;
 pub mod invoke;
+pub mod pipeline;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {

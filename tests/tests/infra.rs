@@ -99,20 +99,25 @@ async fn terraform_applies_and_destroys_against_the_emulator() {
     let work = workspace_file(&format!("target/tf-test-{}", moto.port()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).unwrap();
-    std::fs::write(
-        work.join("cli.tfrc"),
-        r#"provider_installation {
-  filesystem_mirror {
-    path    = "/opt/tf-plugins"
+    // The AWS provider from the machine's offline mirror when there is one, else the registry.
+    let mirror = std::env::var("IR_TF_PLUGIN_MIRROR").unwrap_or_else(|_| "/opt/tf-plugins".into());
+    let cli_config = if Path::new(&mirror).is_dir() {
+        format!(
+            r#"provider_installation {{
+  filesystem_mirror {{
+    path    = "{mirror}"
     include = ["registry.terraform.io/hashicorp/*"]
-  }
-  direct {
+  }}
+  direct {{
     exclude = ["registry.terraform.io/hashicorp/*"]
-  }
-}
-"#,
-    )
-    .unwrap();
+  }}
+}}
+"#
+        )
+    } else {
+        String::new()
+    };
+    std::fs::write(work.join("cli.tfrc"), cli_config).unwrap();
     placeholder_zips(&work.join("zips"));
     let tf = Tf {
         dir: workspace_file("infra"),

@@ -204,5 +204,192 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .len();
     println!("\nIncidents recorded in DynamoDB: {items}");
     println!("Stopping the emulator.");
+    drop(moto);
+    pipeline_demo().await
+}
+
+/// Part 2: the whole pipeline on a seeded, compromised environment.
+async fn pipeline_demo() -> Result<(), Box<dyn std::error::Error>> {
+    use ir_tests::pipeline;
+    println!("\n=== Part 2: the whole response, end to end ===\n");
+    println!("Starting moto with Step Functions executing the real state machine");
+    println!(
+        "(statemachine/incident-response.asl.json); every Lambda task runs the real Rust handler."
+    );
+    let p = pipeline::start(600).await;
+    let ec2 = aws_sdk_ec2::Client::new(&p.sdk);
+    let iam = aws_sdk_iam::Client::new(&p.sdk);
+    let s3 = p.moto.s3_client(&p.sdk);
+
+    // A compromised environment.
+    let miner = pipeline::instance(&p.sdk).await;
+    ec2.create_tags()
+        .resources(&miner)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("Name")
+                .value("batch-worker-7")
+                .build(),
+        )
+        .send()
+        .await?;
+    iam.create_user().user_name("deploy-bot").send().await?;
+    let key = iam
+        .create_access_key()
+        .user_name("deploy-bot")
+        .send()
+        .await?;
+    let key_id = key
+        .access_key()
+        .map(|k| k.access_key_id().to_string())
+        .unwrap_or_default();
+    s3.create_bucket()
+        .bucket("acme-customer-exports")
+        .send()
+        .await?;
+    println!("Seeded: instance {miner} (mining bitcoin), user deploy-bot with leaked key {key_id}, bucket acme-customer-exports (public access block removed)\n");
+
+    let mut bitcoin: serde_json::Value =
+        serde_json::from_str(&event_text("guardduty-ec2-bitcointool-dns.json")?)?;
+    bitcoin["detail"]["resource"]["instanceDetails"]["instanceId"] = miner.clone().into();
+    let mut leaked: serde_json::Value =
+        serde_json::from_str(&event_text("guardduty-iam-anomalous-behavior.json")?)?;
+    leaked["detail"]["resource"]["accessKeyDetails"]["accessKeyId"] = key_id.clone().into();
+    let public: serde_json::Value = serde_json::from_str(&event_text(
+        "guardduty-s3-block-public-access-disabled.json",
+    )?)?;
+    let scanner: serde_json::Value =
+        serde_json::from_str(&event_text("guardduty-ec2-portprobe-from-scanner.json")?)?;
+    let broken: serde_json::Value =
+        serde_json::from_str(&event_text("malformed-guardduty-wrong-types.json")?)?;
+
+    let runs = [
+        ("bitcoin-miner", bitcoin),
+        ("leaked-access-key", leaked),
+        ("public-bucket", public),
+        ("authorised-scanner", scanner),
+        ("malformed-event", broken),
+    ];
+    let mut started = Vec::new();
+    for (name, event) in &runs {
+        let incident = ir_core::Incident::from_event_value(event.clone())
+            .ok()
+            .and_then(|v| v.first().map(|i| i.incident_id.clone()));
+        let exec = p.start_execution(name, event).await;
+        started.push((name.to_string(), exec, incident));
+    }
+    for (_, exec, incident) in &started {
+        p.settle(exec, incident.as_deref()).await;
+    }
+    // The analyst approves the leaked-key review in Jira (tier approval: containment now runs).
+    if let Some((_, exec, Some(incident))) =
+        started.iter().find(|(n, _, _)| n == "leaked-access-key")
+    {
+        let r = p.review(incident, "Approved", "demo-delivery-1").await;
+        println!(
+            "Jira webhook (signed, from an allowed approver) for {incident}: HTTP {} {}",
+            r.status,
+            r.result()
+        );
+        p.settle(exec, None).await;
+    }
+
+    for (name, exec, _) in &started {
+        let d = p
+            .sfn
+            .describe_execution()
+            .execution_arn(exec)
+            .send()
+            .await?;
+        let t0 = d.start_date.secs() as f64 + f64::from(d.start_date.subsec_nanos()) / 1e9;
+        let status = if d.status == aws_sdk_sfn::types::ExecutionStatus::Running {
+            "waiting for review".to_string()
+        } else {
+            d.status.as_str().to_lowercase()
+        };
+        println!("\n── {name}: {status}");
+        let hist = p
+            .sfn
+            .get_execution_history()
+            .execution_arn(exec)
+            .max_results(1000)
+            .send()
+            .await?;
+        for e in hist.events() {
+            if let Some(s) = e.state_entered_event_details() {
+                let t = e.timestamp.secs() as f64 + f64::from(e.timestamp.subsec_nanos()) / 1e9;
+                println!("   +{:>6.2}s  {}", t - t0, s.name());
+            }
+        }
+    }
+
+    println!("\nWhat each function did (from their outputs):");
+    let mut calls = p.invoke.calls();
+    calls.sort_by_key(|c| c.started_at);
+    for c in calls {
+        let out = c.output.clone().unwrap_or_default();
+        let what = match c.function.as_str() {
+            "ir-triage" => format!(
+                "{} {} → route {}, tier {}",
+                out["incident_id"].as_str().unwrap_or("-"),
+                out["incident"]["finding_type"].as_str().unwrap_or("-"),
+                out["route"],
+                out["tier"]
+            ),
+            "ir-preserve-evidence" => format!(
+                "{} artifacts, snapshots {}, manifest {} ({} gaps)",
+                out["artifact_count"],
+                out["snapshot_ids"],
+                out["manifest_key"].as_str().unwrap_or("-"),
+                out["gaps"].as_array().map_or(0, Vec::len)
+            ),
+            "ir-notify" => format!(
+                "{} → ticket {}, {}",
+                c.payload["kind"],
+                out["ticket"],
+                out["channels"]
+                    .as_array()
+                    .map(|v| v
+                        .iter()
+                        .map(|ch| format!(
+                            "{}:{}",
+                            ch["channel"].as_str().unwrap_or(""),
+                            ch["status"].as_str().unwrap_or("")
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(" "))
+                    .unwrap_or_default()
+            ),
+            _ => format!(
+                "{} {} — steps: {}",
+                out["mode"].as_str().unwrap_or("-"),
+                out["status"].as_str().unwrap_or("-"),
+                out["steps"]
+                    .as_array()
+                    .map(|v| v
+                        .iter()
+                        .map(|st| format!(
+                            "{}={}",
+                            st["step"].as_str().unwrap_or(""),
+                            st["outcome"].as_str().unwrap_or("")
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .unwrap_or_default()
+            ),
+        };
+        let what = match &c.error_type {
+            Some(e) => format!("FAILED {e}"),
+            None => what,
+        };
+        println!(
+            "  {} {:<22} {:>6} ms  {}",
+            c.started_at.format("%H:%M:%S%.3f"),
+            c.function,
+            c.elapsed.as_millis(),
+            truncate(&what, 150)
+        );
+    }
+    println!("\nStopping the emulator.");
     Ok(())
 }

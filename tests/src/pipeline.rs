@@ -1,0 +1,418 @@
+//! The whole system on one machine: moto (with Step Functions executing ASL), the real state
+//! machine definition, and every Lambda handler served in-process by [`crate::invoke`]. Used by the
+//! state-machine tests and `make demo`.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_sfn::types::{ExecutionStatus, HistoryEventType};
+use chrono::Utc;
+use ir_approve::{webhook, ApproveConfig, Approver, GateStore, WebhookRequest};
+use ir_core::killswitch::KillSwitch;
+use ir_core::secrets::{SecretRef, SecretStore};
+use serde_json::{json, Value};
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::fixtures::{
+    create_incidents_table, default_protected_tags, set_kill_switch, workspace_file, KILL_SWITCH,
+};
+use crate::invoke::{handler, InvokeServer};
+use crate::MotoServer;
+
+pub const EVIDENCE: &str = "ir-evidence-111122223333";
+pub const APPROVALS: &str = "ir-approvals";
+pub const SECRET: &str = "jira-webhook-signing-secret";
+pub const ANALYST: &str = "5b10ac8d82e05b22cc7d4ef5";
+
+pub struct Pipeline {
+    // Dropped in this order: the emulator before the handlers it calls.
+    pub moto: MotoServer,
+    pub invoke: InvokeServer,
+    pub sdk: aws_config::SdkConfig,
+    pub jira: MockServer,
+    pub sfn: aws_sdk_sfn::Client,
+    pub machine: String,
+}
+
+/// The ASL with Terraform's placeholders filled the way `infra/` fills them.
+pub fn definition(review_timeout_seconds: u32) -> String {
+    let mut text =
+        std::fs::read_to_string(workspace_file("statemachine/incident-response.asl.json"))
+            .expect("read ASL");
+    text = text.replace(
+        "${review_timeout_seconds}",
+        &review_timeout_seconds.to_string(),
+    );
+    for (var, function) in [
+        ("triage_function_arn", "ir-triage"),
+        ("notify_function_arn", "ir-notify"),
+        ("evidence_function_arn", "ir-preserve-evidence"),
+        ("isolate_ec2_function_arn", "ir-isolate-ec2"),
+        ("quarantine_iam_function_arn", "ir-quarantine-iam"),
+        ("lockdown_s3_function_arn", "ir-lockdown-s3"),
+    ] {
+        text = text.replace(
+            &format!("${{{var}}}"),
+            &format!("arn:aws:lambda:us-east-1:123456789012:function:{function}"),
+        );
+    }
+    assert!(!text.contains("${"), "unfilled placeholder");
+    text
+}
+
+/// Starts everything; the review gate waits `review_timeout_seconds`.
+pub async fn start(review_timeout_seconds: u32) -> Pipeline {
+    let invoke = InvokeServer::start().await.expect("invoke server");
+    let moto =
+        MotoServer::start_with_env(&[("IR_LAMBDA_ENDPOINT", &invoke.endpoint())]).expect("moto");
+    moto.configure(r#"{"stepfunctions": {"execute_state_machine": true}}"#)
+        .unwrap();
+    let sdk = moto.sdk_config().await;
+    let s3 = moto.s3_client(&sdk);
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    set_kill_switch(&ssm, KILL_SWITCH, "off").await.unwrap();
+    create_incidents_table(&ddb, "incidents").await.unwrap();
+    create_incidents_table(&ddb, APPROVALS).await.unwrap();
+    s3.create_bucket()
+        .bucket(EVIDENCE)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .unwrap();
+    ssm.put_parameter()
+        .name("/ir/jira-webhook-secret")
+        .value(SECRET)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+    aws_sdk_secretsmanager::Client::new(&sdk)
+        .create_secret()
+        .name("ir/jira")
+        .secret_string(r#"{"email":"ir-bot@example.com","api_token":"tok"}"#)
+        .send()
+        .await
+        .unwrap();
+    let topic = aws_sdk_sns::Client::new(&sdk)
+        .create_topic()
+        .name("ir-alerts")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+
+    // Jira: no ticket yet → create; comments accepted.
+    let jira = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/rest/api/3/search/jql"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"issues": []})))
+        .mount(&jira)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/rest/api/3/issue"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "1", "key": "SEC-42"})))
+        .mount(&jira)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex("^/rest/api/3/issue/SEC-42/comment$"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "2"})))
+        .mount(&jira)
+        .await;
+
+    // The handlers, wired as each main.rs wires them, against the emulator.
+    let policy = ir_core::LoadedPolicy::default_policy().unwrap();
+    let triage = std::sync::Arc::new(ir_triage::Triage::new(
+        &ir_triage::TriageConfig {
+            incidents_table: "incidents".into(),
+            kill_switch_parameter: KILL_SWITCH.into(),
+            dry_run: false,
+        },
+        policy,
+        ssm.clone(),
+        ddb.clone(),
+    ));
+    invoke.register(
+        "ir-triage",
+        handler(move |e: Value| {
+            let t = triage.clone();
+            async move { t.handle(e).await }
+        }),
+    );
+    let kill = || KillSwitch::new(ssm.clone(), KILL_SWITCH);
+    let isolator = std::sync::Arc::new(ir_isolate_ec2::Isolator {
+        ec2: aws_sdk_ec2::Client::new(&sdk),
+        autoscaling: aws_sdk_autoscaling::Client::new(&sdk),
+        iam: aws_sdk_iam::Client::new(&sdk),
+        kill_switch: kill(),
+        config: ir_isolate_ec2::IsolateConfig {
+            kill_switch_parameter: KILL_SWITCH.into(),
+            dry_run: false,
+            forensic_ingress_cidr: None,
+        },
+        protected_tags: default_protected_tags(),
+    });
+    invoke.register(
+        "ir-isolate-ec2",
+        handler(move |r| {
+            let i = isolator.clone();
+            async move { i.handle(r).await }
+        }),
+    );
+    let quarantiner = std::sync::Arc::new(ir_quarantine_iam::Quarantiner {
+        iam: aws_sdk_iam::Client::new(&sdk),
+        kill_switch: kill(),
+        config: ir_quarantine_iam::QuarantineConfig {
+            kill_switch_parameter: KILL_SWITCH.into(),
+            dry_run: false,
+            deactivate_all_keys: true,
+        },
+        protected_tags: default_protected_tags(),
+    });
+    invoke.register(
+        "ir-quarantine-iam",
+        handler(move |r| {
+            let q = quarantiner.clone();
+            async move { q.handle(r).await }
+        }),
+    );
+    let lockdown = std::sync::Arc::new(ir_lockdown_s3::LockdownS3 {
+        s3: s3.clone(),
+        kill_switch: kill(),
+        config: ir_lockdown_s3::LockdownConfig {
+            kill_switch_parameter: KILL_SWITCH.into(),
+            dry_run: false,
+            evidence_bucket: None,
+            object_lock: false,
+        },
+        protected_tags: default_protected_tags(),
+    });
+    invoke.register(
+        "ir-lockdown-s3",
+        handler(move |r| {
+            let l = lockdown.clone();
+            async move { l.handle(r).await }
+        }),
+    );
+    let preserver = std::sync::Arc::new(ir_preserve_evidence::Preserver {
+        ec2: aws_sdk_ec2::Client::new(&sdk),
+        iam: aws_sdk_iam::Client::new(&sdk),
+        s3: s3.clone(),
+        // moto has no LookupEvents: the CloudTrail artifacts become recorded gaps.
+        cloudtrail: aws_sdk_cloudtrail::Client::new(&sdk),
+        config: ir_preserve_evidence::EvidenceConfig {
+            bucket: EVIDENCE.into(),
+            kms_key_id: None,
+            retention_days: 1,
+            lookback_hours: 24,
+            max_trail_events: 100,
+            snapshots: true,
+        },
+    });
+    invoke.register(
+        "ir-preserve-evidence",
+        handler(move |r| {
+            let p = preserver.clone();
+            async move { p.handle(r).await }
+        }),
+    );
+    let notify_config = ir_notify::NotifyConfig {
+        sns_topic_arn: Some(topic),
+        jira: Some(ir_notify::JiraConfig {
+            base_url: jira.uri(),
+            project: "SEC".into(),
+            issue_type: "Incident".into(),
+            credentials: SecretRef::SecretsManager("ir/jira".into()),
+        }),
+        approvals_table: Some(APPROVALS.into()),
+        ..ir_notify::NotifyConfig::none()
+    };
+    let notifier = std::sync::Arc::new(ir_notify::Notifier {
+        http: ir_notify::http_client(notify_config.http_timeout).unwrap(),
+        sns: aws_sdk_sns::Client::new(&sdk),
+        secrets: SecretStore::new(aws_sdk_secretsmanager::Client::new(&sdk), ssm.clone()),
+        gate: Some(GateStore::new(ddb.clone(), APPROVALS)),
+        config: notify_config,
+    });
+    invoke.register(
+        "ir-notify",
+        handler(move |r| {
+            let n = notifier.clone();
+            async move { n.handle(r).await }
+        }),
+    );
+
+    let sfn = aws_sdk_sfn::Client::new(&sdk);
+    let machine = sfn
+        .create_state_machine()
+        .name("incident-response")
+        .definition(definition(review_timeout_seconds))
+        .role_arn("arn:aws:iam::123456789012:role/ir-state-machine")
+        .send()
+        .await
+        .expect("the ASL is accepted")
+        .state_machine_arn;
+    Pipeline {
+        moto,
+        invoke,
+        sdk,
+        jira,
+        sfn,
+        machine,
+    }
+}
+
+impl Pipeline {
+    /// Starts an execution with `event` as input (what the EventBridge target does).
+    pub async fn start_execution(&self, name: &str, event: &Value) -> String {
+        self.sfn
+            .start_execution()
+            .state_machine_arn(&self.machine)
+            .name(name)
+            .input(event.to_string())
+            .send()
+            .await
+            .unwrap()
+            .execution_arn
+    }
+
+    /// States entered, in order.
+    pub async fn path(&self, exec: &str) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut token = None;
+        loop {
+            let out = self
+                .sfn
+                .get_execution_history()
+                .execution_arn(exec)
+                .set_next_token(token)
+                .send()
+                .await
+                .unwrap();
+            for e in out.events() {
+                if matches!(
+                    e.r#type(),
+                    HistoryEventType::TaskStateEntered
+                        | HistoryEventType::ChoiceStateEntered
+                        | HistoryEventType::PassStateEntered
+                        | HistoryEventType::ParallelStateEntered
+                        | HistoryEventType::SucceedStateEntered
+                        | HistoryEventType::FailStateEntered
+                ) {
+                    if let Some(d) = e.state_entered_event_details() {
+                        names.push(d.name().to_string());
+                    }
+                }
+            }
+            token = out.next_token().map(str::to_string);
+            if token.is_none() {
+                return names;
+            }
+        }
+    }
+
+    pub async fn gate_status(&self, incident: &str) -> Option<String> {
+        GateStore::new(aws_sdk_dynamodb::Client::new(&self.sdk), APPROVALS)
+            .status(incident)
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the execution ends, or pauses at the review gate with the token stored.
+    pub async fn settle(&self, exec: &str, incident: Option<&str>) -> ExecutionStatus {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let status = self
+                .sfn
+                .describe_execution()
+                .execution_arn(exec)
+                .send()
+                .await
+                .unwrap()
+                .status;
+            if status != ExecutionStatus::Running {
+                return status;
+            }
+            if let Some(i) = incident {
+                if self.gate_status(i).await.as_deref() == Some("pending") {
+                    return status;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "execution neither ended nor reached the gate: {:?}",
+                self.path(exec).await
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    pub async fn review(
+        &self,
+        incident: &str,
+        to_status: &str,
+        delivery: &str,
+    ) -> ir_approve::WebhookResponse {
+        let body = json!({
+            "timestamp": Utc::now().timestamp_millis(),
+            "webhookEvent": "jira:issue_updated",
+            "user": {"accountId": ANALYST, "displayName": "Dana Analyst"},
+            "issue": {"key": "SEC-42", "fields": {"labels": ["incident-response", incident]}},
+            "changelog": {"items": [{"field": "status", "fromString": "Awaiting review", "toString": to_status}]}
+        })
+        .to_string();
+        let approver = Approver {
+            store: GateStore::new(aws_sdk_dynamodb::Client::new(&self.sdk), APPROVALS),
+            sfn: self.sfn.clone(),
+            secrets: SecretStore::new(
+                aws_sdk_secretsmanager::Client::new(&self.sdk),
+                aws_sdk_ssm::Client::new(&self.sdk),
+            ),
+            config: ApproveConfig {
+                table: APPROVALS.into(),
+                webhook_secret: SecretRef::Ssm("/ir/jira-webhook-secret".into()),
+                approve_status: "Approved".into(),
+                reject_status: "Rejected".into(),
+                approvers: vec![ANALYST.into()],
+                max_age_seconds: 300,
+            },
+        };
+        let sig = webhook::sign(SECRET.as_bytes(), body.as_bytes());
+        approver
+            .handle(WebhookRequest {
+                signature: Some(&sig),
+                delivery_id: Some(delivery),
+                body: body.as_bytes(),
+            })
+            .await
+    }
+
+    pub fn functions_called(&self) -> Vec<(String, Option<String>)> {
+        self.invoke
+            .calls()
+            .into_iter()
+            .map(|c| (c.function, c.error_type))
+            .collect()
+    }
+}
+
+/// Runs an instance, returns its id.
+pub async fn instance(sdk: &aws_config::SdkConfig) -> String {
+    let ec2 = aws_sdk_ec2::Client::new(sdk);
+    let image = ec2.describe_images().send().await.unwrap().images()[0]
+        .image_id()
+        .unwrap()
+        .to_string();
+    ec2.run_instances()
+        .image_id(image)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap()
+        .instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_string()
+}
