@@ -58,6 +58,7 @@ pub struct Invocation {
     /// The handler's output (`None` when it failed).
     pub output: Option<Value>,
     pub error_type: Option<String>,
+    pub error_message: Option<String>,
     pub started_at: chrono::DateTime<chrono::Utc>,
     /// Handler time, from the request arriving to the response being ready.
     pub elapsed: std::time::Duration,
@@ -183,6 +184,7 @@ async fn serve(
             payload,
             output: result.as_ref().ok().cloned(),
             error_type: result.as_ref().err().map(|d| d.error_type.clone()),
+            error_message: result.as_ref().err().map(|d| d.error_message.clone()),
             started_at,
             elapsed,
         });

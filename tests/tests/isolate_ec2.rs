@@ -760,3 +760,139 @@ async fn an_auto_scaling_instance_is_detached_with_capacity_kept_and_not_termina
     assert_eq!(ingress[0].ip_ranges()[0].cidr_ip(), Some("192.0.2.10/32"));
     assert!(sg.security_groups()[0].ip_permissions_egress().is_empty());
 }
+
+/// The only security group of the instance's ENIs, with its (ingress, egress) rules.
+async fn isolation_group(
+    ec2: &aws_sdk_ec2::Client,
+    instance_id: &str,
+) -> (
+    String,
+    Vec<aws_sdk_ec2::types::IpPermission>,
+    Vec<aws_sdk_ec2::types::IpPermission>,
+) {
+    let groups = eni_groups(ec2, instance_id).await;
+    let ids: std::collections::BTreeSet<_> = groups.values().flatten().cloned().collect();
+    assert_eq!(
+        ids.len(),
+        1,
+        "{instance_id} is in one group only: {groups:?}"
+    );
+    let id = ids.into_iter().next().unwrap();
+    let sg = ec2
+        .describe_security_groups()
+        .group_ids(&id)
+        .send()
+        .await
+        .unwrap();
+    let sg = &sg.security_groups()[0];
+    (
+        id.clone(),
+        sg.ip_permissions().to_vec(),
+        sg.ip_permissions_egress().to_vec(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_incidents_in_one_vpc_at_once_share_one_isolation_group_whose_rules_are_enforced() {
+    let w = world().await;
+    // A second compromised instance in the same subnet, with its own finding.
+    let first = w
+        .ec2
+        .describe_instances()
+        .instance_ids(&w.instance_id)
+        .send()
+        .await
+        .unwrap();
+    let first = &first.reservations()[0].instances()[0];
+    let second = w
+        .ec2
+        .run_instances()
+        .image_id(first.image_id().unwrap())
+        .instance_type(InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(first.subnet_id().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_string();
+    let a = w.decision("guardduty-ec2-bitcointool-dns.json").await;
+    let mut e = event_json("guardduty-ec2-c2-activity.json");
+    e["detail"]["resource"]["instanceDetails"]["instanceId"] = second.clone().into();
+    let b = w.triage.handle(e).await.expect("triage").primary;
+    assert_ne!(a.incident_id, b.incident_id);
+
+    // Both responses look for the VPC's isolation group before either creates it.
+    let (ra, rb) = tokio::join!(
+        w.isolator.handle(w.request(a.clone(), Mode::Contain)),
+        w.isolator.handle(w.request(b, Mode::Contain)),
+    );
+    let (ra, rb) = (ra.expect("first"), rb.expect("second"));
+    assert_eq!(ra.status, RecordStatus::Completed, "{:#?}", ra.steps);
+    assert_eq!(rb.status, RecordStatus::Completed, "{:#?}", rb.steps);
+    let (ga, ingress, egress) = isolation_group(&w.ec2, &w.instance_id).await;
+    let (gb, _, _) = isolation_group(&w.ec2, &second).await;
+    assert_eq!(ga, gb, "one isolation group per VPC");
+    assert!(
+        ingress.is_empty() && egress.is_empty(),
+        "{ingress:?} {egress:?}"
+    );
+
+    // Someone opens the isolation group (or a response died between creating and closing it):
+    // the next run finds it and closes it again instead of trusting its name.
+    w.ec2
+        .authorize_security_group_egress()
+        .group_id(&ga)
+        .ip_permissions(
+            aws_sdk_ec2::types::IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(443)
+                .to_port(443)
+                .ip_ranges(
+                    aws_sdk_ec2::types::IpRange::builder()
+                        .cidr_ip("0.0.0.0/0")
+                        .description("opened by hand")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    w.ec2
+        .authorize_security_group_ingress()
+        .group_id(&ga)
+        .ip_permissions(
+            aws_sdk_ec2::types::IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(22)
+                .to_port(22)
+                .ip_ranges(
+                    aws_sdk_ec2::types::IpRange::builder()
+                        .cidr_ip("0.0.0.0/0")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let again = w
+        .isolator
+        .handle(w.request(a, Mode::Contain))
+        .await
+        .expect("repeat");
+    assert_eq!(again.status, RecordStatus::Completed, "{:#?}", again.steps);
+    let step = again
+        .steps
+        .iter()
+        .find(|s| s.step == "ensure-isolation-group")
+        .unwrap();
+    assert_eq!(step.outcome, Outcome::Succeeded, "{step:#?}");
+    let (_, ingress, egress) = isolation_group(&w.ec2, &w.instance_id).await;
+    assert!(ingress.is_empty(), "ingress left open: {ingress:?}");
+    assert!(egress.is_empty(), "egress left open: {egress:?}");
+}

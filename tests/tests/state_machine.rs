@@ -284,3 +284,192 @@ async fn an_unanswered_review_times_out_and_escalates() {
         });
     assert_eq!(kinds.get("review_timed_out"), Some(&1), "{kinds:?}");
 }
+
+/// Creates what the event's finding names (instances, users and their keys, roles, buckets) and
+/// returns the event with the sample's ids replaced by the real ones.
+async fn seeded(
+    w: &ir_tests::pipeline::Pipeline,
+    text: &str,
+    real: &mut BTreeMap<String, String>,
+) -> String {
+    use ir_core::incident::Resource;
+    let mut text = text.to_string();
+    let Ok(value) = serde_json::from_str(&text) else {
+        return text; // not JSON: nothing to seed
+    };
+    let Ok(incidents) = ir_core::Incident::from_event_value(value) else {
+        return text; // malformed: triage rejects it before any resource matters
+    };
+    let iam = aws_sdk_iam::Client::new(&w.sdk);
+    let s3 = w.moto.s3_client(&w.sdk);
+    for r in incidents.iter().flat_map(|i| i.resources.clone()) {
+        match r {
+            Resource::Ec2Instance { instance_id, .. } => {
+                if !real.contains_key(&instance_id) {
+                    real.insert(instance_id.clone(), instance(&w.sdk).await);
+                }
+                text = text.replace(&instance_id, &real[&instance_id]);
+            }
+            Resource::IamUser {
+                user_name,
+                access_key_id,
+            } => {
+                let _ = iam.create_user().user_name(&user_name).send().await;
+                if let Some(old) = access_key_id {
+                    if !real.contains_key(&old) {
+                        let key = iam
+                            .create_access_key()
+                            .user_name(&user_name)
+                            .send()
+                            .await
+                            .unwrap();
+                        let id = key.access_key().unwrap().access_key_id().to_string();
+                        real.insert(old.clone(), id);
+                    }
+                    text = text.replace(&old, &real[&old]);
+                }
+            }
+            Resource::IamRole { role_name, .. } => {
+                let _ = iam
+                    .create_role()
+                    .role_name(&role_name)
+                    .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#)
+                    .send()
+                    .await;
+            }
+            Resource::S3Bucket { bucket_name, .. } => {
+                let _ = s3.create_bucket().bucket(&bucket_name).send().await;
+            }
+            _ => {}
+        }
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_sample_event_takes_its_expected_path() {
+    let w = world(600).await;
+    let expected = ir_tests::fixtures::expected();
+    let mut started = Vec::new();
+    let mut real = BTreeMap::new();
+    for file in ir_tests::fixtures::sample_event_files().unwrap() {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let text = seeded(
+            &w,
+            &ir_tests::fixtures::event_text(&name).unwrap(),
+            &mut real,
+        )
+        .await;
+        let exe_name: String = name.trim_end_matches(".json").chars().take(80).collect();
+        let Ok(event) = serde_json::from_str::<Value>(&text) else {
+            // Not JSON at all: Step Functions refuses it before anything runs.
+            let err = w
+                .sfn
+                .start_execution()
+                .state_machine_arn(&w.machine)
+                .name(&exe_name)
+                .input(text)
+                .send()
+                .await
+                .expect_err("invalid JSON input is refused");
+            // AWS answers InvalidExecutionInput; moto 5.2.1 a 400 with code UnknownError.
+            assert_eq!(
+                err.raw_response().map(|r| r.status().as_u16()),
+                Some(400),
+                "{name}: {err:?}"
+            );
+            continue;
+        };
+        let incident = ir_core::Incident::from_event_value(event.clone())
+            .ok()
+            .map(|v| v[0].incident_id.clone());
+        let exec = w.start_execution(&exe_name, &event).await;
+        started.push((name, exec, incident));
+    }
+    assert_eq!(
+        started.len() + 1,
+        expected.len(),
+        "every event but the non-JSON one ran"
+    );
+    let mut responded = std::collections::BTreeSet::new();
+    let mut duplicates = Vec::new();
+    for (name, exec, incident) in &started {
+        let e = &expected[name];
+        let status = w.settle(exec, incident.as_deref()).await;
+        let path = w.path(exec).await;
+        let shares_incident = started
+            .iter()
+            .filter(|(_, _, i)| i.is_some() && i == incident)
+            .count()
+            > 1;
+        if e.disposition.as_deref() == Some("respond")
+            && shares_incident
+            && path == ["Triage", "Respond?", "NoResponse"]
+        {
+            // A GuardDuty finding and its Security Hub copy are one incident: whichever is
+            // triaged second is a duplicate. Checked below: its twin responded.
+            duplicates.push(incident.clone());
+            continue;
+        }
+        if e.disposition.as_deref() == Some("respond") {
+            responded.insert(incident.clone());
+        }
+        if e.error.is_some() {
+            assert_eq!(status, ExecutionStatus::Failed, "{name}");
+            assert_eq!(
+                path,
+                ["Triage", "NotifyTriageFailed", "ResponseFailed"],
+                "{name}"
+            );
+            continue;
+        }
+        if e.disposition.as_deref() != Some("respond") {
+            assert_eq!(status, ExecutionStatus::Succeeded, "{name}");
+            assert_eq!(path, ["Triage", "Respond?", "NoResponse"], "{name}");
+            continue;
+        }
+        let contain = match e.route.as_deref() {
+            Some("ec2") => "IsolateEC2",
+            Some("iam") => "QuarantineIAM",
+            Some("s3") => "LockdownS3",
+            _ => "NoContainment",
+        };
+        assert_eq!(
+            status,
+            ExecutionStatus::Running,
+            "{name}: {path:?} {:?}",
+            w.invoke
+                .calls()
+                .iter()
+                .filter_map(|c| c.error_message.clone())
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(path[..5], OPENING, "{name}");
+        assert_eq!(
+            path[path.len() - 2..],
+            ["Collect", "ReviewGate"],
+            "{name}: {path:?}"
+        );
+        let mut branches: Vec<&str> = path[5..path.len() - 2].iter().map(String::as_str).collect();
+        branches.sort();
+        let mut want = vec!["PreserveEvidence", "Route", contain];
+        want.sort();
+        assert_eq!(branches, want, "{name}");
+    }
+    assert!(
+        !duplicates.is_empty(),
+        "the GuardDuty/Security Hub twins ran"
+    );
+    for d in duplicates {
+        assert!(responded.contains(&d), "{d:?}: its twin responded");
+    }
+    let failures: Vec<_> = w
+        .functions_called()
+        .into_iter()
+        .filter(|(f, e)| e.is_some() && f != "ir-triage")
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "only triage may reject (malformed events): {failures:?}"
+    );
+}

@@ -414,6 +414,10 @@ impl Isolator {
         })
     }
 
+    /// Finds or creates the group `name` in `vpc_id` and makes its rules what isolation needs:
+    /// the isolation group allows nothing (but SSH from the forensic CIDR, if set), the untrack
+    /// group allows everything. An existing group's rules are checked, not trusted: a response
+    /// that died between creating and configuring it, or a hand-added rule, is corrected here.
     async fn ensure_group(
         &self,
         runner: &mut Runner,
@@ -423,95 +427,73 @@ impl Isolator {
         description: &str,
         untracked: bool,
     ) -> Result<Option<String>, StepFailed> {
-        let existing = self
-            .ec2
-            .describe_security_groups()
-            .filters(Filter::builder().name("vpc-id").values(vpc_id).build())
-            .filters(Filter::builder().name("group-name").values(name).build())
-            .send()
+        let existing = find_group(&self.ec2, vpc_id, name)
             .await
-            .map_err(|e| StepFailed {
+            .map_err(|message| StepFailed {
                 step: step.into(),
-                message: err_text(e),
-            })?
-            .security_groups()
-            .iter()
-            .find_map(|g| g.group_id().map(str::to_string));
-        let mut created = None;
-        let forensic = self.config.forensic_ingress_cidr;
+                message,
+            })?;
+        let mut found = existing.clone();
+        let forensic = self.config.forensic_ingress_cidr.map(|c| c.to_string());
         let ec2 = &self.ec2;
         let plan = format!("security group {name} in {vpc_id}");
         runner
             .step(step, "ec2:CreateSecurityGroup", vpc_id, plan, || async {
-                if let Some(id) = &existing {
-                    return Ok(StepResult::AlreadyDone(format!("{name} is {id}")));
-                }
-                let id = ec2
-                    .create_security_group()
-                    .group_name(name)
-                    .description(description)
-                    .vpc_id(vpc_id)
-                    .tag_specifications(
-                        TagSpecification::builder()
-                            .resource_type(ResourceType::SecurityGroup)
-                            .tags(
-                                Tag::builder()
-                                    .key("ir:purpose")
-                                    .value(if untracked { "untrack" } else { "isolation" })
-                                    .build(),
-                            )
-                            .build(),
-                    )
-                    .send()
-                    .await
-                    .map_err(err_text)?
-                    .group_id()
-                    .ok_or("CreateSecurityGroup returned no id")?
-                    .to_string();
-                let all = IpPermission::builder()
-                    .ip_protocol("-1")
-                    .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
-                    .build();
-                if untracked {
-                    ec2.authorize_security_group_ingress()
-                        .group_id(&id)
-                        .ip_permissions(all)
-                        .send()
-                        .await
-                        .map_err(err_text)?;
-                } else {
-                    ec2.revoke_security_group_egress()
-                        .group_id(&id)
-                        .ip_permissions(all)
-                        .send()
-                        .await
-                        .map_err(err_text)?;
-                    if let Some(cidr) = forensic {
-                        ec2.authorize_security_group_ingress()
-                            .group_id(&id)
-                            .ip_permissions(
-                                IpPermission::builder()
-                                    .ip_protocol("tcp")
-                                    .from_port(22)
-                                    .to_port(22)
-                                    .ip_ranges(
-                                        IpRange::builder()
-                                            .cidr_ip(cidr.to_string())
-                                            .description("forensic access")
+                let (id, created) = match existing {
+                    Some(id) => (id, false),
+                    None => {
+                        let out = ec2
+                            .create_security_group()
+                            .group_name(name)
+                            .description(description)
+                            .vpc_id(vpc_id)
+                            .tag_specifications(
+                                TagSpecification::builder()
+                                    .resource_type(ResourceType::SecurityGroup)
+                                    .tags(
+                                        Tag::builder()
+                                            .key("ir:purpose")
+                                            .value(if untracked { "untrack" } else { "isolation" })
                                             .build(),
                                     )
                                     .build(),
                             )
                             .send()
-                            .await
-                            .map_err(err_text)?;
+                            .await;
+                        match out {
+                            Ok(out) => (
+                                out.group_id()
+                                    .ok_or("CreateSecurityGroup returned no id")?
+                                    .to_string(),
+                                true,
+                            ),
+                            // Another response in this VPC created it a moment ago (two
+                            // incidents at once): use that group.
+                            Err(e) if error_code(&e) == Some("InvalidGroup.Duplicate") => (
+                                find_group(ec2, vpc_id, name)
+                                    .await?
+                                    .ok_or("security group reported as duplicate but not found")?,
+                                false,
+                            ),
+                            Err(e) => return Err(err_text(e)),
+                        }
                     }
-                }
-                created = Some(id.clone());
-                Ok(StepResult::Changed(format!("created {name} ({id})")))
+                };
+                found = Some(id.clone());
+                let corrected = enforce_rules(ec2, &id, untracked, forensic.as_deref()).await?;
+                Ok(if created {
+                    StepResult::Changed(format!("created {name} ({id})"))
+                } else if corrected.is_empty() {
+                    StepResult::AlreadyDone(format!("{name} is {id}, rules as expected"))
+                } else {
+                    StepResult::Changed(format!(
+                        "{name} is {id}; corrected its rules: {}",
+                        corrected.join(", ")
+                    ))
+                })
             })
             .await?;
-        Ok(existing.or(created))
+        Ok(found)
     }
 
     async fn set_groups(&self, eni: &str, groups: &[String]) -> Result<(), String> {
@@ -1046,4 +1028,230 @@ impl Isolator {
 
 fn to_json<T: Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
+/// The id of the security group `name` in `vpc_id`, if it exists.
+async fn find_group(
+    ec2: &aws_sdk_ec2::Client,
+    vpc_id: &str,
+    name: &str,
+) -> Result<Option<String>, String> {
+    Ok(ec2
+        .describe_security_groups()
+        .filters(Filter::builder().name("vpc-id").values(vpc_id).build())
+        .filters(Filter::builder().name("group-name").values(name).build())
+        .send()
+        .await
+        .map_err(err_text)?
+        .security_groups()
+        .iter()
+        .find_map(|g| g.group_id().map(str::to_string)))
+}
+
+fn error_code<E: aws_sdk_ec2::error::ProvideErrorMetadata, R>(
+    e: &aws_sdk_ec2::error::SdkError<E, R>,
+) -> Option<&str> {
+    e.as_service_error().and_then(|se| se.code())
+}
+
+/// A permission reduced to what identifies it (no descriptions), as Revoke* expects.
+fn bare(p: &IpPermission) -> IpPermission {
+    let mut b = IpPermission::builder().set_ip_protocol(p.ip_protocol().map(str::to_string));
+    b = b.set_from_port(p.from_port()).set_to_port(p.to_port());
+    for r in p.ip_ranges() {
+        b = b.ip_ranges(
+            IpRange::builder()
+                .set_cidr_ip(r.cidr_ip().map(str::to_string))
+                .build(),
+        );
+    }
+    for r in p.ipv6_ranges() {
+        b = b.ipv6_ranges(
+            aws_sdk_ec2::types::Ipv6Range::builder()
+                .set_cidr_ipv6(r.cidr_ipv6().map(str::to_string))
+                .build(),
+        );
+    }
+    for g in p.user_id_group_pairs() {
+        b = b.user_id_group_pairs(
+            aws_sdk_ec2::types::UserIdGroupPair::builder()
+                .set_group_id(g.group_id().map(str::to_string))
+                .build(),
+        );
+    }
+    for l in p.prefix_list_ids() {
+        b = b.prefix_list_ids(
+            aws_sdk_ec2::types::PrefixListId::builder()
+                .set_prefix_list_id(l.prefix_list_id().map(str::to_string))
+                .build(),
+        );
+    }
+    b.build()
+}
+
+fn all_traffic() -> IpPermission {
+    IpPermission::builder()
+        .ip_protocol("-1")
+        .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+        .build()
+}
+
+fn is_all_traffic(p: &IpPermission) -> bool {
+    p.ip_protocol() == Some("-1")
+        && p.ip_ranges()
+            .iter()
+            .any(|r| r.cidr_ip() == Some("0.0.0.0/0"))
+}
+
+fn forensic_ssh(cidr: &str) -> IpPermission {
+    IpPermission::builder()
+        .ip_protocol("tcp")
+        .from_port(22)
+        .to_port(22)
+        .ip_ranges(
+            IpRange::builder()
+                .cidr_ip(cidr)
+                .description("forensic access")
+                .build(),
+        )
+        .build()
+}
+
+/// Exactly SSH from `cidr`, nothing else.
+fn is_forensic_ssh(p: &IpPermission, cidr: &str) -> bool {
+    p.ip_protocol() == Some("tcp")
+        && p.from_port() == Some(22)
+        && p.to_port() == Some(22)
+        && p.ip_ranges().len() == 1
+        && p.ip_ranges()[0].cidr_ip() == Some(cidr)
+        && p.ipv6_ranges().is_empty()
+        && p.user_id_group_pairs().is_empty()
+        && p.prefix_list_ids().is_empty()
+}
+
+/// Brings group `id`'s rules to what it is for and returns what it changed. Isolation
+/// (`untracked` false): no egress; no ingress but SSH from `forensic`. Untrack: all traffic in
+/// and out (extra rules are harmless there). Safe to run from two responses at once: a rule the
+/// other removed or added first is not an error.
+async fn enforce_rules(
+    ec2: &aws_sdk_ec2::Client,
+    id: &str,
+    untracked: bool,
+    forensic: Option<&str>,
+) -> Result<Vec<String>, String> {
+    let out = ec2
+        .describe_security_groups()
+        .group_ids(id)
+        .send()
+        .await
+        .map_err(err_text)?;
+    let group = out
+        .security_groups()
+        .first()
+        .ok_or_else(|| format!("security group {id} not found"))?;
+    let mut changed = Vec::new();
+    if untracked {
+        if !group.ip_permissions().iter().any(is_all_traffic) {
+            match ec2
+                .authorize_security_group_ingress()
+                .group_id(id)
+                .ip_permissions(all_traffic())
+                .send()
+                .await
+            {
+                Err(e) if error_code(&e) != Some("InvalidPermission.Duplicate") => {
+                    return Err(err_text(e))
+                }
+                _ => changed.push("allowed all ingress".to_string()),
+            }
+        }
+        if !group.ip_permissions_egress().iter().any(is_all_traffic) {
+            match ec2
+                .authorize_security_group_egress()
+                .group_id(id)
+                .ip_permissions(all_traffic())
+                .send()
+                .await
+            {
+                Err(e) if error_code(&e) != Some("InvalidPermission.Duplicate") => {
+                    return Err(err_text(e))
+                }
+                _ => changed.push("allowed all egress".to_string()),
+            }
+        }
+        return Ok(changed);
+    }
+    for p in group.ip_permissions_egress() {
+        match ec2
+            .revoke_security_group_egress()
+            .group_id(id)
+            .ip_permissions(bare(p))
+            .send()
+            .await
+        {
+            Err(e) if error_code(&e) != Some("InvalidPermission.NotFound") => {
+                return Err(err_text(e))
+            }
+            _ => changed.push(format!("revoked egress {}", describe_permission(p))),
+        }
+    }
+    let mut has_forensic = false;
+    for p in group.ip_permissions() {
+        if forensic.is_some_and(|c| is_forensic_ssh(p, c)) {
+            has_forensic = true;
+            continue;
+        }
+        match ec2
+            .revoke_security_group_ingress()
+            .group_id(id)
+            .ip_permissions(bare(p))
+            .send()
+            .await
+        {
+            Err(e) if error_code(&e) != Some("InvalidPermission.NotFound") => {
+                return Err(err_text(e))
+            }
+            _ => changed.push(format!("revoked ingress {}", describe_permission(p))),
+        }
+    }
+    if let (Some(cidr), false) = (forensic, has_forensic) {
+        match ec2
+            .authorize_security_group_ingress()
+            .group_id(id)
+            .ip_permissions(forensic_ssh(cidr))
+            .send()
+            .await
+        {
+            Err(e) if error_code(&e) != Some("InvalidPermission.Duplicate") => {
+                return Err(err_text(e))
+            }
+            _ => changed.push(format!("allowed SSH from {cidr}")),
+        }
+    }
+    Ok(changed)
+}
+
+/// `tcp 22-22 from 10.0.0.0/8, sg-1` for notes.
+fn describe_permission(p: &IpPermission) -> String {
+    let proto = match p.ip_protocol() {
+        Some("-1") | None => "all".to_string(),
+        Some(x) => x.to_string(),
+    };
+    let ports = match (p.from_port(), p.to_port()) {
+        (Some(f), Some(t)) if f >= 0 => format!(" {f}-{t}"),
+        _ => String::new(),
+    };
+    let peers: Vec<&str> = p
+        .ip_ranges()
+        .iter()
+        .filter_map(|r| r.cidr_ip())
+        .chain(p.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6()))
+        .chain(p.user_id_group_pairs().iter().filter_map(|g| g.group_id()))
+        .chain(
+            p.prefix_list_ids()
+                .iter()
+                .filter_map(|l| l.prefix_list_id()),
+        )
+        .collect();
+    format!("{proto}{ports} {}", peers.join(", "))
 }
