@@ -25,7 +25,11 @@ locals {
     IR_DRY_RUN               = tostring(var.dry_run)
   }
   notify_env = merge(
-    { IR_SNS_TOPIC_ARN = aws_sns_topic.alerts.arn, IR_APPROVALS_TABLE = aws_dynamodb_table.approvals.name },
+    {
+      IR_SNS_TOPIC_ARN      = aws_sns_topic.alerts.arn
+      IR_APPROVALS_TABLE    = aws_dynamodb_table.approvals.name
+      IR_SECURITYHUB_UPDATE = tostring(var.securityhub_update)
+    },
     var.slack_webhook_secret == "" ? {} : { IR_SLACK_WEBHOOK_SECRET = var.slack_webhook_secret },
     var.pagerduty_routing_key_secret == "" ? {} : { IR_PAGERDUTY_ROUTING_KEY_SECRET = var.pagerduty_routing_key_secret },
     var.jira_url == "" ? {} : {
@@ -127,6 +131,8 @@ locals {
       statements = concat(local.secrets_statements, [
         { Effect = "Allow", Action = ["sns:Publish"], Resource = aws_sns_topic.alerts.arn },
         { Effect = "Allow", Action = ["dynamodb:PutItem"], Resource = aws_dynamodb_table.approvals.arn },
+        # The finding's workflow status and notes, in whichever region the finding is.
+        { Effect = "Allow", Action = ["securityhub:BatchUpdateFindings"], Resource = "arn:${local.partition}:securityhub:*:${local.account}:hub/default" },
       ])
     }
     "ir-approve" = {

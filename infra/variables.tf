@@ -39,6 +39,12 @@ variable "dry_run" {
   default     = false
 }
 
+variable "securityhub_update" {
+  description = "ir-notify moves the finding's Security Hub workflow status (NOTIFIED on open, RESOLVED on approval) and adds notes (IR_SECURITYHUB_UPDATE)."
+  type        = bool
+  default     = true
+}
+
 variable "sns_subscription_emails" {
   type    = list(string)
   default = []

@@ -233,6 +233,7 @@ pub async fn start(review_timeout_seconds: u32) -> Pipeline {
         sns: aws_sdk_sns::Client::new(&sdk),
         secrets: SecretStore::new(aws_sdk_secretsmanager::Client::new(&sdk), ssm.clone()),
         gate: Some(GateStore::new(ddb.clone(), APPROVALS)),
+        securityhub: None,
         config: notify_config,
     });
     invoke.register(

@@ -217,6 +217,20 @@ async fn terraform_applies_and_destroys_against_the_emulator() {
         doc.contains("dynamodb:UpdateItem") && !doc.contains("dynamodb:*"),
         "{doc}"
     );
+    let notify_policy = iam
+        .get_role_policy()
+        .role_name("ir-notify")
+        .policy_name("exactly-what-ir-notify-calls")
+        .send()
+        .await
+        .unwrap();
+    let doc = percent_encoding::percent_decode_str(notify_policy.policy_document())
+        .decode_utf8_lossy()
+        .to_string();
+    assert!(
+        doc.contains("securityhub:BatchUpdateFindings") && doc.contains("sns:Publish"),
+        "{doc}"
+    );
     assert!(iam
         .get_role()
         .role_name("ir-member-response")

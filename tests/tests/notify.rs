@@ -139,6 +139,7 @@ impl World {
                 aws_sdk_ssm::Client::new(&self.sdk),
             ),
             gate: None,
+            securityhub: None,
             config,
         }
     }
@@ -252,7 +253,11 @@ async fn an_opened_incident_reaches_every_channel_with_the_full_context() {
     });
     let result = w.notifier(w.config()).handle(req).await.expect("notify");
     assert_eq!(result.ticket.as_deref(), Some("SEC-101"));
-    for c in &result.channels {
+    for c in result
+        .channels
+        .iter()
+        .filter(|c| c.channel != "securityhub")
+    {
         assert_eq!(c.status, ChannelStatus::Sent, "{c:?}");
     }
     let out = serde_json::to_string(&result).unwrap();
@@ -499,5 +504,219 @@ async fn the_review_gate_needs_a_token_and_a_gate_table() {
             .unwrap_or_default()
             .is_empty(),
         "nothing sent"
+    );
+}
+
+/// A Security Hub client that answers BatchUpdateFindings from `rule` (moto 5.2.1 does not
+/// implement BatchUpdateFindings), in the finding's region.
+fn securityhub_with(rule: &aws_smithy_mocks::Rule, region: &str) -> aws_sdk_securityhub::Client {
+    let region = region.to_string();
+    aws_smithy_mocks::mock_client!(
+        aws_sdk_securityhub,
+        aws_smithy_mocks::RuleMode::MatchAny,
+        [rule],
+        move |c| c.region(aws_sdk_securityhub::config::Region::new(region.clone()))
+    )
+}
+
+type Captured = std::sync::Arc<
+    std::sync::Mutex<
+        Vec<aws_sdk_securityhub::operation::batch_update_findings::BatchUpdateFindingsInput>,
+    >,
+>;
+
+/// A rule that records each BatchUpdateFindings request and answers `unprocessed` (an error
+/// code) or success.
+fn batch_update(unprocessed: Option<&'static str>) -> (aws_smithy_mocks::Rule, Captured) {
+    use aws_sdk_securityhub::operation::batch_update_findings::BatchUpdateFindingsOutput;
+    use aws_sdk_securityhub::types::{
+        AwsSecurityFindingIdentifier, BatchUpdateFindingsUnprocessedFinding,
+    };
+    let seen: Captured = Default::default();
+    let record = seen.clone();
+    let rule = aws_smithy_mocks::mock!(aws_sdk_securityhub::Client::batch_update_findings)
+        .match_requests(move |input| {
+            record.lock().unwrap().push(input.clone());
+            true
+        })
+        .then_output(move || {
+            let out = BatchUpdateFindingsOutput::builder().set_processed_findings(Some(vec![]));
+            match unprocessed {
+                None => out.set_unprocessed_findings(Some(vec![])),
+                Some(code) => out.unprocessed_findings(
+                    BatchUpdateFindingsUnprocessedFinding::builder()
+                        .finding_identifier(
+                            AwsSecurityFindingIdentifier::builder()
+                                .id("x")
+                                .product_arn("y")
+                                .build(),
+                        )
+                        .error_code(code)
+                        .error_message("not found")
+                        .build(),
+                ),
+            }
+            .build()
+        });
+    (rule, seen)
+}
+
+#[tokio::test]
+async fn security_hub_follows_the_incident_notified_then_resolved_with_notes() {
+    let w = world().await;
+    Mock::given(method("POST"))
+        .and(path(SLACK_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .mount(&w.http)
+        .await;
+    let (rule, seen) = batch_update(None);
+    let inc = &w.decision.incident;
+    let config = NotifyConfig {
+        slack_webhook: w.config().slack_webhook,
+        securityhub_update: true,
+        ..NotifyConfig::none()
+    };
+    let notifier = Notifier {
+        securityhub: Some(securityhub_with(&rule, &inc.region)),
+        ..w.notifier(config)
+    };
+
+    let opened = notifier
+        .handle(request(Kind::Opened, w.decision.clone()))
+        .await
+        .expect("opened");
+    let hub = opened
+        .channels
+        .iter()
+        .find(|c| c.channel == "securityhub")
+        .unwrap();
+    assert_eq!(hub.status, ChannelStatus::Sent, "{hub:?}");
+
+    let mut approved = request(Kind::Approved, w.decision.clone());
+    approved.ticket = Some("SEC-7".into());
+    approved.review = Some(ir_notify::message::ReviewRef {
+        review: "approved".into(),
+        approver: "5b10ac8d82e05b22cc7d4ef5".into(),
+        approver_name: Some("Dana Analyst".into()),
+        decided_at: Utc::now(),
+    });
+    notifier.handle(approved).await.expect("approved");
+
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    for input in &seen {
+        // The GuardDuty finding as Security Hub's GuardDuty integration imports it.
+        let ids = input.finding_identifiers();
+        assert_eq!(ids.len(), 1);
+        assert_eq!(ids[0].id(), Some(inc.finding_key.as_str()));
+        assert!(inc.finding_key.starts_with("arn:aws:guardduty:"));
+        assert_eq!(
+            ids[0].product_arn(),
+            Some(format!("arn:aws:securityhub:{}::product/aws/guardduty", inc.region).as_str())
+        );
+        let note = input.note().unwrap();
+        assert_eq!(note.updated_by(), Some("aws-incident-response"));
+        assert!(
+            note.text().unwrap().contains(&w.decision.incident_id),
+            "{note:?}"
+        );
+        assert!(note.text().unwrap().len() <= 512);
+    }
+    use aws_sdk_securityhub::types::WorkflowStatus;
+    assert_eq!(
+        seen[0].workflow().and_then(|w| w.status()),
+        Some(&WorkflowStatus::Notified)
+    );
+    assert_eq!(
+        seen[1].workflow().and_then(|w| w.status()),
+        Some(&WorkflowStatus::Resolved)
+    );
+    let text = seen[1].note().unwrap().text().unwrap();
+    assert!(
+        text.contains("Dana Analyst") && text.contains("SEC-7"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn security_hub_is_a_record_not_a_channel_and_a_dry_run_leaves_it_alone() {
+    let w = world().await;
+    Mock::given(method("POST"))
+        .and(path(SLACK_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .mount(&w.http)
+        .await;
+    let region = w.decision.incident.region.clone();
+    let config = NotifyConfig {
+        slack_webhook: w.config().slack_webhook,
+        securityhub_update: true,
+        ..NotifyConfig::none()
+    };
+
+    // Security Hub off in this account: the GuardDuty copy does not exist → skipped.
+    let (rule, seen) = batch_update(Some("FindingNotFound"));
+    let notifier = Notifier {
+        securityhub: Some(securityhub_with(&rule, &region)),
+        ..w.notifier(config.clone())
+    };
+    let out = notifier
+        .handle(request(Kind::Opened, w.decision.clone()))
+        .await
+        .expect("Slack went out");
+    let hub = out
+        .channels
+        .iter()
+        .find(|c| c.channel == "securityhub")
+        .unwrap();
+    assert_eq!(hub.status, ChannelStatus::Skipped, "{hub:?}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+
+    // A dry run changed nothing, so the finding's workflow does not move.
+    let (rule, seen) = batch_update(None);
+    let notifier = Notifier {
+        securityhub: Some(securityhub_with(&rule, &region)),
+        ..w.notifier(config.clone())
+    };
+    let mut dry = w.decision.clone();
+    dry.dry_run = true;
+    notifier
+        .handle(request(Kind::Opened, dry))
+        .await
+        .expect("opened");
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "dry run updated Security Hub"
+    );
+    assert_eq!(rule.num_calls(), 0);
+
+    // Security Hub answering alone does not count as telling people: Slack down → the task fails.
+    Mock::given(method("POST"))
+        .and(path("/down"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&w.http)
+        .await;
+    let (rule, seen) = batch_update(None);
+    let notifier = Notifier {
+        securityhub: Some(securityhub_with(&rule, &region)),
+        ..w.notifier(NotifyConfig {
+            slack_webhook: None,
+            pagerduty_routing_key: w.config().pagerduty_routing_key,
+            pagerduty_url: format!("{}/down", w.http.uri()),
+            pagerduty_min_severity: SeverityLabel::Low,
+            ..config
+        })
+    };
+    let err = notifier
+        .handle(request(Kind::Opened, w.decision.clone()))
+        .await
+        .expect_err("PagerDuty down is all the people channels");
+    assert!(
+        matches!(err, ir_notify::NotifyError::AllChannelsFailed(_)),
+        "{err:?}"
+    );
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "the record was still written"
     );
 }

@@ -169,6 +169,7 @@ impl World {
             sns: aws_sdk_sns::Client::new(&self.sdk),
             secrets: self.secrets(),
             gate: Some(self.gate()),
+            securityhub: None,
             config,
         }
     }

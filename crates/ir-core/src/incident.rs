@@ -326,6 +326,10 @@ pub struct Incident {
     pub incident_id: String,
     pub source: FindingSource,
     pub product: String,
+    /// The ASFF `ProductArn` Security Hub knows the finding by (for a GuardDuty finding, the
+    /// copy GuardDuty's Security Hub integration imports).
+    #[serde(default)]
+    pub product_arn: Option<String>,
     pub finding_id: String,
     /// The key the incident id is derived from (the finding ARN where there is one).
     pub finding_key: String,
@@ -672,6 +676,10 @@ fn from_guardduty(
         incident_id: incident_id_for(&finding_key),
         source: FindingSource::GuardDuty,
         product: "GuardDuty".into(),
+        product_arn: Some(format!(
+            "arn:{partition}:securityhub:{}::product/aws/guardduty",
+            f.region
+        )),
         finding_id: f.id.clone(),
         finding_key,
         finding_type: f.finding_type.clone(),
@@ -922,6 +930,7 @@ fn from_asff(
         incident_id: incident_id_for(fid),
         source,
         product,
+        product_arn: Some(f.product_arn.clone()),
         finding_id: fid.rsplit('/').next().unwrap_or(fid).to_string(),
         finding_key: fid.to_string(),
         finding_type,

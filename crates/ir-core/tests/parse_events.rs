@@ -225,3 +225,22 @@ fn hostile_shapes_never_panic() {
         );
     }
 }
+
+#[test]
+fn a_guardduty_finding_names_the_security_hub_copy_its_integration_imports() {
+    // The Security Hub workflow update addresses the finding by (Id, ProductArn); the GuardDuty
+    // event must derive exactly what the imported ASFF copy carries.
+    let gd = one("guardduty-iam-instance-credential-exfiltration.json");
+    let sh = one("securityhub-imported-guardduty-credential-exfiltration.json");
+    assert_eq!(gd.finding_key, sh.finding_key);
+    assert_eq!(gd.product_arn, sh.product_arn);
+    assert_eq!(
+        gd.product_arn.as_deref(),
+        Some("arn:aws:securityhub:us-east-1::product/aws/guardduty")
+    );
+    let config = one("securityhub-imported-s3-public-access-control.json");
+    assert!(config
+        .product_arn
+        .as_deref()
+        .is_some_and(|a| a.ends_with("product/aws/securityhub")));
+}

@@ -13,17 +13,23 @@
 //! only — never to Jira, Slack or a log line. Without a ticket or the table the gate cannot be
 //! answered, so that kind fails with `GateUnavailable`.
 //!
+//! Security Hub is told too ([`securityhub`]): the finding's workflow status goes to `NOTIFIED`
+//! when the incident opens and `RESOLVED` when an analyst approves the containment, with a note
+//! at every step. It is a record, not a channel people read, so it does not count towards
+//! `AllChannelsFailed`.
+//!
 //! Secrets (Slack URL, PagerDuty routing key, Jira credentials) come from Secrets Manager or SSM
 //! ([`ir_core::secrets`]).
 
 pub mod jira;
 pub mod message;
+pub mod securityhub;
 
 use std::time::Duration;
 
 use chrono::Utc;
 use ir_approve::{GateStore, PendingGate};
-use ir_core::config::env_or;
+use ir_core::config::{env_bool_strict, env_or};
 use ir_core::incident::SeverityLabel;
 use ir_core::secrets::{SecretRef, SecretStore};
 use ir_core::ConfigError;
@@ -66,6 +72,8 @@ pub struct NotifyConfig {
     pub approvals_table: Option<String>,
     /// `IR_HTTP_TIMEOUT_SECONDS` (default 5): per HTTP request.
     pub http_timeout: Duration,
+    /// `IR_SECURITYHUB_UPDATE` (default true): move the finding's workflow status and add notes.
+    pub securityhub_update: bool,
 }
 
 fn optional(name: &str) -> Option<String> {
@@ -125,6 +133,7 @@ impl NotifyConfig {
             reject_status: env_or("IR_JIRA_REJECT_STATUS", "Rejected"),
             approvals_table: optional("IR_APPROVALS_TABLE"),
             http_timeout: Duration::from_secs(secs),
+            securityhub_update: env_bool_strict("IR_SECURITYHUB_UPDATE")?.unwrap_or(true),
         })
     }
 
@@ -141,6 +150,7 @@ impl NotifyConfig {
             reject_status: "Rejected".into(),
             approvals_table: None,
             http_timeout: Duration::from_secs(5),
+            securityhub_update: false,
         }
     }
 
@@ -226,6 +236,8 @@ pub struct Notifier {
     pub sns: aws_sdk_sns::Client,
     pub secrets: SecretStore,
     pub gate: Option<GateStore>,
+    /// Set when `securityhub_update` is on.
+    pub securityhub: Option<aws_sdk_securityhub::Client>,
 }
 
 /// An HTTP client with the configured timeout and no redirects (a webhook URL that redirects is
@@ -293,7 +305,19 @@ impl Notifier {
             self.pagerduty(&msg),
         );
         let (jira_report, ticket, gate_registered) = jira?;
-        let channels = vec![jira_report, sns, slack, pd];
+        let mut channels = vec![jira_report, sns, slack, pd];
+        // After Jira, so the note can name the ticket.
+        let securityhub = match (&self.securityhub, self.config.securityhub_update) {
+            (Some(client), true) => match securityhub::finding_update(&req, ticket.as_deref()) {
+                Some(update) => securityhub::apply(client, &update).await,
+                None => {
+                    ChannelReport::new("securityhub", ChannelStatus::Skipped, "nothing to record")
+                }
+            },
+            _ => ChannelReport::new("securityhub", ChannelStatus::Skipped, "not configured"),
+        };
+        let people = channels.len();
+        channels.push(securityhub);
         for c in &channels {
             tracing::info!(
                 function = FUNCTION_NAME,
@@ -305,11 +329,11 @@ impl Notifier {
                 "notification"
             );
         }
-        let attempted = channels
+        let attempted = channels[..people]
             .iter()
             .filter(|c| c.status != ChannelStatus::Skipped)
             .count();
-        let failed = channels
+        let failed = channels[..people]
             .iter()
             .filter(|c| c.status == ChannelStatus::Failed)
             .count();

@@ -21,6 +21,9 @@ async fn main() -> Result<(), Error> {
             .approvals_table
             .clone()
             .map(|t| ir_approve::GateStore::new(aws_sdk_dynamodb::Client::new(&sdk), t)),
+        securityhub: config
+            .securityhub_update
+            .then(|| aws_sdk_securityhub::Client::new(&sdk)),
         config,
     };
     let notifier = &notifier;
