@@ -28,9 +28,14 @@ fmt:
 demo:
 	$(CARGO) run --quiet -p ir-tests --bin demo
 
-## Handler latency and event → contained time on the local pipeline (IR_BENCH_RUNS, default 5).
+## Handler latency, event → contained time on the local pipeline (IR_BENCH_RUNS, default 5) and
+## each Lambda binary's cold start against a local Runtime API (IR_BENCH_COLD_RUNS, default 3).
+## BENCH_PROFILE=release measures release builds (what `make package` ships).
+BENCH_PROFILE ?= dev
+BENCH_DIR = $(if $(filter release,$(BENCH_PROFILE)),release,debug)
 bench:
-	$(CARGO) run --quiet -p ir-tests --bin bench
+	$(CARGO) build --quiet --profile $(BENCH_PROFILE) --workspace --bins
+	IR_BENCH_BIN_DIR=$(CURDIR)/target/$(BENCH_DIR) $(CARGO) run --quiet -p ir-tests --bin bench
 
 ## Lambda zips (provided.al2023, arm64) under target/lambda/<function>/bootstrap.zip.
 package:

@@ -28,6 +28,7 @@ use aws_credential_types::Credentials;
 pub mod fixtures;
 pub mod invoke;
 pub mod pipeline;
+pub mod runtime_api;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {

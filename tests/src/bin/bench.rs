@@ -3,15 +3,22 @@
 //!
 //! - handler latency per function (p50 / p95 / max over every invocation);
 //! - event → contained: execution start → the containment function's response;
-//! - event → review gate: execution start → the task token stored.
+//! - event → review gate: execution start → the task token stored;
+//! - cold start per function: each Lambda binary launched as Lambda launches it, against a local
+//!   Runtime API ([`ir_tests::runtime_api`]), timed from process launch to the runtime asking
+//!   for its first event (init) and to its first response. The event is one the pipeline run
+//!   handed that function (so containment sees an already-contained resource: a repeat), for
+//!   ir-approve an unsigned webhook delivery (answered 401). Binaries come from
+//!   `IR_BENCH_BIN_DIR` (default `target/debug`; `make bench` builds them).
 //!
 //! Numbers are emulator numbers (moto answers in ~1–50 ms per call; AWS APIs are slower).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ir_tests::fixtures::event_text;
-use ir_tests::pipeline;
+use ir_tests::fixtures::{event_text, workspace_file, KILL_SWITCH};
+use ir_tests::pipeline::{self, Pipeline};
+use serde_json::{json, Value};
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
@@ -70,11 +77,47 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
+    // One leaked access key (approved in Jira) and one public bucket, so every function ran.
+    let iam = aws_sdk_iam::Client::new(&p.sdk);
+    iam.create_user().user_name("deploy-bot").send().await?;
+    let key = iam
+        .create_access_key()
+        .user_name("deploy-bot")
+        .send()
+        .await?;
+    let key_id = key
+        .access_key()
+        .map(|k| k.access_key_id().to_string())
+        .unwrap_or_default();
+    p.moto
+        .s3_client(&p.sdk)
+        .create_bucket()
+        .bucket("acme-customer-exports")
+        .send()
+        .await?;
+    let mut leaked: Value =
+        serde_json::from_str(&event_text("guardduty-iam-anomalous-behavior.json")?)?;
+    leaked["detail"]["resource"]["accessKeyDetails"]["accessKeyId"] = key_id.into();
+    let public: Value = serde_json::from_str(&event_text(
+        "guardduty-s3-block-public-access-disabled.json",
+    )?)?;
+    for (name, event) in [("bench-iam", &leaked), ("bench-s3", &public)] {
+        let incident = ir_core::Incident::from_event_value(event.clone())?[0]
+            .incident_id
+            .clone();
+        let exec = p.start_execution(name, event).await;
+        p.settle(&exec, Some(&incident)).await;
+        if name == "bench-iam" {
+            p.review(&incident, "Approved", "bench-delivery-1").await;
+            p.settle(&exec, None).await;
+        }
+    }
+
     let mut per_fn: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
     for c in p.invoke.calls() {
         per_fn.entry(c.function).or_default().push(c.elapsed);
     }
-    println!("\n{runs} bitcoin-mining incidents through the local pipeline\n");
+    println!("\n{runs} bitcoin-mining incidents, one leaked key (approved), one public bucket through the local pipeline\n");
     println!("| measure | n | p50 ms | p95 ms | max ms |");
     println!("| --- | --- | --- | --- | --- |");
     for (f, mut v) in per_fn {
@@ -88,7 +131,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     for (name, mut v) in [
-        ("event → contained", to_contained),
+        ("event → instance isolated (auto tier)", to_contained),
         ("event → review gate open", to_gate),
     ] {
         v.sort();
@@ -98,6 +141,167 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ms(pct(&v, 0.5)),
             ms(pct(&v, 0.95)),
             ms(pct(&v, 1.0))
+        );
+    }
+    cold_starts(&p).await?;
+    Ok(())
+}
+
+/// Environment each function binary gets, as Terraform would set it, pointed at the emulator.
+async fn function_env(
+    p: &Pipeline,
+    function: &str,
+) -> Result<Vec<(String, String)>, Box<dyn std::error::Error>> {
+    let mut env: Vec<(String, String)> = [
+        ("AWS_ENDPOINT_URL", p.moto.endpoint()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("IR_S3_FORCE_PATH_STYLE", "true"),
+        ("IR_KILL_SWITCH_PARAMETER", KILL_SWITCH),
+        ("RUST_LOG", "info"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let topic = aws_sdk_sns::Client::new(&p.sdk)
+        .list_topics()
+        .send()
+        .await?
+        .topics()
+        .iter()
+        .find_map(|t| t.topic_arn().map(str::to_string))
+        .unwrap_or_default();
+    let jira = p.jira.uri();
+    let specific: Vec<(&str, &str)> = match function {
+        "ir-triage" => vec![("IR_INCIDENTS_TABLE", "incidents")],
+        "ir-preserve-evidence" => vec![
+            ("IR_EVIDENCE_BUCKET", pipeline::EVIDENCE),
+            ("IR_EVIDENCE_RETENTION_DAYS", "1"),
+        ],
+        "ir-notify" => vec![
+            ("IR_SNS_TOPIC_ARN", &topic),
+            ("IR_JIRA_URL", &jira),
+            ("IR_JIRA_PROJECT", "SEC"),
+            ("IR_JIRA_ISSUE_TYPE", "Incident"),
+            ("IR_JIRA_CREDENTIALS_SECRET", "secretsmanager:ir/jira"),
+            ("IR_APPROVALS_TABLE", pipeline::APPROVALS),
+            ("IR_SECURITYHUB_UPDATE", "false"),
+        ],
+        "ir-approve" => vec![
+            ("IR_APPROVALS_TABLE", pipeline::APPROVALS),
+            ("IR_JIRA_WEBHOOK_SECRET", "ssm:/ir/jira-webhook-secret"),
+            ("IR_APPROVERS", pipeline::ANALYST),
+        ],
+        _ => vec![],
+    };
+    env.extend(
+        specific
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    Ok(env)
+}
+
+/// A Jira webhook delivery to the function URL, unsigned (ir-approve answers 401).
+fn unsigned_webhook() -> Value {
+    json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": "/",
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json", "user-agent": "Atlassian Webhook HTTP Client"},
+        "requestContext": {
+            "accountId": "anonymous",
+            "apiId": "bench",
+            "domainName": "bench.lambda-url.us-east-1.on.aws",
+            "domainPrefix": "bench",
+            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9", "userAgent": "Atlassian Webhook HTTP Client"},
+            "requestId": "bench",
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "23/Nov/2026:10:00:00 +0000",
+            "timeEpoch": 1795428000000u64
+        },
+        "body": "{\"webhookEvent\":\"jira:issue_updated\"}",
+        "isBase64Encoded": false
+    })
+}
+
+async fn cold_starts(p: &Pipeline) -> Result<(), Box<dyn std::error::Error>> {
+    let runs: usize = std::env::var("IR_BENCH_COLD_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let dir = std::env::var("IR_BENCH_BIN_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| workspace_file("target/debug"));
+    let calls = p.invoke.calls();
+    println!(
+        "\nCold start: each Lambda binary in {}, launched {runs} times\n",
+        dir.display()
+    );
+    println!(
+        "| function | n | init p50 ms | first response p50 ms | first response max ms | answer |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for function in [
+        "ir-triage",
+        "ir-preserve-evidence",
+        "ir-isolate-ec2",
+        "ir-quarantine-iam",
+        "ir-lockdown-s3",
+        "ir-notify",
+        "ir-approve",
+    ] {
+        let binary = dir.join(function);
+        if !binary.exists() {
+            println!(
+                "| `{function}` | 0 | SKIPPED: {} not built (cargo build --bins) | | | |",
+                binary.display()
+            );
+            continue;
+        }
+        let event = if function == "ir-approve" {
+            unsigned_webhook()
+        } else {
+            // A repeat of what the pipeline run handed this function.
+            calls
+                .iter()
+                .find(|c| {
+                    c.function == function
+                        && c.payload["kind"].as_str() != Some("approval_requested")
+                })
+                .map(|c| c.payload.clone())
+                .unwrap_or(Value::Null)
+        };
+        let env = function_env(p, function).await?;
+        let mut init = Vec::new();
+        let mut first = Vec::new();
+        let mut answer = String::new();
+        for _ in 0..runs {
+            let c =
+                ir_tests::runtime_api::cold_start(&binary, &env, &event, Duration::from_secs(60))
+                    .await?;
+            init.push(c.init);
+            first.push(c.first_response);
+            answer = match &c.outcome {
+                Ok(v) if v.get("statusCode").is_some() => format!("HTTP {}", v["statusCode"]),
+                Ok(_) => "ok".into(),
+                Err(e) => serde_json::from_str::<Value>(e)
+                    .ok()
+                    .and_then(|v| v["errorType"].as_str().map(str::to_string))
+                    .unwrap_or_else(|| e.chars().take(60).collect()),
+            };
+        }
+        init.sort();
+        first.sort();
+        println!(
+            "| `{function}` | {runs} | {} | {} | {} | {answer} |",
+            ms(pct(&init, 0.5)),
+            ms(pct(&first, 0.5)),
+            ms(pct(&first, 1.0))
         );
     }
     Ok(())
