@@ -70,7 +70,8 @@ locals {
           "autoscaling:DescribeAutoScalingInstances",
         ] },
         { Effect = "Allow", Resource = "*", Action = [
-          "ec2:CreateSecurityGroup", "ec2:RevokeSecurityGroupEgress", "ec2:AuthorizeSecurityGroupIngress",
+          "ec2:CreateSecurityGroup", "ec2:RevokeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress",
+          "ec2:AuthorizeSecurityGroupIngress", "ec2:AuthorizeSecurityGroupEgress",
           "ec2:ModifyNetworkInterfaceAttribute", "ec2:ModifyInstanceAttribute",
           "ec2:DisassociateIamInstanceProfile", "ec2:AssociateIamInstanceProfile",
           "ec2:CreateTags", "ec2:DeleteTags",
