@@ -593,6 +593,7 @@ async fn security_hub_follows_the_incident_notified_then_resolved_with_notes() {
     assert_eq!(hub.status, ChannelStatus::Sent, "{hub:?}");
 
     let mut approved = request(Kind::Approved, w.decision.clone());
+    approved.containment = vec![isolation_record(&w.decision.incident_id)];
     approved.ticket = Some("SEC-7".into());
     approved.review = Some(ir_notify::message::ReviewRef {
         review: "approved".into(),
@@ -600,10 +601,13 @@ async fn security_hub_follows_the_incident_notified_then_resolved_with_notes() {
         approver_name: Some("Dana Analyst".into()),
         decided_at: Utc::now(),
     });
+    notifier.handle(approved.clone()).await.expect("approved");
+    // Approved, but nothing was contained (e.g. tier manual): not resolved, a note only.
+    approved.containment.clear();
     notifier.handle(approved).await.expect("approved");
 
     let seen = seen.lock().unwrap().clone();
-    assert_eq!(seen.len(), 2);
+    assert_eq!(seen.len(), 3);
     for input in &seen {
         // The GuardDuty finding as Security Hub's GuardDuty integration imports it.
         let ids = input.finding_identifiers();
@@ -636,6 +640,13 @@ async fn security_hub_follows_the_incident_notified_then_resolved_with_notes() {
         text.contains("Dana Analyst") && text.contains("SEC-7"),
         "{text}"
     );
+    assert_eq!(seen[2].workflow(), None, "nothing contained: not resolved");
+    assert!(seen[2]
+        .note()
+        .unwrap()
+        .text()
+        .unwrap()
+        .contains("stays open"));
 }
 
 #[tokio::test]

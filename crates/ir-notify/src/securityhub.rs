@@ -4,6 +4,7 @@
 //! |----------------------|-----------------|-----------------------------------------|
 //! | `opened`             | `NOTIFIED`      | incident id, route, tier, ticket        |
 //! | `approved`           | `RESOLVED`      | contained, approved by whom, ticket     |
+//! |   (nothing contained) | (unchanged)    | reviewed by whom, left open             |
 //! | `released`           | (unchanged)     | containment released, rejected by whom  |
 //! | `review_timed_out`   | (unchanged)     | containment stays, nobody reviewed      |
 //! | `failed`             | (unchanged)     | which step failed                       |
@@ -17,6 +18,7 @@
 use aws_sdk_securityhub::types::{
     AwsSecurityFindingIdentifier, NoteUpdate, WorkflowStatus, WorkflowUpdate,
 };
+use ir_core::actions::RecordStatus;
 use ir_core::TriageDecision;
 
 use crate::message::{Kind, NotifyRequest};
@@ -68,6 +70,10 @@ pub fn finding_update(req: &NotifyRequest, ticket: Option<&str>) -> Option<Findi
                 .unwrap_or_else(|| r.approver.clone())
         })
         .unwrap_or_else(|| "an analyst".into());
+    let contained = req
+        .containment
+        .iter()
+        .any(|r| r.status == RecordStatus::Completed);
     let (status, note) = match req.kind {
         Kind::ApprovalRequested => return None,
         Kind::Opened => (
@@ -77,10 +83,19 @@ pub fn finding_update(req: &NotifyRequest, ticket: Option<&str>) -> Option<Findi
                 d.incident_id, d.route, d.tier
             ),
         ),
-        Kind::Approved => (
+        // RESOLVED only when something was contained: an approved review of a response that
+        // contained nothing (tier manual, no playbook) leaves the finding for people to resolve.
+        Kind::Approved if contained => (
             Some(WorkflowStatus::Resolved),
             format!(
                 "Incident {}: containment approved by {who}; resolved as contained.{ticket}",
+                d.incident_id
+            ),
+        ),
+        Kind::Approved => (
+            None,
+            format!(
+                "Incident {}: reviewed by {who}; nothing was contained automatically, so the finding stays open.{ticket}",
                 d.incident_id
             ),
         ),
