@@ -116,35 +116,11 @@ resource "aws_sfn_state_machine" "response" {
 # --- EventBridge: HIGH/CRITICAL GuardDuty and Security Hub findings, custom actions ----------
 
 locals {
-  rules = {
-    guardduty = {
-      description = "GuardDuty findings at or above severity ${var.min_guardduty_severity}"
-      pattern = {
-        source        = ["aws.guardduty"]
-        "detail-type" = ["GuardDuty Finding"]
-        detail        = { severity = [{ numeric = [">=", var.min_guardduty_severity] }] }
-      }
-    }
-    securityhub = {
-      description = "Security Hub HIGH/CRITICAL findings, new and active"
-      pattern = {
-        source        = ["aws.securityhub"]
-        "detail-type" = ["Security Hub Findings - Imported"]
-        detail = { findings = {
-          Severity    = { Label = ["HIGH", "CRITICAL"] }
-          Workflow    = { Status = ["NEW"] }
-          RecordState = ["ACTIVE"]
-        } }
-      }
-    }
-    custom-action = {
-      description = "Security Hub custom actions (analyst-initiated containment)"
-      pattern = {
-        source        = ["aws.securityhub"]
-        "detail-type" = ["Security Hub Findings - Custom Action"]
-      }
-    }
-  }
+  # The patterns live in event-rules.json.tftpl so the local pipeline (tests, make demo) creates
+  # exactly the same rules in the emulator.
+  rules = jsondecode(templatefile("${path.module}/event-rules.json.tftpl", {
+    min_guardduty_severity = var.min_guardduty_severity
+  }))
 }
 
 resource "aws_iam_role" "events" {

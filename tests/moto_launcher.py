@@ -109,6 +109,79 @@ def _list_state_machine_versions(self):
 StepFunctionResponse.validate_state_machine_definition = _validate_state_machine_definition
 StepFunctionResponse.list_state_machine_versions = _list_state_machine_versions
 
+
+import datetime  # noqa: E402
+import json  # noqa: E402
+import uuid  # noqa: E402
+
+from moto.events.models import EventPattern, Rule  # noqa: E402
+from moto.stepfunctions.responses import get_backend as sfn_backend  # noqa: E402
+
+
+def _flatten_event(node, prefix="", result=None):
+    # moto 5.2.1 does not descend into arrays of objects, so a pattern on
+    # detail.findings.Severity.Label never matches a Security Hub event (findings is an array).
+    # EventBridge flattens arrays: a field matches if any element's value matches.
+    if result is None:
+        result = {}
+
+    def add(key, value):
+        if key not in result:
+            result[key] = value
+            return
+        before = result[key] if isinstance(result[key], list) else [result[key]]
+        result[key] = before + (value if isinstance(value, list) else [value])
+
+    if isinstance(node, dict):
+        for k, v in node.items():
+            key = f"{prefix}.{k}" if prefix else k
+            if isinstance(v, dict) and v:
+                _flatten_event(v, key, result)
+            elif isinstance(v, list) and any(isinstance(x, dict) for x in v):
+                for x in v:
+                    if isinstance(x, dict):
+                        _flatten_event(x, key, result)
+                    else:
+                        add(key, [x])
+            else:
+                add(key, v)
+    return result
+
+
+EventPattern._flatten_dict = staticmethod(_flatten_event)
+
+_send_to_other_targets = Rule.send_to_targets
+
+
+def _send_to_targets(self, original_event, transform_input=True):
+    # moto 5.2.1 raises NotImplementedError for a Step Functions target (PutEvents answers 500).
+    # EventBridge starts an execution whose input is the event (or the target's constant Input).
+    # moto also stamps `time` as epoch seconds; EventBridge sends an ISO 8601 string.
+    if isinstance(original_event.get("time"), (int, float)):
+        original_event = dict(original_event)
+        original_event["time"] = datetime.datetime.fromtimestamp(
+            original_event["time"], tz=datetime.timezone.utc
+        ).strftime("%Y-%m-%dT%H:%M:%SZ")
+    states = [t for t in self.targets if t["Arn"].split(":")[2:3] == ["states"]]
+    if states and self.event_pattern.matches_event(original_event):
+        for target in states:
+            _, _, _, region, account, _ = target["Arn"].split(":", 5)
+            payload = target.get("Input") or json.dumps(original_event)
+            # The backend that executes ASL when stepfunctions.execute_state_machine is on;
+            # EventBridge names each execution with a fresh id.
+            sfn_backend(account, region).start_execution(
+                target["Arn"], name=str(uuid.uuid4()), execution_input=payload
+            )
+    everything = self.targets
+    self.targets = [t for t in everything if t not in states]
+    try:
+        _send_to_other_targets(self, original_event, transform_input)
+    finally:
+        self.targets = everything
+
+
+Rule.send_to_targets = _send_to_targets
+
 from moto.server import main  # noqa: E402  (after patching)
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 
+pub mod eventbridge;
 pub mod fixtures;
 pub mod invoke;
 pub mod pipeline;

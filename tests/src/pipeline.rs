@@ -60,8 +60,19 @@ pub fn definition(review_timeout_seconds: u32) -> String {
     text
 }
 
-/// Starts everything; the review gate waits `review_timeout_seconds`.
+/// Starts everything; the review gate waits `review_timeout_seconds`; the EventBridge rules use
+/// the Terraform default GuardDuty threshold.
 pub async fn start(review_timeout_seconds: u32) -> Pipeline {
+    start_with(
+        review_timeout_seconds,
+        crate::eventbridge::terraform_default_min_severity(),
+    )
+    .await
+}
+
+/// [`start`], with the EventBridge rules deployed for GuardDuty findings of
+/// `min_guardduty_severity` and above (the `min_guardduty_severity` Terraform variable).
+pub async fn start_with(review_timeout_seconds: u32, min_guardduty_severity: u32) -> Pipeline {
     let invoke = InvokeServer::start().await.expect("invoke server");
     let moto =
         MotoServer::start_with_env(&[("IR_LAMBDA_ENDPOINT", &invoke.endpoint())]).expect("moto");
@@ -254,6 +265,14 @@ pub async fn start(review_timeout_seconds: u32) -> Pipeline {
         .await
         .expect("the ASL is accepted")
         .state_machine_arn;
+    // The EventBridge rules Terraform creates, targeting this machine.
+    crate::eventbridge::create_rules(
+        moto.endpoint(),
+        &machine,
+        "arn:aws:iam::123456789012:role/ir-events",
+        min_guardduty_severity,
+    )
+    .await;
     Pipeline {
         moto,
         invoke,
@@ -265,6 +284,32 @@ pub async fn start(review_timeout_seconds: u32) -> Pipeline {
 }
 
 impl Pipeline {
+    /// Puts `event` on the default event bus, as GuardDuty or Security Hub would, and returns the
+    /// execution the rules started (`None`: no rule matched, nothing started).
+    pub async fn put_event(&self, event: &Value) -> Option<String> {
+        let before = self.execution_arns().await;
+        crate::eventbridge::put_event(self.moto.endpoint(), event).await;
+        let after = self.execution_arns().await;
+        let mut new = after.into_iter().filter(|a| !before.contains(a));
+        let exec = new.next();
+        assert!(new.next().is_none(), "one event started one execution");
+        exec
+    }
+
+    async fn execution_arns(&self) -> Vec<String> {
+        self.sfn
+            .list_executions()
+            .state_machine_arn(&self.machine)
+            .max_results(1000)
+            .send()
+            .await
+            .expect("ListExecutions")
+            .executions()
+            .iter()
+            .map(|e| e.execution_arn().to_string())
+            .collect()
+    }
+
     /// Starts an execution with `event` as input (what the EventBridge target does).
     pub async fn start_execution(&self, name: &str, event: &Value) -> String {
         self.sfn

@@ -239,6 +239,84 @@ async fn terraform_applies_and_destroys_against_the_emulator() {
         .is_ok());
     assert!(out.contains("approval_webhook_url"), "{out}");
 
+    // EventBridge → Step Functions through the rules and target role Terraform created: every
+    // sample event is put on the default bus; the executions that start must be exactly the
+    // events the rules are for, each with the event as its input.
+    let mut sent = Vec::new();
+    let mut want = Vec::new();
+    for file in ir_tests::fixtures::sample_event_files().unwrap() {
+        let Ok(event) =
+            serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&file).unwrap())
+        else {
+            continue; // not JSON: nothing to put on a bus
+        };
+        if wanted_by_the_rules(&event) {
+            want.push(event["detail"].to_string());
+        }
+        sent.push(event);
+    }
+    // Two that must not start a response: a GuardDuty finding below HIGH, and a Security Hub
+    // finding ir-notify already moved to NOTIFIED (its update re-emits it as Imported).
+    let mut medium = sent
+        .iter()
+        .find(|e| e["source"] == "aws.guardduty" && e["detail"]["severity"].as_f64() >= Some(7.0))
+        .cloned()
+        .unwrap();
+    medium["detail"]["severity"] = 5.0.into();
+    let mut notified = sent
+        .iter()
+        .find(|e| e["detail-type"] == "Security Hub Findings - Imported" && wanted_by_the_rules(e))
+        .cloned()
+        .unwrap();
+    notified["detail"]["findings"][0]["Workflow"]["Status"] = "NOTIFIED".into();
+    assert!(!wanted_by_the_rules(&medium) && !wanted_by_the_rules(&notified));
+    sent.extend([medium, notified]);
+    for event in &sent {
+        ir_tests::eventbridge::put_event(moto.endpoint(), event).await;
+    }
+    let executions = sfn
+        .list_executions()
+        .state_machine_arn(machine.state_machine_arn())
+        .send()
+        .await
+        .unwrap();
+    let mut started = Vec::new();
+    for e in executions.executions() {
+        let input = sfn
+            .describe_execution()
+            .execution_arn(e.execution_arn())
+            .send()
+            .await
+            .unwrap()
+            .input
+            .unwrap_or_default();
+        let input: serde_json::Value = serde_json::from_str(&input).unwrap();
+        assert!(
+            input["id"].is_string() && input["source"].is_string(),
+            "the whole event: {input}"
+        );
+        // What the triage Lambda receives parses exactly as the sample itself does.
+        let original = sent
+            .iter()
+            .find(|e| e["detail"] == input["detail"])
+            .expect("an event that was put");
+        let parse = |v: &serde_json::Value| {
+            ir_core::finding::ParsedEvent::from_value(v.clone())
+                .map(|(envelope, _)| envelope.time.is_some())
+                .map_err(|e| e.error_type())
+        };
+        assert_eq!(parse(&input), parse(original), "{input}");
+        started.push(input["detail"].to_string());
+    }
+    started.sort();
+    want.sort();
+    assert!(
+        want.len() >= 10,
+        "most samples are HIGH/CRITICAL: {}",
+        want.len()
+    );
+    assert_eq!(started, want, "the executions EventBridge started");
+
     let mut destroy = vec!["destroy", "-auto-approve"];
     destroy.extend(vars.iter().map(String::as_str));
     let out = tf.run(&destroy);
@@ -253,6 +331,28 @@ async fn terraform_applies_and_destroys_against_the_emulator() {
         "functions destroyed"
     );
     let _ = std::fs::remove_dir_all(&work);
+}
+
+/// What the rules are for (issue 5): GuardDuty findings of severity HIGH or above (≥ 7), Security
+/// Hub imported findings labelled HIGH/CRITICAL that are NEW and ACTIVE, and every Security Hub
+/// custom action. Array fields match when any element does, as in EventBridge.
+fn wanted_by_the_rules(event: &serde_json::Value) -> bool {
+    let d = &event["detail"];
+    let any = |f: &dyn Fn(&serde_json::Value) -> bool| {
+        d["findings"].as_array().is_some_and(|a| a.iter().any(f))
+    };
+    match (event["source"].as_str(), event["detail-type"].as_str()) {
+        (Some("aws.guardduty"), Some("GuardDuty Finding")) => {
+            d["severity"].as_f64().is_some_and(|s| s >= 7.0)
+        }
+        (Some("aws.securityhub"), Some("Security Hub Findings - Imported")) => {
+            any(&|f| matches!(f["Severity"]["Label"].as_str(), Some("HIGH" | "CRITICAL")))
+                && any(&|f| f["Workflow"]["Status"] == "NEW")
+                && any(&|f| f["RecordState"] == "ACTIVE")
+        }
+        (Some("aws.securityhub"), Some("Security Hub Findings - Custom Action")) => true,
+        _ => false,
+    }
 }
 
 /// (name, runtime, architectures) of every function, from Lambda's ListFunctions REST API (read

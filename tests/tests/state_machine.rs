@@ -1,6 +1,7 @@
 //! The real state machine (`statemachine/incident-response.asl.json`) executed by moto's Step
 //! Functions, with every Lambda task served by the real Rust handlers (`ir_tests::invoke`) against
-//! the same emulator. Each test follows a sample event from EventBridge input to the end state and
+//! the same emulator. Each test follows a sample event from EventBridge input (put on the bus
+//! through the Terraform rules in the first test, started directly elsewhere) to the end state and
 //! checks the exact path (states entered, from the execution history) and the resulting AWS state.
 
 use std::collections::BTreeMap;
@@ -35,7 +36,11 @@ async fn ec2_auto_contains_then_an_approval_closes() {
     let mut event = event_json("guardduty-ec2-bitcointool-dns.json");
     event["detail"]["resource"]["instanceDetails"]["instanceId"] = id.clone().into();
     let incident = incident_of(&event);
-    let exec = w.start_execution("bitcoin", &event).await;
+    // Through EventBridge: PutEvents on the default bus, the GuardDuty rule starts the execution.
+    let exec = w
+        .put_event(&event)
+        .await
+        .expect("the GuardDuty HIGH rule starts a response");
     assert_eq!(
         w.settle(&exec, Some(&incident)).await,
         ExecutionStatus::Running

@@ -216,7 +216,11 @@ async fn pipeline_demo() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "(statemachine/incident-response.asl.json); every Lambda task runs the real Rust handler."
     );
-    let p = pipeline::start(600).await;
+    // The rules are deployed as `terraform apply -var min_guardduty_severity=4` would: MEDIUM
+    // GuardDuty findings and up (the default, 7, is HIGH and up), so the leaked key's MEDIUM
+    // anomalous-behaviour finding reaches triage, whose policy sends it to review.
+    const MIN_GUARDDUTY_SEVERITY: u32 = 4;
+    let p = pipeline::start_with(600, MIN_GUARDDUTY_SEVERITY).await;
     let ec2 = aws_sdk_ec2::Client::new(&p.sdk);
     let iam = aws_sdk_iam::Client::new(&p.sdk);
     let s3 = p.moto.s3_client(&p.sdk);
@@ -255,13 +259,15 @@ async fn pipeline_demo() -> Result<(), Box<dyn std::error::Error>> {
     let mut leaked: serde_json::Value =
         serde_json::from_str(&event_text("guardduty-iam-anomalous-behavior.json")?)?;
     leaked["detail"]["resource"]["accessKeyDetails"]["accessKeyId"] = key_id.clone().into();
-    let public: serde_json::Value = serde_json::from_str(&event_text(
-        "guardduty-s3-block-public-access-disabled.json",
-    )?)?;
+    // Security Hub's S3.8 control (block public access) failing on the seeded bucket, HIGH.
+    let public: serde_json::Value = serde_json::from_str(
+        &event_text("securityhub-imported-s3-public-access-control.json")?
+            .replace("acme-marketing-assets", "acme-customer-exports"),
+    )?;
     let scanner: serde_json::Value =
         serde_json::from_str(&event_text("guardduty-ec2-portprobe-from-scanner.json")?)?;
     let broken: serde_json::Value =
-        serde_json::from_str(&event_text("malformed-guardduty-wrong-types.json")?)?;
+        serde_json::from_str(&event_text("malformed-guardduty-missing-resource.json")?)?;
 
     let runs = [
         ("bitcoin-miner", bitcoin),
@@ -270,22 +276,47 @@ async fn pipeline_demo() -> Result<(), Box<dyn std::error::Error>> {
         ("authorised-scanner", scanner),
         ("malformed-event", broken),
     ];
+    println!(
+        "Each finding is put on the default event bus (PutEvents), where the three rules Terraform"
+    );
+    println!(
+        "creates (infra/event-rules.json.tftpl, here with min_guardduty_severity = {MIN_GUARDDUTY_SEVERITY})"
+    );
+    println!("start the state machine:\n");
     let mut started = Vec::new();
     for (name, event) in &runs {
         let incident = ir_core::Incident::from_event_value(event.clone())
             .ok()
             .and_then(|v| v.first().map(|i| i.incident_id.clone()));
-        let exec = p.start_execution(name, event).await;
-        started.push((name.to_string(), exec, incident));
+        match p.put_event(event).await {
+            Some(exec) => {
+                println!("  {name:<20} → execution started");
+                started.push((name.to_string(), exec, incident));
+            }
+            None => println!(
+                "  {name:<20} → no rule matched (GuardDuty severity {} < {MIN_GUARDDUTY_SEVERITY}): no response",
+                event["detail"]["severity"]
+            ),
+        }
     }
     for (_, exec, incident) in &started {
         p.settle(exec, incident.as_deref()).await;
     }
-    // The analyst approves the leaked-key review in Jira (tier approval: containment now runs).
-    if let Some((_, exec, Some(incident))) =
-        started.iter().find(|(n, _, _)| n == "leaked-access-key")
+    // The analyst approves the leaked-key and public-bucket reviews in Jira (tier approval:
+    // containment now runs).
+    for (delivery, (_, exec, incident)) in started
+        .iter()
+        .filter(|(n, _, _)| n == "leaked-access-key" || n == "public-bucket")
+        .enumerate()
     {
-        let r = p.review(incident, "Approved", "demo-delivery-1").await;
+        let Some(incident) = incident else { continue };
+        let r = p
+            .review(
+                incident,
+                "Approved",
+                &format!("demo-delivery-{}", delivery + 1),
+            )
+            .await;
         println!(
             "Jira webhook (signed, from an allowed approver) for {incident}: HTTP {} {}",
             r.status,
