@@ -317,3 +317,51 @@ async fn protected_and_manual_decisions_never_allow_mutation() {
         assert!(!out.primary.may_mutate(), "{name}");
     }
 }
+
+#[tokio::test]
+async fn only_the_first_finding_of_an_event_is_recorded_so_the_others_can_be_sent_alone() {
+    let env = env().await;
+    let triage = env.triage("incidents", false).await;
+    // An analyst sends two findings to the custom action at once.
+    let mut event = event_json("securityhub-custom-action-contain-ec2.json");
+    let mut second = event["detail"]["findings"][0].clone();
+    let id = second["Id"].as_str().unwrap().to_string();
+    second["Id"] = format!("{id}-second").into();
+    event["detail"]["findings"]
+        .as_array_mut()
+        .unwrap()
+        .push(second.clone());
+    let t0 = Utc::now();
+    let out = triage.handle_at(event.clone(), t0).await.expect("triaged");
+    assert_eq!(out.primary.disposition, Disposition::Respond);
+    assert_eq!(out.related.len(), 1);
+    let other = &out.related[0];
+    assert_ne!(other.incident_id, out.primary.incident_id);
+    assert!(
+        other
+            .reasons
+            .iter()
+            .any(|r| r.contains("not the event's first finding")),
+        "{:?}",
+        other.reasons
+    );
+    assert!(env
+        .item("incidents", &out.primary.incident_id)
+        .await
+        .is_some());
+    assert!(
+        env.item("incidents", &other.incident_id).await.is_none(),
+        "a finding nothing responded to is not recorded as handled"
+    );
+
+    // Sent on its own, the second finding gets its response.
+    let mut alone = event.clone();
+    alone["detail"]["findings"] = serde_json::json!([second]);
+    let again = triage
+        .handle_at(alone, t0 + Duration::minutes(1))
+        .await
+        .expect("triaged");
+    assert_eq!(again.primary.incident_id, other.incident_id);
+    assert_eq!(again.primary.disposition, Disposition::Respond);
+    assert!(env.item("incidents", &other.incident_id).await.is_some());
+}

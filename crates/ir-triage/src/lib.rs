@@ -276,10 +276,16 @@ impl Triage {
         } else {
             None
         };
-        // 4. Dedupe each respond decision.
+        // 4. Dedupe the respond decision of the first finding: the one the state machine responds
+        // to. Further findings (a custom action sent with several) are decided but not recorded,
+        // so sending one of them on its own later is not swallowed as a duplicate.
         let mut decisions = Vec::with_capacity(evaluated.len());
-        for (incident, decision) in evaluated {
-            decisions.push(self.finish(incident, decision, kill.as_ref(), now).await?);
+        for (n, (incident, decision)) in evaluated.into_iter().enumerate() {
+            let responded_here = n == 0;
+            decisions.push(
+                self.finish(incident, decision, kill.as_ref(), now, responded_here)
+                    .await?,
+            );
         }
         let mut iter = decisions.into_iter();
         // `from_event_value` never returns an empty list (NoFindings is an error).
@@ -296,6 +302,7 @@ impl Triage {
         decision: PolicyDecision,
         kill: Option<&KillSwitchState>,
         now: DateTime<Utc>,
+        responded_here: bool,
     ) -> Result<TriageDecision, TriageError> {
         let mut audit = AuditTrail::new(FUNCTION_NAME, &incident.incident_id);
         let target = incident
@@ -356,7 +363,24 @@ impl Triage {
         }
 
         let mut disposition = decision.disposition;
-        if disposition == Disposition::Respond {
+        if disposition == Disposition::Respond && !responded_here {
+            let detail = "not the event's first finding: this execution does not respond to it \
+                          and it is not recorded; send it on its own to respond"
+                .to_string();
+            tracing::warn!(
+                incident_id = %incident.incident_id,
+                finding_id = %incident.finding_id,
+                "{detail}"
+            );
+            reasons.push(format!("dedupe: {detail}"));
+            audit.record(
+                "dedupe",
+                None,
+                Some(&incident.incident_id),
+                Outcome::Skipped,
+                Some(detail),
+            );
+        } else if disposition == Disposition::Respond {
             let outcome = self
                 .dedupe
                 .record(
