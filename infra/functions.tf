@@ -92,7 +92,7 @@ resource "aws_cloudwatch_log_group" "state_machine" {
 }
 
 resource "aws_sfn_state_machine" "response" {
-  name     = "${local.p}-incident-response"
+  name     = local.state_machine_name
   role_arn = aws_iam_role.state_machine.arn
   definition = templatefile("${path.module}/../statemachine/incident-response.asl.json", {
     triage_function_arn         = aws_lambda_function.function["ir-triage"].arn

@@ -9,6 +9,11 @@ locals {
 
   kill_switch_parameter = "/incident-response/kill-switch"
 
+  # Built from its name, not read from the resource: the state machine refers to ir-triage, and
+  # ir-triage starts executions of it (one per further finding of a multi-finding event).
+  state_machine_name = "${local.p}-incident-response"
+  state_machine_arn  = "arn:${local.partition}:states:${local.region}:${local.account}:stateMachine:${local.state_machine_name}"
+
   # secretsmanager:<id> / ssm:<name> references → ARNs the functions may read.
   secret_refs = compact([var.slack_webhook_secret, var.pagerduty_routing_key_secret, var.jira_credentials_secret])
   ssm_arns = [for r in concat(local.secret_refs, [var.jira_webhook_secret]) :
@@ -57,9 +62,13 @@ locals {
   # One entry per Lambda: its environment and exactly the actions its code calls.
   functions = {
     "ir-triage" = {
-      env = merge(local.common_env, { IR_INCIDENTS_TABLE = aws_dynamodb_table.incidents.name })
+      env = merge(local.common_env, {
+        IR_INCIDENTS_TABLE   = aws_dynamodb_table.incidents.name
+        IR_STATE_MACHINE_ARN = local.state_machine_arn
+      })
       statements = [local.kill_switch_statement,
-      { Effect = "Allow", Action = ["dynamodb:UpdateItem"], Resource = aws_dynamodb_table.incidents.arn }]
+        { Effect = "Allow", Action = ["dynamodb:UpdateItem"], Resource = aws_dynamodb_table.incidents.arn },
+      { Effect = "Allow", Action = ["states:StartExecution"], Resource = local.state_machine_arn }]
     }
     "ir-isolate-ec2" = {
       env = local.common_env

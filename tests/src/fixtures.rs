@@ -139,6 +139,7 @@ pub async fn live_triage(sdk: &aws_config::SdkConfig, table: &str) -> ir_triage:
         incidents_table: table.into(),
         kill_switch_parameter: KILL_SWITCH.into(),
         dry_run: false,
+        state_machine_arn: None,
     };
     let policy = ir_core::LoadedPolicy::default_policy().expect("default policy");
     ir_triage::Triage::new(&config, policy, ssm, ddb)

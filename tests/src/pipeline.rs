@@ -23,6 +23,8 @@ pub const EVIDENCE: &str = "ir-evidence-111122223333";
 pub const APPROVALS: &str = "ir-approvals";
 pub const SECRET: &str = "jira-webhook-signing-secret";
 pub const ANALYST: &str = "5b10ac8d82e05b22cc7d4ef5";
+/// The state machine's name in the local pipeline.
+pub const MACHINE: &str = "incident-response";
 
 pub struct Pipeline {
     // Dropped in this order: the emulator before the handlers it calls.
@@ -134,16 +136,19 @@ pub async fn start_with(review_timeout_seconds: u32, min_guardduty_severity: u32
 
     // The handlers, wired as each main.rs wires them, against the emulator.
     let policy = ir_core::LoadedPolicy::default_policy().unwrap();
-    let triage = std::sync::Arc::new(ir_triage::Triage::new(
-        &ir_triage::TriageConfig {
-            incidents_table: "incidents".into(),
-            kill_switch_parameter: KILL_SWITCH.into(),
-            dry_run: false,
-        },
-        policy,
-        ssm.clone(),
-        ddb.clone(),
-    ));
+    // Further findings of an event fan out to this pipeline's own state machine (created below).
+    let triage_config = ir_triage::TriageConfig {
+        incidents_table: "incidents".into(),
+        kill_switch_parameter: KILL_SWITCH.into(),
+        dry_run: false,
+        state_machine_arn: Some(format!(
+            "arn:aws:states:us-east-1:123456789012:stateMachine:{MACHINE}"
+        )),
+    };
+    let triage = std::sync::Arc::new(
+        ir_triage::Triage::new(&triage_config, policy, ssm.clone(), ddb.clone())
+            .with_fan_out(&triage_config, aws_sdk_sfn::Client::new(&sdk)),
+    );
     invoke.register(
         "ir-triage",
         handler(move |e: Value| {
@@ -258,7 +263,7 @@ pub async fn start_with(review_timeout_seconds: u32, min_guardduty_severity: u32
     let sfn = aws_sdk_sfn::Client::new(&sdk);
     let machine = sfn
         .create_state_machine()
-        .name("incident-response")
+        .name(MACHINE)
         .definition(definition(review_timeout_seconds))
         .role_arn("arn:aws:iam::123456789012:role/ir-state-machine")
         .send()
@@ -296,7 +301,8 @@ impl Pipeline {
         exec
     }
 
-    async fn execution_arns(&self) -> Vec<String> {
+    /// Every execution of the state machine, newest first.
+    pub async fn execution_arns(&self) -> Vec<String> {
         self.sfn
             .list_executions()
             .state_machine_arn(&self.machine)

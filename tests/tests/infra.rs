@@ -159,13 +159,21 @@ async fn terraform_applies_and_destroys_against_the_emulator() {
     let functions = lambda_functions(moto.endpoint()).await;
     assert_eq!(functions.len(), FUNCTIONS.len(), "{functions:?}");
     for f in FUNCTIONS {
-        let (_, runtime, arch) = functions
+        let (_, runtime, arch, _) = functions
             .iter()
-            .find(|(n, _, _)| n == f)
+            .find(|(n, ..)| n == f)
             .unwrap_or_else(|| panic!("{f} missing: {functions:?}"));
         assert_eq!(runtime, "provided.al2023");
         assert_eq!(arch, r#"["arm64"]"#);
     }
+    // Triage fans further findings out to the state machine: the ARN it is given (built from the
+    // name, to avoid a cycle) is the machine's real ARN.
+    let (.., triage_env) = functions.iter().find(|(n, ..)| n == "ir-triage").unwrap();
+    assert_eq!(
+        triage_env["IR_STATE_MACHINE_ARN"].as_str(),
+        Some(machine.state_machine_arn()),
+        "{triage_env}"
+    );
     let s3 = moto.s3_client(&sdk);
     let bucket = "ir-evidence-123456789012-us-east-1";
     let lock = s3
@@ -214,7 +222,9 @@ async fn terraform_applies_and_destroys_against_the_emulator() {
         .decode_utf8_lossy()
         .to_string();
     assert!(
-        doc.contains("dynamodb:UpdateItem") && !doc.contains("dynamodb:*"),
+        doc.contains("dynamodb:UpdateItem")
+            && !doc.contains("dynamodb:*")
+            && doc.contains("states:StartExecution"),
         "{doc}"
     );
     let notify_policy = iam
@@ -357,7 +367,7 @@ fn wanted_by_the_rules(event: &serde_json::Value) -> bool {
 
 /// (name, runtime, architectures) of every function, from Lambda's ListFunctions REST API (read
 /// with a plain HTTP client to keep the Lambda SDK out of the build).
-async fn lambda_functions(endpoint: &str) -> Vec<(String, String, String)> {
+async fn lambda_functions(endpoint: &str) -> Vec<(String, String, String, serde_json::Value)> {
     // moto picks the service from the credential scope; it does not check the signature.
     let v: serde_json::Value = reqwest::Client::new()
         .get(format!("{endpoint}/2015-03-31/functions/"))
@@ -380,6 +390,7 @@ async fn lambda_functions(endpoint: &str) -> Vec<(String, String, String)> {
                 f["FunctionName"].as_str().unwrap_or_default().to_string(),
                 f["Runtime"].as_str().unwrap_or_default().to_string(),
                 f["Architectures"].to_string(),
+                f["Environment"]["Variables"].clone(),
             )
         })
         .collect()

@@ -478,3 +478,96 @@ async fn every_sample_event_takes_its_expected_path() {
         "only triage may reject (malformed events): {failures:?}"
     );
 }
+
+/// The security groups on every ENI of `instance`.
+async fn eni_groups(w: &ir_tests::pipeline::Pipeline, instance: &str) -> Vec<Vec<String>> {
+    let ec2 = aws_sdk_ec2::Client::new(&w.sdk);
+    let out = ec2
+        .describe_instances()
+        .instance_ids(instance)
+        .send()
+        .await
+        .unwrap();
+    out.reservations()[0].instances()[0]
+        .network_interfaces()
+        .iter()
+        .map(|eni| {
+            eni.groups()
+                .iter()
+                .map(|g| g.group_name().unwrap_or_default().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_custom_action_on_two_instances_contains_each_in_an_execution_of_its_own() {
+    let w = world(600).await;
+    let (a, b) = (instance(&w.sdk).await, instance(&w.sdk).await);
+    // An analyst selects two findings in Security Hub and sends them to IR-Contain at once.
+    let mut event = event_json("securityhub-custom-action-contain-ec2.json");
+    let sample = event["detail"]["findings"][0].to_string();
+    let on = |id: &str| -> Value {
+        serde_json::from_str(&sample.replace("i-0f6a7b8c9d0e10014", id)).unwrap()
+    };
+    let first = on(&a);
+    let mut second = on(&b);
+    second["Id"] = format!("{}-second", first["Id"].as_str().unwrap()).into();
+    event["detail"]["findings"] = serde_json::json!([first, second]);
+    let incidents: Vec<String> = ir_core::Incident::from_event_value(event.clone())
+        .unwrap()
+        .into_iter()
+        .map(|i| i.incident_id)
+        .collect();
+
+    let parent = w.start_execution("two-findings", &event).await;
+    assert_eq!(
+        w.settle(&parent, Some(&incidents[0])).await,
+        ExecutionStatus::Running
+    );
+    // Triage started one more execution, for the second finding alone.
+    let children: Vec<String> = w
+        .execution_arns()
+        .await
+        .into_iter()
+        .filter(|e| *e != parent)
+        .collect();
+    assert_eq!(children.len(), 1, "{children:?}");
+    assert!(children[0].contains(&incidents[1]), "{children:?}");
+    let input = w
+        .sfn
+        .describe_execution()
+        .execution_arn(&children[0])
+        .send()
+        .await
+        .unwrap()
+        .input
+        .unwrap_or_default();
+    let input: Value = serde_json::from_str(&input).unwrap();
+    assert_eq!(input["detail"]["findings"], serde_json::json!([second]));
+    assert_eq!(
+        w.settle(&children[0], Some(&incidents[1])).await,
+        ExecutionStatus::Running
+    );
+    // Both instances are isolated (tier auto), each by its own execution, before review.
+    for id in [&a, &b] {
+        let groups = eni_groups(&w, id).await;
+        assert!(
+            groups
+                .iter()
+                .all(|g| !g.is_empty() && g.iter().all(|n| n.starts_with("ir-isolation-"))),
+            "{id}: {groups:?}"
+        );
+    }
+    let paths = [w.path(&parent).await, w.path(&children[0]).await];
+    for path in &paths {
+        assert!(path.contains(&"IsolateEC2".to_string()), "{path:?}");
+    }
+
+    // The same event delivered again: the first finding is a duplicate, and the second's
+    // execution already exists, so nothing new responds.
+    let again = w.start_execution("two-findings-again", &event).await;
+    assert_eq!(w.settle(&again, None).await, ExecutionStatus::Succeeded);
+    assert_eq!(w.path(&again).await, ["Triage", "Respond?", "NoResponse"]);
+    assert_eq!(w.execution_arns().await.len(), 3, "no second child");
+}

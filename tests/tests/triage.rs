@@ -40,6 +40,7 @@ impl Env {
             incidents_table: table.into(),
             kill_switch_parameter: KILL.into(),
             dry_run,
+            state_machine_arn: None,
         };
         Triage::new(
             &config,
@@ -289,6 +290,7 @@ async fn a_missing_dedupe_table_is_a_typed_retryable_error() {
         incidents_table: "no-such-table".into(),
         kill_switch_parameter: KILL.into(),
         dry_run: false,
+        state_machine_arn: None,
     };
     let triage = Triage::new(
         &config,

@@ -19,6 +19,9 @@ use ir_core::{
 };
 use lambda_runtime::Diagnostic;
 
+pub mod fanout;
+pub use fanout::{FanOut, FanOutError};
+
 /// Name recorded in audit trails.
 pub const FUNCTION_NAME: &str = "ir-triage";
 
@@ -32,6 +35,8 @@ pub enum TriageError {
     Config(#[from] ConfigError),
     #[error("dedupe table {table} unavailable: {message}")]
     Dedupe { table: String, message: String },
+    #[error(transparent)]
+    FanOut(#[from] FanOutError),
 }
 
 impl TriageError {
@@ -42,6 +47,7 @@ impl TriageError {
             TriageError::Policy(_) => "PolicyError",
             TriageError::Config(_) => "ConfigError",
             TriageError::Dedupe { .. } => "DedupeUnavailable",
+            TriageError::FanOut(_) => "FanOutFailed",
         }
     }
 }
@@ -64,6 +70,10 @@ pub struct TriageConfig {
     pub kill_switch_parameter: String,
     /// `IR_DRY_RUN`: force dry-run regardless of the kill switch.
     pub dry_run: bool,
+    /// `IR_STATE_MACHINE_ARN`: the response's own state machine. Set, each further finding of a
+    /// multi-finding event gets an execution of its own ([`FanOut`]); unset, only the first
+    /// finding is responded to.
+    pub state_machine_arn: Option<String>,
 }
 
 impl TriageConfig {
@@ -75,6 +85,8 @@ impl TriageConfig {
                 DEFAULT_KILL_SWITCH_PARAMETER,
             ),
             dry_run: env_bool_strict("IR_DRY_RUN")?.unwrap_or(false),
+            state_machine_arn: Some(env_or("IR_STATE_MACHINE_ARN", ""))
+                .filter(|arn| !arn.trim().is_empty()),
         })
     }
 }
@@ -222,6 +234,15 @@ impl DedupeStore {
     }
 }
 
+/// Where a finding's response happens.
+#[derive(Debug, PartialEq)]
+enum Handled {
+    /// This execution responds (the event's first finding).
+    Here,
+    /// Another execution, if one was started.
+    Elsewhere(Option<fanout::Started>),
+}
+
 /// Everything the handler needs, built once per cold start.
 #[derive(Debug, Clone)]
 pub struct Triage {
@@ -229,6 +250,8 @@ pub struct Triage {
     pub dry_run: bool,
     pub kill_switch: KillSwitch,
     pub dedupe: DedupeStore,
+    /// Starts an execution for each further finding of an event (see [`Triage::with_fan_out`]).
+    pub fan_out: Option<FanOut>,
 }
 
 impl Triage {
@@ -243,7 +266,20 @@ impl Triage {
             dry_run: config.dry_run,
             kill_switch: KillSwitch::new(ssm, config.kill_switch_parameter.clone()),
             dedupe: DedupeStore::new(dynamodb, config.incidents_table.clone()),
+            fan_out: None,
         }
+    }
+
+    /// Fans further findings out to executions of `config.state_machine_arn`, if it is set.
+    pub fn with_fan_out(mut self, config: &TriageConfig, sfn: aws_sdk_sfn::Client) -> Triage {
+        self.fan_out = config
+            .state_machine_arn
+            .clone()
+            .map(|state_machine_arn| FanOut {
+                sfn,
+                state_machine_arn,
+            });
+        self
     }
 
     /// The Lambda handler body.
@@ -258,6 +294,7 @@ impl Triage {
         now: DateTime<Utc>,
     ) -> Result<TriageOutput, TriageError> {
         // 1. Parse everything first: bad input never reaches AWS.
+        let raw = (self.fan_out.is_some()).then(|| event.clone());
         let incidents = Incident::from_event_value(event)?;
         // 2. Decide from policy (pure).
         let evaluated: Vec<(Incident, PolicyDecision)> = incidents
@@ -276,14 +313,31 @@ impl Triage {
         } else {
             None
         };
-        // 4. Dedupe the respond decision of the first finding: the one the state machine responds
-        // to. Further findings (a custom action sent with several) are decided but not recorded,
-        // so sending one of them on its own later is not swallowed as a duplicate.
+        // 4. Further findings the policy would respond to (a custom action sent with several)
+        // get executions of their own, before anything is recorded here, so a retry of this
+        // triage repeats nothing (the executions are named by their input).
+        let mut fanned_out = HashMap::new();
+        if let (Some(fan_out), Some(raw)) = (&self.fan_out, &raw) {
+            for (n, (incident, decision)) in evaluated.iter().enumerate().skip(1) {
+                if decision.disposition == Disposition::Respond {
+                    let started = fan_out.start(raw, n, &incident.incident_id).await?;
+                    fanned_out.insert(n, started);
+                }
+            }
+        }
+        // 5. Dedupe the respond decision of the first finding: the one this execution responds
+        // to. Further findings are recorded by their own executions' triage; without a fan-out
+        // they are not recorded, so sending one of them on its own later is not swallowed as a
+        // duplicate.
         let mut decisions = Vec::with_capacity(evaluated.len());
         for (n, (incident, decision)) in evaluated.into_iter().enumerate() {
-            let responded_here = n == 0;
+            let here = if n == 0 {
+                Handled::Here
+            } else {
+                Handled::Elsewhere(fanned_out.remove(&n))
+            };
             decisions.push(
-                self.finish(incident, decision, kill.as_ref(), now, responded_here)
+                self.finish(incident, decision, kill.as_ref(), now, here)
                     .await?,
             );
         }
@@ -302,7 +356,7 @@ impl Triage {
         decision: PolicyDecision,
         kill: Option<&KillSwitchState>,
         now: DateTime<Utc>,
-        responded_here: bool,
+        handled: Handled,
     ) -> Result<TriageDecision, TriageError> {
         let mut audit = AuditTrail::new(FUNCTION_NAME, &incident.incident_id);
         let target = incident
@@ -363,24 +417,44 @@ impl Triage {
         }
 
         let mut disposition = decision.disposition;
-        if disposition == Disposition::Respond && !responded_here {
-            let detail = "not the event's first finding: this execution does not respond to it \
-                          and it is not recorded; send it on its own to respond"
-                .to_string();
-            tracing::warn!(
-                incident_id = %incident.incident_id,
-                finding_id = %incident.finding_id,
-                "{detail}"
-            );
-            reasons.push(format!("dedupe: {detail}"));
-            audit.record(
-                "dedupe",
-                None,
-                Some(&incident.incident_id),
-                Outcome::Skipped,
-                Some(detail),
-            );
-        } else if disposition == Disposition::Respond {
+        match (&handled, disposition) {
+            (Handled::Elsewhere(Some(started)), Disposition::Respond) => {
+                let detail = format!(
+                    "not the event's first finding: responded to by execution {}",
+                    started.execution_arn
+                );
+                tracing::info!(incident_id = %incident.incident_id, execution = %started.execution_arn, "fanned out");
+                reasons.push(format!("fan-out: {detail}"));
+                audit.record(
+                    "fan-out",
+                    Some("states:StartExecution"),
+                    Some(&started.execution_arn),
+                    started.outcome,
+                    Some(detail),
+                );
+            }
+            (Handled::Elsewhere(None), Disposition::Respond) => {
+                let detail = "not the event's first finding: this execution does not respond to \
+                              it and it is not recorded (no IR_STATE_MACHINE_ARN to fan out to); \
+                              send it on its own to respond"
+                    .to_string();
+                tracing::warn!(
+                    incident_id = %incident.incident_id,
+                    finding_id = %incident.finding_id,
+                    "{detail}"
+                );
+                reasons.push(format!("dedupe: {detail}"));
+                audit.record(
+                    "dedupe",
+                    None,
+                    Some(&incident.incident_id),
+                    Outcome::Skipped,
+                    Some(detail),
+                );
+            }
+            _ => {}
+        }
+        if disposition == Disposition::Respond && handled == Handled::Here {
             let outcome = self
                 .dedupe
                 .record(

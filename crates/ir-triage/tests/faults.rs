@@ -36,6 +36,7 @@ fn triage(ssm_rules: &[&Rule], ddb_rules: &[&Rule]) -> Triage {
         incidents_table: "incidents".into(),
         kill_switch_parameter: "/ks".into(),
         dry_run: false,
+        state_machine_arn: None,
     };
     Triage::new(&config, LoadedPolicy::default_policy().unwrap(), ssm, ddb)
 }
