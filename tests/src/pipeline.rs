@@ -301,7 +301,7 @@ impl Pipeline {
         exec
     }
 
-    /// Every execution of the state machine, newest first.
+    /// The ARN of every execution of the state machine.
     pub async fn execution_arns(&self) -> Vec<String> {
         self.sfn
             .list_executions()
