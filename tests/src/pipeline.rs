@@ -468,3 +468,18 @@ pub async fn instance(sdk: &aws_config::SdkConfig) -> String {
         .unwrap()
         .to_string()
 }
+
+/// Creates user `name` with one access key (the key a finding says leaked); returns the key id.
+pub async fn user_with_key(sdk: &aws_config::SdkConfig, name: &str) -> String {
+    let iam = aws_sdk_iam::Client::new(sdk);
+    iam.create_user().user_name(name).send().await.unwrap();
+    iam.create_access_key()
+        .user_name(name)
+        .send()
+        .await
+        .unwrap()
+        .access_key()
+        .unwrap()
+        .access_key_id()
+        .to_string()
+}

@@ -211,32 +211,14 @@ async fn terraform_applies_and_destroys_against_the_emulator() {
         .unwrap();
     assert_eq!(kill.parameter().and_then(|p| p.value()), Some("off"));
     let iam = aws_sdk_iam::Client::new(&sdk);
-    let triage_policy = iam
-        .get_role_policy()
-        .role_name("ir-triage")
-        .policy_name("exactly-what-ir-triage-calls")
-        .send()
-        .await
-        .unwrap();
-    let doc = percent_encoding::percent_decode_str(triage_policy.policy_document())
-        .decode_utf8_lossy()
-        .to_string();
+    let doc = role_policy(&iam, "ir-triage").await;
     assert!(
         doc.contains("dynamodb:UpdateItem")
             && !doc.contains("dynamodb:*")
             && doc.contains("states:StartExecution"),
         "{doc}"
     );
-    let notify_policy = iam
-        .get_role_policy()
-        .role_name("ir-notify")
-        .policy_name("exactly-what-ir-notify-calls")
-        .send()
-        .await
-        .unwrap();
-    let doc = percent_encoding::percent_decode_str(notify_policy.policy_document())
-        .decode_utf8_lossy()
-        .to_string();
+    let doc = role_policy(&iam, "ir-notify").await;
     assert!(
         doc.contains("securityhub:BatchUpdateFindings") && doc.contains("sns:Publish"),
         "{doc}"
@@ -341,6 +323,20 @@ async fn terraform_applies_and_destroys_against_the_emulator() {
         "functions destroyed"
     );
     let _ = std::fs::remove_dir_all(&work);
+}
+
+/// The inline policy Terraform gives `function`'s role, decoded.
+async fn role_policy(iam: &aws_sdk_iam::Client, function: &str) -> String {
+    let policy = iam
+        .get_role_policy()
+        .role_name(function)
+        .policy_name(format!("exactly-what-{function}-calls"))
+        .send()
+        .await
+        .unwrap();
+    percent_encoding::percent_decode_str(policy.policy_document())
+        .decode_utf8_lossy()
+        .to_string()
 }
 
 /// What the rules are for (issue 5): GuardDuty findings of severity HIGH or above (≥ 7), Security

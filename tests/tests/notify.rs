@@ -130,6 +130,19 @@ impl World {
         }
     }
 
+    /// [`World::notifier`] with Security Hub answered by `rule` in `region`.
+    fn notifier_with_hub(
+        &self,
+        config: NotifyConfig,
+        rule: &aws_smithy_mocks::Rule,
+        region: &str,
+    ) -> Notifier {
+        Notifier {
+            securityhub: Some(securityhub_with(rule, region)),
+            ..self.notifier(config)
+        }
+    }
+
     fn notifier(&self, config: NotifyConfig) -> Notifier {
         Notifier {
             http: http_client(config.http_timeout).unwrap(),
@@ -172,6 +185,15 @@ impl World {
             .map(|m| serde_json::from_str(m.body().unwrap()).unwrap())
             .collect()
     }
+}
+
+/// The report of channel `name` in `result`.
+fn channel<'a>(result: &'a ir_notify::NotifyResult, name: &str) -> &'a ir_notify::ChannelReport {
+    result
+        .channels
+        .iter()
+        .find(|c| c.channel == name)
+        .unwrap_or_else(|| panic!("no {name} report: {:?}", result.channels))
 }
 
 fn request(kind: Kind, decision: TriageDecision) -> NotifyRequest {
@@ -411,14 +433,7 @@ async fn a_channel_that_is_down_does_not_block_the_others() {
         .handle(req)
         .await
         .expect("others still delivered");
-    let status = |c: &str| {
-        result
-            .channels
-            .iter()
-            .find(|r| r.channel == c)
-            .unwrap()
-            .status
-    };
+    let status = |c: &str| channel(&result, c).status;
     assert_eq!(status("slack"), ChannelStatus::Failed);
     assert_eq!(status("jira"), ChannelStatus::Sent);
     assert_eq!(status("pagerduty"), ChannelStatus::Sent);
@@ -576,20 +591,13 @@ async fn security_hub_follows_the_incident_notified_then_resolved_with_notes() {
         securityhub_update: true,
         ..NotifyConfig::none()
     };
-    let notifier = Notifier {
-        securityhub: Some(securityhub_with(&rule, &inc.region)),
-        ..w.notifier(config)
-    };
+    let notifier = w.notifier_with_hub(config, &rule, &inc.region);
 
     let opened = notifier
         .handle(request(Kind::Opened, w.decision.clone()))
         .await
         .expect("opened");
-    let hub = opened
-        .channels
-        .iter()
-        .find(|c| c.channel == "securityhub")
-        .unwrap();
+    let hub = channel(&opened, "securityhub");
     assert_eq!(hub.status, ChannelStatus::Sent, "{hub:?}");
 
     let mut approved = request(Kind::Approved, w.decision.clone());
@@ -666,28 +674,18 @@ async fn security_hub_is_a_record_not_a_channel_and_a_dry_run_leaves_it_alone() 
 
     // Security Hub off in this account: the GuardDuty copy does not exist → skipped.
     let (rule, seen) = batch_update(Some("FindingNotFound"));
-    let notifier = Notifier {
-        securityhub: Some(securityhub_with(&rule, &region)),
-        ..w.notifier(config.clone())
-    };
+    let notifier = w.notifier_with_hub(config.clone(), &rule, &region);
     let out = notifier
         .handle(request(Kind::Opened, w.decision.clone()))
         .await
         .expect("Slack went out");
-    let hub = out
-        .channels
-        .iter()
-        .find(|c| c.channel == "securityhub")
-        .unwrap();
+    let hub = channel(&out, "securityhub");
     assert_eq!(hub.status, ChannelStatus::Skipped, "{hub:?}");
     assert_eq!(seen.lock().unwrap().len(), 1);
 
     // A dry run changed nothing, so the finding's workflow does not move.
     let (rule, seen) = batch_update(None);
-    let notifier = Notifier {
-        securityhub: Some(securityhub_with(&rule, &region)),
-        ..w.notifier(config.clone())
-    };
+    let notifier = w.notifier_with_hub(config.clone(), &rule, &region);
     let mut dry = w.decision.clone();
     dry.dry_run = true;
     notifier
@@ -707,16 +705,17 @@ async fn security_hub_is_a_record_not_a_channel_and_a_dry_run_leaves_it_alone() 
         .mount(&w.http)
         .await;
     let (rule, seen) = batch_update(None);
-    let notifier = Notifier {
-        securityhub: Some(securityhub_with(&rule, &region)),
-        ..w.notifier(NotifyConfig {
+    let notifier = w.notifier_with_hub(
+        NotifyConfig {
             slack_webhook: None,
             pagerduty_routing_key: w.config().pagerduty_routing_key,
             pagerduty_url: format!("{}/down", w.http.uri()),
             pagerduty_min_severity: SeverityLabel::Low,
             ..config
-        })
-    };
+        },
+        &rule,
+        &region,
+    );
     let err = notifier
         .handle(request(Kind::Opened, w.decision.clone()))
         .await

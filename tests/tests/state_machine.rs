@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_sfn::types::ExecutionStatus;
 use ir_tests::fixtures::event_json;
-use ir_tests::pipeline::{instance, start as world};
+use ir_tests::pipeline::{instance, start as world, user_with_key};
 use serde_json::Value;
 
 fn incident_of(event: &Value) -> String {
@@ -49,18 +49,7 @@ async fn ec2_auto_contains_then_an_approval_closes() {
     path.retain(|s| !["PreserveEvidence", "Route", "IsolateEC2"].contains(&s.as_str()));
     assert_eq!(path, expected(&["Collect", "ReviewGate"]));
     // Contained before review (tier auto): every ENI holds only the isolation group.
-    let ec2 = aws_sdk_ec2::Client::new(&w.sdk);
-    let inst = ec2
-        .describe_instances()
-        .instance_ids(&id)
-        .send()
-        .await
-        .unwrap();
-    let groups: Vec<String> = inst.reservations()[0].instances()[0].network_interfaces()[0]
-        .groups()
-        .iter()
-        .map(|g| g.group_name().unwrap_or_default().to_string())
-        .collect();
+    let groups = eni_groups(&w, &id).await.remove(0);
     assert!(
         groups.iter().all(|g| g.starts_with("ir-isolation-")),
         "{groups:?}"
@@ -94,19 +83,8 @@ async fn ec2_auto_contains_then_an_approval_closes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn iam_approval_tier_contains_only_after_approval() {
     let w = world(600).await;
+    let key_id = user_with_key(&w.sdk, "deploy-bot").await;
     let iam = aws_sdk_iam::Client::new(&w.sdk);
-    iam.create_user()
-        .user_name("deploy-bot")
-        .send()
-        .await
-        .unwrap();
-    let key = iam
-        .create_access_key()
-        .user_name("deploy-bot")
-        .send()
-        .await
-        .unwrap();
-    let key_id = key.access_key().unwrap().access_key_id().to_string();
     let mut event = event_json("guardduty-iam-anomalous-behavior.json");
     event["detail"]["resource"]["accessKeyDetails"]["accessKeyId"] = key_id.clone().into();
     let incident = incident_of(&event);
@@ -479,7 +457,7 @@ async fn every_sample_event_takes_its_expected_path() {
     );
 }
 
-/// The security groups on every ENI of `instance`.
+/// The names of the security groups on each ENI of `instance`.
 async fn eni_groups(w: &ir_tests::pipeline::Pipeline, instance: &str) -> Vec<Vec<String>> {
     let ec2 = aws_sdk_ec2::Client::new(&w.sdk);
     let out = ec2

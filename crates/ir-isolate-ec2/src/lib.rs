@@ -1054,6 +1054,25 @@ fn error_code<E: aws_sdk_ec2::error::ProvideErrorMetadata, R>(
     e.as_service_error().and_then(|se| se.code())
 }
 
+/// A rule change whose error `tolerated` means the rule is already as wanted (another response
+/// in the same VPC changed it first) counts as done.
+fn tolerating<T, E, R>(
+    result: Result<T, aws_sdk_ec2::error::SdkError<E, R>>,
+    tolerated: &str,
+) -> Result<(), String>
+where
+    E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Err(e) if error_code(&e) != Some(tolerated) => Err(err_text(e)),
+        _ => Ok(()),
+    }
+}
+
+const DUPLICATE: &str = "InvalidPermission.Duplicate";
+const NOT_FOUND: &str = "InvalidPermission.NotFound";
+
 /// A permission reduced to what identifies it (no descriptions), as Revoke* expects.
 fn bare(p: &IpPermission) -> IpPermission {
     let mut b = IpPermission::builder().set_ip_protocol(p.ip_protocol().map(str::to_string));
@@ -1152,48 +1171,36 @@ async fn enforce_rules(
     let mut changed = Vec::new();
     if untracked {
         if !group.ip_permissions().iter().any(is_all_traffic) {
-            match ec2
+            let r = ec2
                 .authorize_security_group_ingress()
                 .group_id(id)
                 .ip_permissions(all_traffic())
                 .send()
-                .await
-            {
-                Err(e) if error_code(&e) != Some("InvalidPermission.Duplicate") => {
-                    return Err(err_text(e))
-                }
-                _ => changed.push("allowed all ingress".to_string()),
-            }
+                .await;
+            tolerating(r, DUPLICATE)?;
+            changed.push("allowed all ingress".to_string());
         }
         if !group.ip_permissions_egress().iter().any(is_all_traffic) {
-            match ec2
+            let r = ec2
                 .authorize_security_group_egress()
                 .group_id(id)
                 .ip_permissions(all_traffic())
                 .send()
-                .await
-            {
-                Err(e) if error_code(&e) != Some("InvalidPermission.Duplicate") => {
-                    return Err(err_text(e))
-                }
-                _ => changed.push("allowed all egress".to_string()),
-            }
+                .await;
+            tolerating(r, DUPLICATE)?;
+            changed.push("allowed all egress".to_string());
         }
         return Ok(changed);
     }
     for p in group.ip_permissions_egress() {
-        match ec2
+        let r = ec2
             .revoke_security_group_egress()
             .group_id(id)
             .ip_permissions(bare(p))
             .send()
-            .await
-        {
-            Err(e) if error_code(&e) != Some("InvalidPermission.NotFound") => {
-                return Err(err_text(e))
-            }
-            _ => changed.push(format!("revoked egress {}", describe_permission(p))),
-        }
+            .await;
+        tolerating(r, NOT_FOUND)?;
+        changed.push(format!("revoked egress {}", describe_permission(p)));
     }
     let mut has_forensic = false;
     for p in group.ip_permissions() {
@@ -1201,32 +1208,24 @@ async fn enforce_rules(
             has_forensic = true;
             continue;
         }
-        match ec2
+        let r = ec2
             .revoke_security_group_ingress()
             .group_id(id)
             .ip_permissions(bare(p))
             .send()
-            .await
-        {
-            Err(e) if error_code(&e) != Some("InvalidPermission.NotFound") => {
-                return Err(err_text(e))
-            }
-            _ => changed.push(format!("revoked ingress {}", describe_permission(p))),
-        }
+            .await;
+        tolerating(r, NOT_FOUND)?;
+        changed.push(format!("revoked ingress {}", describe_permission(p)));
     }
     if let (Some(cidr), false) = (forensic, has_forensic) {
-        match ec2
+        let r = ec2
             .authorize_security_group_ingress()
             .group_id(id)
             .ip_permissions(forensic_ssh(cidr))
             .send()
-            .await
-        {
-            Err(e) if error_code(&e) != Some("InvalidPermission.Duplicate") => {
-                return Err(err_text(e))
-            }
-            _ => changed.push(format!("allowed SSH from {cidr}")),
-        }
+            .await;
+        tolerating(r, DUPLICATE)?;
+        changed.push(format!("allowed SSH from {cidr}"));
     }
     Ok(changed)
 }

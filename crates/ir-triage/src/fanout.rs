@@ -50,11 +50,6 @@ impl FanOut {
     ) -> Result<Started, FanOutError> {
         let input = single_finding_event(event, index)?.to_string();
         let name = execution_name(incident_id, &input);
-        let execution_arn = format!(
-            "{}:{name}",
-            self.state_machine_arn
-                .replacen(":stateMachine:", ":execution:", 1)
-        );
         match self
             .sfn
             .start_execution()
@@ -71,7 +66,11 @@ impl FanOut {
             // Same name: this finding of this delivery was fanned out already (a redelivery,
             // or a retry of this triage).
             Err(e) if e.code() == Some("ExecutionAlreadyExists") => Ok(Started {
-                execution_arn,
+                execution_arn: format!(
+                    "{}:{name}",
+                    self.state_machine_arn
+                        .replacen(":stateMachine:", ":execution:", 1)
+                ),
                 outcome: Outcome::AlreadyDone,
             }),
             Err(e) => Err(FanOutError::Start {

@@ -78,17 +78,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     // One leaked access key (approved in Jira) and one public bucket, so every function ran.
-    let iam = aws_sdk_iam::Client::new(&p.sdk);
-    iam.create_user().user_name("deploy-bot").send().await?;
-    let key = iam
-        .create_access_key()
-        .user_name("deploy-bot")
-        .send()
-        .await?;
-    let key_id = key
-        .access_key()
-        .map(|k| k.access_key_id().to_string())
-        .unwrap_or_default();
+    let key_id = ir_tests::pipeline::user_with_key(&p.sdk, "deploy-bot").await;
     p.moto
         .s3_client(&p.sdk)
         .create_bucket()

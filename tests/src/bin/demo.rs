@@ -222,7 +222,6 @@ async fn pipeline_demo() -> Result<(), Box<dyn std::error::Error>> {
     const MIN_GUARDDUTY_SEVERITY: u32 = 4;
     let p = pipeline::start_with(600, MIN_GUARDDUTY_SEVERITY).await;
     let ec2 = aws_sdk_ec2::Client::new(&p.sdk);
-    let iam = aws_sdk_iam::Client::new(&p.sdk);
     let s3 = p.moto.s3_client(&p.sdk);
 
     // A compromised environment.
@@ -237,16 +236,7 @@ async fn pipeline_demo() -> Result<(), Box<dyn std::error::Error>> {
         )
         .send()
         .await?;
-    iam.create_user().user_name("deploy-bot").send().await?;
-    let key = iam
-        .create_access_key()
-        .user_name("deploy-bot")
-        .send()
-        .await?;
-    let key_id = key
-        .access_key()
-        .map(|k| k.access_key_id().to_string())
-        .unwrap_or_default();
+    let key_id = pipeline::user_with_key(&p.sdk, "deploy-bot").await;
     s3.create_bucket()
         .bucket("acme-customer-exports")
         .send()
