@@ -182,6 +182,9 @@ def _send_to_targets(self, original_event, transform_input=True):
 
 Rule.send_to_targets = _send_to_targets
 
+# Strict mode: refuse what real AWS refuses (tests/strict_aws.py); STRICT=0 turns it off.
+import strict_aws  # noqa: E402,F401
+
 from moto.server import main  # noqa: E402  (after patching)
 
 if __name__ == "__main__":

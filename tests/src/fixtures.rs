@@ -76,24 +76,75 @@ pub async fn create_incidents_table(
     ddb: &aws_sdk_dynamodb::Client,
     name: &str,
 ) -> Result<(), aws_sdk_dynamodb::Error> {
+    create_table(ddb, name, "incident_id").await
+}
+
+/// A pay-per-request table with the string hash key `key`.
+pub async fn create_table(
+    ddb: &aws_sdk_dynamodb::Client,
+    name: &str,
+    key: &str,
+) -> Result<(), aws_sdk_dynamodb::Error> {
     ddb.create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(
             AttributeDefinition::builder()
-                .attribute_name("incident_id")
+                .attribute_name(key)
                 .attribute_type(ScalarAttributeType::S)
                 .build()?,
         )
         .key_schema(
             KeySchemaElement::builder()
-                .attribute_name("incident_id")
+                .attribute_name(key)
                 .key_type(KeyType::Hash)
                 .build()?,
         )
         .send()
         .await?;
     Ok(())
+}
+
+/// The pre-state table name the tests and the demo use.
+pub const PRE_STATE_TABLE: &str = "pre-state";
+
+/// Creates the pre-state table the way Terraform does (key `resource`) and returns its store.
+/// Creating it twice on one emulator is fine: the second call only returns the store.
+pub async fn pre_state_store(sdk: &aws_config::SdkConfig) -> ir_core::prestate::PreStateStore {
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    if let Err(e) = create_table(&ddb, PRE_STATE_TABLE, "resource").await {
+        let exists = matches!(
+            &e,
+            aws_sdk_dynamodb::Error::ResourceInUseException(_)
+        );
+        assert!(exists, "create pre-state table: {e}");
+    }
+    ir_core::prestate::PreStateStore::new(ddb, PRE_STATE_TABLE)
+}
+
+/// The stored pre-state of `key` (`<account>/<region>/<resource>`), if any.
+pub async fn stored_pre_state(
+    sdk: &aws_config::SdkConfig,
+    key: &str,
+) -> Option<ir_core::prestate::Stored> {
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    let store = ir_core::prestate::PreStateStore::new(ddb, PRE_STATE_TABLE);
+    let parts: Vec<&str> = key.splitn(3, '/').collect();
+    let key = ir_core::prestate::PreStateKey::new(parts[0], parts[1], parts[2]);
+    store.get(&key).await.expect("read pre-state")
+}
+
+/// The safety inputs with the kill switch at [`KILL_SWITCH`], no forced dry-run, and the
+/// default policy's protected tags.
+pub fn safety(sdk: &aws_config::SdkConfig) -> ir_core::actions::Safety {
+    ir_core::actions::Safety {
+        kill_switch: ir_core::killswitch::KillSwitch::new(
+            aws_sdk_ssm::Client::new(sdk),
+            KILL_SWITCH,
+        ),
+        forced_dry_run: false,
+        protected_tags: default_protected_tags(),
+    }
 }
 
 /// Sets the kill-switch parameter.

@@ -7,14 +7,13 @@ use std::time::{Duration, Instant};
 use aws_sdk_sfn::types::{ExecutionStatus, HistoryEventType};
 use chrono::Utc;
 use ir_approve::{webhook, ApproveConfig, Approver, GateStore, WebhookRequest};
-use ir_core::killswitch::KillSwitch;
 use ir_core::secrets::{SecretRef, SecretStore};
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::fixtures::{
-    create_incidents_table, default_protected_tags, set_kill_switch, workspace_file, KILL_SWITCH,
+    create_incidents_table, pre_state_store, safety, set_kill_switch, workspace_file, KILL_SWITCH,
 };
 use crate::invoke::{handler, InvokeServer};
 use crate::MotoServer;
@@ -156,18 +155,16 @@ pub async fn start_with(review_timeout_seconds: u32, min_guardduty_severity: u32
             async move { t.handle(e).await }
         }),
     );
-    let kill = || KillSwitch::new(ssm.clone(), KILL_SWITCH);
+    let pre_state = pre_state_store(&sdk).await;
     let isolator = std::sync::Arc::new(ir_isolate_ec2::Isolator {
         ec2: aws_sdk_ec2::Client::new(&sdk),
         autoscaling: aws_sdk_autoscaling::Client::new(&sdk),
         iam: aws_sdk_iam::Client::new(&sdk),
-        kill_switch: kill(),
+        safety: safety(&sdk),
+        pre_state: pre_state.clone(),
         config: ir_isolate_ec2::IsolateConfig {
-            kill_switch_parameter: KILL_SWITCH.into(),
-            dry_run: false,
             forensic_ingress_cidr: None,
         },
-        protected_tags: default_protected_tags(),
     });
     invoke.register(
         "ir-isolate-ec2",
@@ -178,13 +175,11 @@ pub async fn start_with(review_timeout_seconds: u32, min_guardduty_severity: u32
     );
     let quarantiner = std::sync::Arc::new(ir_quarantine_iam::Quarantiner {
         iam: aws_sdk_iam::Client::new(&sdk),
-        kill_switch: kill(),
+        safety: safety(&sdk),
+        pre_state: pre_state.clone(),
         config: ir_quarantine_iam::QuarantineConfig {
-            kill_switch_parameter: KILL_SWITCH.into(),
-            dry_run: false,
             deactivate_all_keys: true,
         },
-        protected_tags: default_protected_tags(),
     });
     invoke.register(
         "ir-quarantine-iam",
@@ -195,14 +190,12 @@ pub async fn start_with(review_timeout_seconds: u32, min_guardduty_severity: u32
     );
     let lockdown = std::sync::Arc::new(ir_lockdown_s3::LockdownS3 {
         s3: s3.clone(),
-        kill_switch: kill(),
+        safety: safety(&sdk),
+        pre_state,
         config: ir_lockdown_s3::LockdownConfig {
-            kill_switch_parameter: KILL_SWITCH.into(),
-            dry_run: false,
             evidence_bucket: None,
             object_lock: false,
         },
-        protected_tags: default_protected_tags(),
     });
     invoke.register(
         "ir-lockdown-s3",

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use aws_sdk_ec2::types::{Filter, InstanceAttributeName, InstanceType, Tag};
 use ir_core::actions::{Approval, ContainmentRequest, Mode, RecordStatus};
 use ir_core::audit::Outcome;
-use ir_core::killswitch::KillSwitch;
+use ir_core::prestate::PreStateKey;
 use ir_core::TriageDecision;
 use ir_isolate_ec2::{IsolateConfig, Isolator};
 use ir_tests::fixtures::{
-    default_protected_tags, event_json, live_triage, set_kill_switch, KILL_SWITCH,
+    event_json, live_triage, pre_state_store, safety, set_kill_switch, KILL_SWITCH,
 };
 use ir_tests::MotoServer;
 use ir_triage::Triage;
@@ -135,7 +135,7 @@ async fn world() -> World {
     let enis = eni_groups(&ec2, &instance_id).await;
     assert_eq!(enis.len(), 2, "instance has two ENIs: {enis:?}");
 
-    let isolator = isolator(&sdk, None);
+    let isolator = isolator(&sdk, None).await;
     World {
         _moto: moto,
         ec2,
@@ -151,18 +151,16 @@ async fn world() -> World {
 
 /// The isolation function wired to the emulator behind `sdk`, with the default policy's
 /// protected tags.
-fn isolator(sdk: &aws_config::SdkConfig, forensic_ingress_cidr: Option<&str>) -> Isolator {
+async fn isolator(sdk: &aws_config::SdkConfig, forensic_ingress_cidr: Option<&str>) -> Isolator {
     Isolator {
         ec2: aws_sdk_ec2::Client::new(sdk),
         autoscaling: aws_sdk_autoscaling::Client::new(sdk),
         iam: aws_sdk_iam::Client::new(sdk),
-        kill_switch: KillSwitch::new(aws_sdk_ssm::Client::new(sdk), KILL),
+        safety: safety(sdk),
+        pre_state: pre_state_store(sdk).await,
         config: IsolateConfig {
-            kill_switch_parameter: KILL.into(),
-            dry_run: false,
             forensic_ingress_cidr: forensic_ingress_cidr.map(|c| c.parse().expect("CIDR")),
         },
-        protected_tags: default_protected_tags(),
     }
 }
 
@@ -366,7 +364,17 @@ async fn isolation_covers_every_eni_is_idempotent_and_release_restores() {
     let tags = w.tags().await;
     assert_eq!(tags.get("ir:status").map(String::as_str), Some("isolated"));
     assert_eq!(tags.get("ir:incident-id"), Some(&decision.incident_id));
-    assert!(tags.contains_key("ir:pre-isolation"));
+    // The original state is in the pre-state table, not in a tag anyone could rewrite.
+    assert!(tags.keys().all(|k| !k.starts_with("ir:pre")), "{tags:?}");
+    let key = PreStateKey::new(
+        &decision.incident.account_id,
+        &decision.incident.region,
+        &w.instance_id,
+    );
+    let stored = w.isolator.pre_state.get(&key).await.unwrap().expect("stored pre-state");
+    assert_eq!(stored.state, rec.pre_state);
+    assert_eq!(stored.incident_id, decision.incident_id);
+    assert!(!stored.released);
     // Termination protection holds: the instance cannot be terminated.
     assert!(w
         .ec2
@@ -412,7 +420,8 @@ async fn isolation_covers_every_eni_is_idempotent_and_release_restores() {
         .all(|p| !p.starts_with("ir-revoke-sessions-")));
     let tags = w.tags().await;
     assert_eq!(tags.get("ir:status").map(String::as_str), Some("released"));
-    assert!(!tags.contains_key("ir:pre-isolation"));
+    let stored = w.isolator.pre_state.get(&key).await.unwrap().expect("stored pre-state");
+    assert!(stored.released, "release marks the stored pre-state released");
 }
 
 #[tokio::test]
@@ -688,7 +697,7 @@ async fn an_auto_scaling_instance_is_detached_with_capacity_kept_and_not_termina
         .unwrap()
         .to_string();
 
-    let isolator = isolator(&sdk, Some("192.0.2.10/32"));
+    let isolator = isolator(&sdk, Some("192.0.2.10/32")).await;
     let mut e = event_json("guardduty-ec2-c2-activity.json");
     e["detail"]["resource"]["instanceDetails"]["instanceId"] = instance_id.clone().into();
     let decision = triage.handle(e).await.expect("triage").primary;

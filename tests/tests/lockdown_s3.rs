@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use aws_sdk_s3::types::{BucketCannedAcl, Tag, Tagging};
 use ir_core::actions::{ContainmentRequest, Mode, RecordStatus};
 use ir_core::audit::Outcome;
-use ir_core::killswitch::KillSwitch;
+use ir_core::prestate::PreStateKey;
 use ir_core::{Tier, TriageDecision};
 use ir_lockdown_s3::{LockdownConfig, LockdownS3};
 use ir_tests::fixtures::{
-    default_protected_tags, event_json, live_triage, set_kill_switch, KILL_SWITCH,
+    event_json, live_triage, pre_state_store, safety, set_kill_switch, KILL_SWITCH,
 };
 use ir_tests::MotoServer;
 use ir_triage::Triage;
@@ -74,14 +74,12 @@ async fn world() -> World {
     World {
         lockdown: LockdownS3 {
             s3: s3.clone(),
-            kill_switch: KillSwitch::new(ssm.clone(), KILL),
+            safety: safety(&sdk),
+            pre_state: pre_state_store(&sdk).await,
             config: LockdownConfig {
-                kill_switch_parameter: KILL.into(),
-                dry_run: false,
                 evidence_bucket: Some(EVIDENCE.into()),
                 object_lock: false,
             },
-            protected_tags: default_protected_tags(),
         },
         triage,
         s3,
@@ -220,7 +218,10 @@ async fn lockdown_merges_the_policy_is_idempotent_and_release_restores() {
         tags.get("ir:status").map(String::as_str),
         Some("locked-down")
     );
-    assert!(tags.contains_key("ir:pre-lockdown"));
+    assert!(tags.keys().all(|k| !k.starts_with("ir:pre")), "{tags:?}");
+    let key = PreStateKey::new(&decision.incident.account_id, "global", &format!("s3/{BUCKET}"));
+    let stored = w.lockdown.pre_state.get(&key).await.unwrap().expect("stored");
+    assert_eq!(stored.state, rec.pre_state);
     assert!(rec
         .steps
         .iter()
@@ -256,7 +257,8 @@ async fn lockdown_merges_the_policy_is_idempotent_and_release_restores() {
         Some("confidential")
     );
     assert_eq!(tags.get("ir:status").map(String::as_str), Some("released"));
-    assert!(!tags.contains_key("ir:pre-lockdown"));
+    let stored = w.lockdown.pre_state.get(&key).await.unwrap().expect("stored");
+    assert!(stored.released);
 }
 
 #[tokio::test]

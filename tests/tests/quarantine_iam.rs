@@ -5,14 +5,13 @@ use std::collections::BTreeMap;
 
 use ir_core::actions::{Approval, ContainmentRequest, Mode, RecordStatus};
 use ir_core::audit::Outcome;
-use ir_core::killswitch::KillSwitch;
+use ir_core::prestate::PreStateKey;
 use ir_core::{Tier, TriageDecision};
 use ir_quarantine_iam::{QuarantineConfig, Quarantiner};
-use ir_tests::fixtures::{default_protected_tags, event_json, live_triage, KILL_SWITCH};
+use ir_tests::fixtures::{event_json, live_triage, pre_state_store, safety};
 use ir_tests::MotoServer;
 use ir_triage::Triage;
 
-const KILL: &str = KILL_SWITCH;
 const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 
 struct World {
@@ -26,18 +25,16 @@ async fn world() -> World {
     let moto = MotoServer::start().expect("moto");
     let sdk = moto.sdk_config().await;
     let iam = aws_sdk_iam::Client::new(&sdk);
-    let ssm = aws_sdk_ssm::Client::new(&sdk);
+
     let triage = live_triage(&sdk, "incidents").await;
     World {
         quarantiner: Quarantiner {
             iam: iam.clone(),
-            kill_switch: KillSwitch::new(ssm.clone(), KILL),
+            safety: safety(&sdk),
+            pre_state: pre_state_store(&sdk).await,
             config: QuarantineConfig {
-                kill_switch_parameter: KILL.into(),
-                dry_run: false,
                 deactivate_all_keys: true,
             },
-            protected_tags: default_protected_tags(),
         },
         triage,
         iam,
@@ -210,7 +207,10 @@ async fn user_quarantine_denies_deactivates_disables_console_and_release_restore
         tags.get("ir:status").map(String::as_str),
         Some("quarantined")
     );
-    assert!(tags.contains_key("ir:pre-quarantine"));
+    assert!(tags.keys().all(|k| !k.starts_with("ir:pre")), "{tags:?}");
+    let key = PreStateKey::new(&decision.incident.account_id, "global", "user/deploy-bot");
+    let stored = w.quarantiner.pre_state.get(&key).await.unwrap().expect("stored");
+    assert_eq!(stored.state, rec.pre_state);
 
     // Idempotent: nothing changes the second time, and the original state is still known.
     let again = w
@@ -249,7 +249,8 @@ async fn user_quarantine_denies_deactivates_disables_console_and_release_restore
     assert!(w.keys("deploy-bot").await.values().all(|s| s == "Active"));
     let tags = w.user_tags("deploy-bot").await;
     assert_eq!(tags.get("ir:status").map(String::as_str), Some("released"));
-    assert!(!tags.contains_key("ir:pre-quarantine"));
+    let stored = w.quarantiner.pre_state.get(&key).await.unwrap().expect("stored");
+    assert!(stored.released);
     assert!(rel
         .steps
         .iter()
@@ -373,7 +374,7 @@ async fn root_and_service_linked_roles_are_never_touched() {
 #[tokio::test]
 async fn dry_run_plans_every_key_and_changes_nothing() {
     let mut w = world().await;
-    w.quarantiner.config.dry_run = true;
+    w.quarantiner.safety.forced_dry_run = true;
     let keys = w.user("deploy-bot").await;
     let decision = w
         .decide("guardduty-iam-anomalous-behavior.json", |_| {})

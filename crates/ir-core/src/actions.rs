@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{AuditTrail, Outcome, StepRecord};
 use crate::decision::TriageDecision;
 use crate::killswitch::{KillSwitch, KillSwitchState};
+use crate::permissions::Permission;
 use crate::policy::{protected_tag, Disposition, TagMatch, Tier};
 use lambda_runtime::Diagnostic;
 use std::collections::BTreeMap;
@@ -218,25 +219,34 @@ pub enum Start {
     },
 }
 
-/// The resource's live tags and the protected-tag rules, for the gate.
-pub struct LiveTags<'a> {
-    pub tags: &'a BTreeMap<String, String>,
-    pub protected: &'a [TagMatch],
+/// The safety inputs every playbook checks before its first mutating call, as one value: the
+/// kill switch (read live), the function's own dry-run setting (`IR_DRY_RUN`) and the policy's
+/// protected-tag rules.
+#[derive(Debug, Clone)]
+pub struct Safety {
+    pub kill_switch: KillSwitch,
+    pub forced_dry_run: bool,
+    pub protected_tags: Vec<TagMatch>,
 }
 
-/// The original state a playbook recorded on the resource as JSON under `key`, or `observed`
-/// (what is there now) when no earlier run recorded one.
-pub fn recorded_pre_state<T: serde::de::DeserializeOwned>(
-    tags: &BTreeMap<String, String>,
-    key: &str,
-    observed: T,
-) -> Result<T, ContainmentError> {
-    match tags.get(key) {
-        Some(json) => serde_json::from_str(json).map_err(|e| ContainmentError::Read {
-            what: format!("tag {key}"),
-            message: e.to_string(),
-        }),
-        None => Ok(observed),
+impl Safety {
+    /// From the environment: `IR_KILL_SWITCH_PARAMETER` (default
+    /// [`crate::killswitch::DEFAULT_KILL_SWITCH_PARAMETER`]) and `IR_DRY_RUN`.
+    pub fn from_env(
+        ssm: aws_sdk_ssm::Client,
+        protected_tags: Vec<TagMatch>,
+    ) -> Result<Safety, crate::ConfigError> {
+        Ok(Safety {
+            kill_switch: KillSwitch::new(
+                ssm,
+                crate::config::env_or(
+                    "IR_KILL_SWITCH_PARAMETER",
+                    crate::killswitch::DEFAULT_KILL_SWITCH_PARAMETER,
+                ),
+            ),
+            forced_dry_run: crate::config::env_bool_strict("IR_DRY_RUN")?.unwrap_or(false),
+            protected_tags,
+        })
     }
 }
 
@@ -246,19 +256,18 @@ impl Runner {
     pub async fn begin(
         function: &str,
         request: &ContainmentRequest,
-        live: LiveTags<'_>,
-        kill_switch: &KillSwitch,
-        forced_dry_run: bool,
+        live_tags: &BTreeMap<String, String>,
+        safety: &Safety,
         started_at: DateTime<Utc>,
     ) -> Start {
-        let protection = protected_tag(live.protected, live.tags);
-        let kill = kill_switch.read().await;
+        let protection = protected_tag(&safety.protected_tags, live_tags);
+        let kill = safety.kill_switch.read().await;
         Runner::start(
             function,
             request,
             protection.as_deref(),
             &kill,
-            forced_dry_run,
+            safety.forced_dry_run,
             started_at,
         )
     }
@@ -295,11 +304,12 @@ impl Runner {
         }
     }
 
-    /// Runs one mutating step (or, in dry-run, records that it would run).
+    /// Runs one mutating step (or, in dry-run, records that it would run). `call` is the
+    /// declared permission of the AWS call the step makes; its action is the recorded `api_call`.
     pub async fn step<F, Fut>(
         &mut self,
         name: &str,
-        api_call: &str,
+        call: &Permission,
         target: &str,
         plan: String,
         act: F,
@@ -308,6 +318,7 @@ impl Runner {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<StepResult, String>>,
     {
+        let api_call = call.action;
         if self.dry_run {
             self.trail.record(
                 name,

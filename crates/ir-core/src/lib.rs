@@ -18,7 +18,9 @@ pub mod error;
 pub mod finding;
 pub mod incident;
 pub mod killswitch;
+pub mod permissions;
 pub mod policy;
+pub mod prestate;
 pub mod secrets;
 pub mod telemetry;
 

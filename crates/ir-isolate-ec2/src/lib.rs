@@ -1,9 +1,10 @@
 //! ir-isolate-ec2: network-isolate a compromised instance without destroying it, and undo it.
 //!
 //! Contain, in order (each step recorded; dry-run records the plan):
-//! 1. `record-pre-state`: tag the instance (`ir:pre-isolation`, JSON of its protection flags,
-//!    shutdown behaviour and instance profile) and each ENI (`ir:pre-isolation-groups`) with the
-//!    state `release` restores — on the resource itself, so repeats and release find it;
+//! 1. `record-pre-state`: the instance's protection flags, shutdown behaviour, instance profile
+//!    and each ENI's security groups — the state `release` restores — into the pre-state table
+//!    ([`ir_core::prestate`]), unless an earlier response recorded them (the stored original
+//!    wins, so a repeat never records the isolated state as "original");
 //! 2. `ensure-isolation-group`: security group `ir-isolation-<vpc>` in the instance's VPC, no
 //!    ingress (except `IR_FORENSIC_INGRESS_CIDR` on TCP 22, if set), default egress revoked;
 //! 3. `ensure-untracked-group`: `ir-untrack-<vpc>`, all traffic in and out from 0.0.0.0/0, which
@@ -18,8 +19,12 @@
 //! 8. `tag-isolated`: `ir:status=isolated`, `ir:incident-id`.
 //!
 //! Release restores ENI groups, flags, shutdown behaviour and the instance profile, removes the
-//! revoke policy and the pre-state tags, tags `ir:status=released`. It does not re-attach the
-//! instance to its Auto Scaling group (that would change capacity): the record says so.
+//! revoke policy, tags `ir:status=released` and marks the stored pre-state released. It does not
+//! re-attach the instance to its Auto Scaling group (that would change capacity): the record
+//! says so.
+//!
+//! Every AWS call is declared as a [`Permission`] beside the code that makes it; [`permissions`]
+//! is the function's whole IAM policy.
 
 use std::collections::BTreeMap;
 
@@ -29,27 +34,110 @@ use aws_sdk_ec2::types::{
 };
 use chrono::Utc;
 use ir_core::actions::{
-    recorded_pre_state, revoke_older_sessions_policy, revoke_policy_name, ContainmentError,
-    ContainmentRecord, ContainmentRequest, LiveTags, Mode, Runner, Start, StepFailed, StepResult,
-    TAG_INCIDENT, TAG_STATUS,
+    revoke_older_sessions_policy, revoke_policy_name, ContainmentError, ContainmentRecord,
+    ContainmentRequest, Mode, Runner, Safety, Start, StepFailed, StepResult, TAG_INCIDENT,
+    TAG_STATUS,
 };
-use ir_core::config::{env_bool_strict, env_or};
 use ir_core::incident::Resource;
-use ir_core::killswitch::{KillSwitch, DEFAULT_KILL_SWITCH_PARAMETER};
-use ir_core::policy::TagMatch;
+use ir_core::permissions::{resource, union, Permission, ANY, KILL_SWITCH_READ};
+use ir_core::prestate::{PreStateKey, PreStateStore};
 use ir_core::ConfigError;
 use serde::{Deserialize, Serialize};
 
 pub const FUNCTION_NAME: &str = "ir-isolate-ec2";
-/// Instance tag holding the pre-isolation state (JSON).
-pub const TAG_PRE_STATE: &str = "ir:pre-isolation";
-/// ENI tag holding the pre-isolation security groups (comma-separated).
-pub const TAG_PRE_GROUPS: &str = "ir:pre-isolation-groups";
+
+// observe (EC2 and Auto Scaling Describe* support no resource scope)
+const DESCRIBE_INSTANCES: Permission = Permission::new("ec2:DescribeInstances", ANY);
+const DESCRIBE_ENIS: Permission = Permission::new("ec2:DescribeNetworkInterfaces", ANY);
+const DESCRIBE_ATTRIBUTE: Permission = Permission::new("ec2:DescribeInstanceAttribute", ANY);
+const DESCRIBE_PROFILE_ASSOCIATIONS: Permission =
+    Permission::new("ec2:DescribeIamInstanceProfileAssociations", ANY);
+const DESCRIBE_SECURITY_GROUPS: Permission = Permission::new("ec2:DescribeSecurityGroups", ANY);
+const DESCRIBE_ASG_INSTANCES: Permission =
+    Permission::new("autoscaling:DescribeAutoScalingInstances", ANY);
+const GET_INSTANCE_PROFILE: Permission = Permission::new(
+    "iam:GetInstanceProfile",
+    "arn:{partition}:iam::{account}:instance-profile/*",
+);
+const OBSERVE: &[Permission] = &[
+    DESCRIBE_INSTANCES,
+    DESCRIBE_ENIS,
+    DESCRIBE_ATTRIBUTE,
+    DESCRIBE_PROFILE_ASSOCIATIONS,
+    DESCRIBE_SECURITY_GROUPS,
+    DESCRIBE_ASG_INSTANCES,
+    GET_INSTANCE_PROFILE,
+];
+// isolation groups (created in the instance's VPC, tagged at creation)
+const CREATE_SECURITY_GROUP: Permission =
+    Permission::new("ec2:CreateSecurityGroup", resource::EC2_VPC);
+const CREATE_SECURITY_GROUP_SG: Permission =
+    Permission::new("ec2:CreateSecurityGroup", resource::EC2_SECURITY_GROUP);
+const TAG_NEW_GROUP: Permission = Permission::new("ec2:CreateTags", resource::EC2_SECURITY_GROUP);
+const AUTHORIZE_INGRESS: Permission =
+    Permission::new("ec2:AuthorizeSecurityGroupIngress", resource::EC2_SECURITY_GROUP);
+const AUTHORIZE_EGRESS: Permission =
+    Permission::new("ec2:AuthorizeSecurityGroupEgress", resource::EC2_SECURITY_GROUP);
+const REVOKE_INGRESS: Permission =
+    Permission::new("ec2:RevokeSecurityGroupIngress", resource::EC2_SECURITY_GROUP);
+const REVOKE_EGRESS: Permission =
+    Permission::new("ec2:RevokeSecurityGroupEgress", resource::EC2_SECURITY_GROUP);
+const GROUPS: &[Permission] = &[
+    CREATE_SECURITY_GROUP,
+    CREATE_SECURITY_GROUP_SG,
+    TAG_NEW_GROUP,
+    AUTHORIZE_INGRESS,
+    AUTHORIZE_EGRESS,
+    REVOKE_INGRESS,
+    REVOKE_EGRESS,
+];
+// the instance, its ENIs, its Auto Scaling group and its roles
+const MODIFY_ENI: Permission = Permission::new("ec2:ModifyNetworkInterfaceAttribute", ANY);
+const MODIFY_INSTANCE: Permission =
+    Permission::new("ec2:ModifyInstanceAttribute", resource::EC2_INSTANCE);
+const TAG_INSTANCE: Permission = Permission::new("ec2:CreateTags", resource::EC2_INSTANCE);
+const SET_INSTANCE_PROTECTION: Permission = Permission::new(
+    "autoscaling:SetInstanceProtection",
+    "arn:{partition}:autoscaling:{region}:{account}:autoScalingGroup:*:autoScalingGroupName/*",
+);
+const DETACH_INSTANCES: Permission = Permission::new(
+    "autoscaling:DetachInstances",
+    "arn:{partition}:autoscaling:{region}:{account}:autoScalingGroup:*:autoScalingGroupName/*",
+);
+const PUT_ROLE_POLICY: Permission = Permission::new("iam:PutRolePolicy", resource::IAM_ROLE);
+const DELETE_ROLE_POLICY: Permission = Permission::new("iam:DeleteRolePolicy", resource::IAM_ROLE);
+const DISASSOCIATE_PROFILE: Permission =
+    Permission::new("ec2:DisassociateIamInstanceProfile", resource::EC2_INSTANCE);
+const ASSOCIATE_PROFILE: Permission =
+    Permission::new("ec2:AssociateIamInstanceProfile", resource::EC2_INSTANCE);
+/// Re-associating the original profile passes its role to EC2.
+const PASS_ROLE: Permission = Permission::new("iam:PassRole", resource::IAM_ROLE);
+const CHANGE: &[Permission] = &[
+    MODIFY_ENI,
+    MODIFY_INSTANCE,
+    TAG_INSTANCE,
+    SET_INSTANCE_PROTECTION,
+    DETACH_INSTANCES,
+    PUT_ROLE_POLICY,
+    DELETE_ROLE_POLICY,
+    DISASSOCIATE_PROFILE,
+    ASSOCIATE_PROFILE,
+    PASS_ROLE,
+];
+
+/// Every AWS call this function makes.
+pub fn permissions() -> Vec<Permission> {
+    union(&[
+        &[KILL_SWITCH_READ],
+        ir_core::prestate::PERMISSIONS,
+        OBSERVE,
+        GROUPS,
+        CHANGE,
+    ])
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct IsolateConfig {
-    pub kill_switch_parameter: String,
-    pub dry_run: bool,
     /// `IR_FORENSIC_INGRESS_CIDR`: lets responders reach the instance on TCP 22.
     pub forensic_ingress_cidr: Option<ipnet::IpNet>,
 }
@@ -67,17 +155,12 @@ impl IsolateConfig {
             _ => None,
         };
         Ok(IsolateConfig {
-            kill_switch_parameter: env_or(
-                "IR_KILL_SWITCH_PARAMETER",
-                DEFAULT_KILL_SWITCH_PARAMETER,
-            ),
-            dry_run: env_bool_strict("IR_DRY_RUN")?.unwrap_or(false),
             forensic_ingress_cidr: cidr,
         })
     }
 }
 
-/// Instance-level state before isolation (stored as the `ir:pre-isolation` tag).
+/// Instance-level state before isolation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstancePreState {
     #[serde(rename = "t")]
@@ -90,7 +173,7 @@ pub struct InstancePreState {
     pub instance_profile_arn: Option<String>,
 }
 
-/// Everything `release` needs.
+/// Everything `release` needs (kept in the pre-state table).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ec2PreState {
     pub instance_id: String,
@@ -108,7 +191,6 @@ struct Observed {
     vpc_id: String,
     tags: BTreeMap<String, String>,
     eni_groups: BTreeMap<String, Vec<String>>,
-    eni_tags: BTreeMap<String, BTreeMap<String, String>>,
     instance: InstancePreState,
     profile_association: Option<(String, String)>,
     role_names: Vec<String>,
@@ -124,9 +206,9 @@ pub struct Isolator {
     pub ec2: aws_sdk_ec2::Client,
     pub autoscaling: aws_sdk_autoscaling::Client,
     pub iam: aws_sdk_iam::Client,
-    pub kill_switch: KillSwitch,
+    pub safety: Safety,
+    pub pre_state: PreStateStore,
     pub config: IsolateConfig,
-    pub protected_tags: Vec<TagMatch>,
 }
 
 impl Isolator {
@@ -147,58 +229,47 @@ impl Isolator {
             }
         };
         let obs = self.observe(&instance_id).await?;
-        let live = LiveTags {
-            tags: &obs.tags,
-            protected: &self.protected_tags,
-        };
-        let (mut runner, dry_run) = match Runner::begin(
-            FUNCTION_NAME,
-            &req,
-            live,
-            &self.kill_switch,
-            self.config.dry_run,
-            started,
-        )
-        .await
-        {
-            Start::Skipped(record) => return Ok(record),
-            Start::Run { runner, reason } => (runner, reason),
-        };
-        let record = match req.mode {
-            Mode::Contain => {
-                let pre = self.pre_state(&instance_id, &obs)?;
-                let result = self
-                    .contain(
-                        &mut runner,
-                        &req.decision.incident_id,
-                        &instance_id,
-                        &obs,
-                        &pre,
-                    )
-                    .await;
-                runner.finish(Mode::Contain, started, to_json(&pre), result, dry_run)
-            }
+        let (mut runner, dry_run) =
+            match Runner::begin(FUNCTION_NAME, &req, &obs.tags, &self.safety, started).await {
+                Start::Skipped(record) => return Ok(record),
+                Start::Run { runner, reason } => (runner, reason),
+            };
+        let incident = &req.decision.incident;
+        let key = PreStateKey::new(&incident.account_id, &incident.region, &instance_id);
+        let observed = observed_pre_state(&instance_id, &obs);
+        let incident_id = &req.decision.incident_id;
+        let (pre, result) = match req.mode {
+            Mode::Contain => match self.pre_state.record_step(&mut runner, &key, observed).await {
+                Ok(pre) => {
+                    let result = self
+                        .contain(&mut runner, incident_id, &instance_id, &obs, &pre)
+                        .await;
+                    (Some(pre), result)
+                }
+                Err(failed) => (None, Err(failed)),
+            },
             Mode::Release => {
-                let pre =
-                    match req.previous.as_ref().and_then(|p| {
-                        serde_json::from_value::<Ec2PreState>(p.pre_state.clone()).ok()
-                    }) {
-                        Some(p) => p,
-                        None => self.pre_state(&instance_id, &obs)?,
-                    };
-                let result = self
-                    .release(
-                        &mut runner,
-                        &req.decision.incident_id,
-                        &instance_id,
-                        &obs,
-                        &pre,
-                    )
+                let previous = req.previous.as_ref().map(|p| &p.pre_state);
+                let pre = self
+                    .pre_state
+                    .for_release(&key, previous, observed)
+                    .await
+                    .map_err(|e| ContainmentError::Read {
+                        what: "pre-state".into(),
+                        message: e.to_string(),
+                    })?;
+                let mut result = self
+                    .release(&mut runner, incident_id, &instance_id, &obs, &pre)
                     .await;
-                runner.finish(Mode::Release, started, to_json(&pre), result, dry_run)
+                if result.is_ok() {
+                    result = self.pre_state.release_step(&mut runner, &key).await;
+                }
+                (Some(pre), result)
             }
         };
-        record.into_result()
+        runner
+            .finish(req.mode, started, to_json(&pre), result, dry_run)
+            .into_result()
     }
 
     async fn observe(&self, instance_id: &str) -> Result<Observed, ContainmentError> {
@@ -214,10 +285,10 @@ impl Isolator {
             .await;
         let out = match out {
             Ok(o) => o,
-            Err(e) if err_text(&e).contains("InvalidInstanceID") => {
+            Err(e) if error_code(&e).is_some_and(|c| c.starts_with("InvalidInstanceID")) => {
                 return Err(ContainmentError::NotFound(instance_id.to_string()))
             }
-            Err(e) => return Err(read("ec2:DescribeInstances", err_text(e))),
+            Err(e) => return Err(read(DESCRIBE_INSTANCES.action, err_text(e))),
         };
         let inst = out
             .reservations()
@@ -246,7 +317,6 @@ impl Isolator {
             .collect();
         // ENI groups from the ENIs themselves (the instance view can lag behind ENI changes).
         let mut eni_groups = BTreeMap::new();
-        let mut eni_tags = BTreeMap::new();
         if !eni_ids.is_empty() {
             let enis = self
                 .ec2
@@ -254,7 +324,7 @@ impl Isolator {
                 .set_network_interface_ids(Some(eni_ids))
                 .send()
                 .await
-                .map_err(|e| read("ec2:DescribeNetworkInterfaces", err_text(e)))?;
+                .map_err(|e| read(DESCRIBE_ENIS.action, err_text(e)))?;
             for n in enis.network_interfaces() {
                 let Some(id) = n.network_interface_id() else {
                     continue;
@@ -264,18 +334,6 @@ impl Isolator {
                     n.groups()
                         .iter()
                         .filter_map(|g| g.group_id().map(str::to_string))
-                        .collect(),
-                );
-                eni_tags.insert(
-                    id.to_string(),
-                    n.tag_set()
-                        .iter()
-                        .filter_map(|t| {
-                            Some((
-                                t.key()?.to_string(),
-                                t.value().unwrap_or_default().to_string(),
-                            ))
-                        })
                         .collect(),
                 );
             }
@@ -322,7 +380,7 @@ impl Isolator {
             )
             .send()
             .await
-            .map_err(|e| read("ec2:DescribeIamInstanceProfileAssociations", err_text(e)))?;
+            .map_err(|e| read(DESCRIBE_PROFILE_ASSOCIATIONS.action, err_text(e)))?;
         let profile_association = assoc
             .iam_instance_profile_associations()
             .iter()
@@ -342,7 +400,7 @@ impl Isolator {
                 .instance_profile_name(name)
                 .send()
                 .await
-                .map_err(|e| read("iam:GetInstanceProfile", err_text(e)))?;
+                .map_err(|e| read(GET_INSTANCE_PROFILE.action, err_text(e)))?;
             if let Some(ip) = p.instance_profile() {
                 role_names = ip
                     .roles()
@@ -357,7 +415,7 @@ impl Isolator {
             .instance_ids(instance_id)
             .send()
             .await
-            .map_err(|e| read("autoscaling:DescribeAutoScalingInstances", err_text(e)))?;
+            .map_err(|e| read(DESCRIBE_ASG_INSTANCES.action, err_text(e)))?;
         let auto_scaling_group = asg
             .auto_scaling_instances()
             .iter()
@@ -366,7 +424,6 @@ impl Isolator {
             vpc_id,
             tags,
             eni_groups,
-            eni_tags,
             instance: InstancePreState {
                 termination_protection: termination,
                 stop_protection: stop,
@@ -376,41 +433,6 @@ impl Isolator {
             profile_association,
             role_names,
             auto_scaling_group,
-        })
-    }
-
-    /// The pre-isolation state: from the tags an earlier run left (so a repeat keeps the
-    /// original), else what is observed now.
-    fn pre_state(
-        &self,
-        instance_id: &str,
-        obs: &Observed,
-    ) -> Result<Ec2PreState, ContainmentError> {
-        let instance = recorded_pre_state(&obs.tags, TAG_PRE_STATE, obs.instance.clone())?;
-        let eni_groups = obs
-            .eni_groups
-            .iter()
-            .map(|(eni, now)| {
-                let recorded = obs
-                    .eni_tags
-                    .get(eni)
-                    .and_then(|t| t.get(TAG_PRE_GROUPS))
-                    .map(|v| {
-                        v.split(',')
-                            .filter(|s| !s.is_empty())
-                            .map(str::to_string)
-                            .collect()
-                    });
-                (eni.clone(), recorded.unwrap_or_else(|| now.clone()))
-            })
-            .collect();
-        Ok(Ec2PreState {
-            instance_id: instance_id.to_string(),
-            vpc_id: obs.vpc_id.clone(),
-            instance,
-            eni_groups,
-            role_names: obs.role_names.clone(),
-            auto_scaling_group: obs.auto_scaling_group.clone(),
         })
     }
 
@@ -438,7 +460,7 @@ impl Isolator {
         let ec2 = &self.ec2;
         let plan = format!("security group {name} in {vpc_id}");
         runner
-            .step(step, "ec2:CreateSecurityGroup", vpc_id, plan, || async {
+            .step(step, &CREATE_SECURITY_GROUP, vpc_id, plan, || async {
                 let (id, created) = match existing {
                     Some(id) => (id, false),
                     None => {
@@ -555,7 +577,7 @@ impl Isolator {
             runner
                 .step(
                     &format!("{verb}-{name}"),
-                    "ec2:ModifyInstanceAttribute",
+                    &MODIFY_INSTANCE,
                     instance_id,
                     format!("{label}={want}"),
                     || async {
@@ -605,32 +627,6 @@ impl Isolator {
         obs: &Observed,
         pre: &Ec2PreState,
     ) -> Result<(), StepFailed> {
-        // 1. Pre-state onto the resources, before anything changes.
-        let pre_json = serde_json::to_string(&pre.instance).unwrap_or_default();
-        let already = obs.tags.contains_key(TAG_PRE_STATE);
-        runner
-            .step(
-                "record-pre-state",
-                "ec2:CreateTags",
-                instance_id,
-                format!("{TAG_PRE_STATE}={pre_json}"),
-                || async {
-                    if already {
-                        return Ok(StepResult::AlreadyDone("pre-state already recorded".into()));
-                    }
-                    self.tag(instance_id, &[(TAG_PRE_STATE, &pre_json)]).await?;
-                    for (eni, groups) in &pre.eni_groups {
-                        self.tag(eni, &[(TAG_PRE_GROUPS, &groups.join(","))])
-                            .await?;
-                    }
-                    Ok(StepResult::Changed(format!(
-                        "recorded on {instance_id} and {} ENI(s)",
-                        pre.eni_groups.len()
-                    )))
-                },
-            )
-            .await?;
-
         // 2–4. Isolation groups and the two-step swap on every ENI.
         let vpc = &pre.vpc_id;
         let isolation = self
@@ -660,7 +656,7 @@ impl Isolator {
             runner
                 .step(
                     &format!("untrack-{eni}"),
-                    "ec2:ModifyNetworkInterfaceAttribute",
+                    &MODIFY_ENI,
                     eni,
                     format!("groups → [{untrack}]"),
                     || async {
@@ -678,7 +674,7 @@ impl Isolator {
             runner
                 .step(
                     &format!("isolate-{eni}"),
-                    "ec2:ModifyNetworkInterfaceAttribute",
+                    &MODIFY_ENI,
                     eni,
                     format!("groups → [{isolation}]"),
                     || async {
@@ -702,7 +698,7 @@ impl Isolator {
         runner
             .step(
                 "shutdown-behaviour-stop",
-                "ec2:ModifyInstanceAttribute",
+                &MODIFY_INSTANCE,
                 instance_id,
                 "InstanceInitiatedShutdownBehavior=stop".into(),
                 || async {
@@ -725,7 +721,7 @@ impl Isolator {
                 runner
                     .step(
                         "asg-protect-from-scale-in",
-                        "autoscaling:SetInstanceProtection",
+                        &SET_INSTANCE_PROTECTION,
                         asg,
                         format!("protect {instance_id}"),
                         || async {
@@ -745,7 +741,7 @@ impl Isolator {
                 runner
                     .step(
                         "asg-detach",
-                        "autoscaling:DetachInstances",
+                        &DETACH_INSTANCES,
                         asg,
                         format!("detach {instance_id}, keep desired capacity"),
                         || async {
@@ -778,7 +774,7 @@ impl Isolator {
             runner
                 .step(
                     &format!("revoke-role-sessions-{role}"),
-                    "iam:PutRolePolicy",
+                    &PUT_ROLE_POLICY,
                     role,
                     format!("{name}: deny sessions issued before {cutoff}"),
                     || async {
@@ -800,7 +796,7 @@ impl Isolator {
                 runner
                     .step(
                         "disassociate-instance-profile",
-                        "ec2:DisassociateIamInstanceProfile",
+                        &DISASSOCIATE_PROFILE,
                         instance_id,
                         format!("remove {arn}"),
                         || async {
@@ -828,7 +824,7 @@ impl Isolator {
         runner
             .step(
                 "tag-isolated",
-                "ec2:CreateTags",
+                &TAG_INSTANCE,
                 instance_id,
                 format!("{TAG_STATUS}=isolated, {TAG_INCIDENT}={incident_id}"),
                 || async {
@@ -859,7 +855,7 @@ impl Isolator {
             runner
                 .step(
                     &format!("restore-groups-{eni}"),
-                    "ec2:ModifyNetworkInterfaceAttribute",
+                    &MODIFY_ENI,
                     eni,
                     format!("groups → [{}]", groups.join(",")),
                     || async {
@@ -890,7 +886,7 @@ impl Isolator {
         runner
             .step(
                 "restore-shutdown-behaviour",
-                "ec2:ModifyInstanceAttribute",
+                &MODIFY_INSTANCE,
                 instance_id,
                 format!(
                     "InstanceInitiatedShutdownBehavior={}",
@@ -911,7 +907,7 @@ impl Isolator {
                 runner
                     .step(
                         "reassociate-instance-profile",
-                        "ec2:AssociateIamInstanceProfile",
+                        &ASSOCIATE_PROFILE,
                         instance_id,
                         format!("associate {arn}"),
                         || async {
@@ -956,7 +952,7 @@ impl Isolator {
                     runner
                         .step(
                             &format!("remove-revoke-policy-{role}"),
-                            "iam:DeleteRolePolicy",
+                            &DELETE_ROLE_POLICY,
                             &role,
                             format!("delete {policy}"),
                             || async {
@@ -969,7 +965,7 @@ impl Isolator {
                                     .await
                                 {
                                     Ok(_) => Ok(StepResult::Changed(format!("deleted {policy}"))),
-                                    Err(e) if err_text(&e).contains("NoSuchEntity") => {
+                                    Err(e) if e.as_service_error().and_then(|se| aws_sdk_iam::error::ProvideErrorMetadata::code(se)) == Some("NoSuchEntity") => {
                                         Ok(StepResult::AlreadyDone("no revoke policy".into()))
                                     }
                                     Err(e) => Err(err_text(e)),
@@ -1000,29 +996,32 @@ impl Isolator {
         runner
             .step(
                 "tag-released",
-                "ec2:CreateTags",
+                &TAG_INSTANCE,
                 instance_id,
-                format!("{TAG_STATUS}=released; delete {TAG_PRE_STATE}"),
+                format!("{TAG_STATUS}=released"),
                 || async {
                     self.tag(
                         instance_id,
                         &[(TAG_STATUS, "released"), (TAG_INCIDENT, incident_id)],
                     )
                     .await?;
-                    let mut resources = vec![instance_id.to_string()];
-                    resources.extend(pre.eni_groups.keys().cloned());
-                    self.ec2
-                        .delete_tags()
-                        .set_resources(Some(resources))
-                        .tags(Tag::builder().key(TAG_PRE_STATE).build())
-                        .tags(Tag::builder().key(TAG_PRE_GROUPS).build())
-                        .send()
-                        .await
-                        .map_err(err_text)?;
                     Ok(StepResult::Changed("released".into()))
                 },
             )
             .await
+    }
+}
+
+/// The pre-isolation state as observed now (what `record-pre-state` records unless an earlier
+/// response recorded the original first).
+fn observed_pre_state(instance_id: &str, obs: &Observed) -> Ec2PreState {
+    Ec2PreState {
+        instance_id: instance_id.to_string(),
+        vpc_id: obs.vpc_id.clone(),
+        instance: obs.instance.clone(),
+        eni_groups: obs.eni_groups.clone(),
+        role_names: obs.role_names.clone(),
+        auto_scaling_group: obs.auto_scaling_group.clone(),
     }
 }
 

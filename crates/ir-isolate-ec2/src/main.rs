@@ -15,11 +15,13 @@ async fn main() -> Result<(), Error> {
         ec2: aws_sdk_ec2::Client::new(&sdk),
         autoscaling: aws_sdk_autoscaling::Client::new(&sdk),
         iam: aws_sdk_iam::Client::new(&sdk),
-        kill_switch: ir_core::killswitch::KillSwitch::new(
+        safety: ir_core::actions::Safety::from_env(
             aws_sdk_ssm::Client::new(&sdk),
-            config.kill_switch_parameter.clone(),
-        ),
-        protected_tags: policy.policy.protected_tags,
+            policy.policy.protected_tags,
+        )?,
+        pre_state: ir_core::prestate::PreStateStore::from_env(aws_sdk_dynamodb::Client::new(
+            &sdk,
+        ))?,
         config,
     };
     let isolator = &isolator;

@@ -1,11 +1,13 @@
 //! ir-lockdown-s3: lock down an exposed or abused bucket without deleting anything, and undo it.
 //!
 //! Contain, in order (each step recorded; dry-run records the plan):
-//! 1. `record-pre-state`: tag the bucket `ir:pre-lockdown` (JSON: Block Public Access flags,
-//!    versioning status, access-logging target) — the tag set is merged, never replaced;
-//! 2. `block-public-access`: all four bucket-level Block Public Access settings on;
-//! 3. `deny-principal`: a Deny statement (Sid `IRDeny<incident>`) for the offending principal,
-//!    **merged** into the existing bucket policy — every existing statement is kept;
+//! 1. `record-pre-state`: Block Public Access flags, versioning status and access-logging target
+//!    into the pre-state table ([`ir_core::prestate`]), unless an earlier response recorded them;
+//! 2. `deny-principal`: a Deny statement (Sid `IRDeny<incident>`) for the offending principal,
+//!    **merged** into the existing bucket policy — every existing statement is kept. It comes
+//!    before Block Public Access: with `BlockPublicPolicy` on, S3 refuses any policy that still
+//!    holds a public statement, which is the case for the buckets this playbook exists for;
+//! 3. `block-public-access`: all four bucket-level Block Public Access settings on;
 //! 4. `enable-versioning`: so overwrites and deletes keep the prior versions;
 //! 5. `enable-access-logging`: server access logs to `IR_EVIDENCE_BUCKET` under
 //!    `access-logs/<bucket>/` (skipped, with the reason, when no evidence bucket is configured or
@@ -17,7 +19,10 @@
 //! Release restores the Block Public Access flags (or removes the configuration), removes only
 //! its own Deny statement (deleting the policy only if nothing else is left), suspends versioning
 //! if it was never enabled (S3 cannot return a bucket to "never versioned"), restores logging,
-//! tags `ir:status=released` and removes the pre-state tag.
+//! tags `ir:status=released` and marks the stored pre-state released.
+//!
+//! Every AWS call is declared as a [`Permission`] beside the code that makes it; [`permissions`]
+//! is the function's whole IAM policy.
 
 use std::collections::BTreeMap;
 
@@ -26,25 +31,77 @@ use aws_sdk_s3::types::{
     ObjectLockEnabled, PublicAccessBlockConfiguration, Tag, Tagging, VersioningConfiguration,
 };
 use chrono::Utc;
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use ir_core::actions::{
-    recorded_pre_state, ContainmentError, ContainmentRecord, ContainmentRequest, LiveTags, Mode,
-    Runner, Start, StepFailed, StepResult, TAG_INCIDENT, TAG_STATUS,
+    ContainmentError, ContainmentRecord, ContainmentRequest, Mode, Runner, Safety, Start,
+    StepFailed, StepResult, TAG_INCIDENT, TAG_STATUS,
 };
-use ir_core::config::{env_bool_strict, env_or};
+use ir_core::config::env_bool_strict;
 use ir_core::incident::{Incident, PrincipalKind, Resource};
-use ir_core::killswitch::{KillSwitch, DEFAULT_KILL_SWITCH_PARAMETER};
-use ir_core::policy::TagMatch;
+use ir_core::permissions::{resource::S3_BUCKET, union, Permission, KILL_SWITCH_READ};
+use ir_core::prestate::{PreStateKey, PreStateStore};
 use ir_core::{ConfigError, Tier};
 use serde::{Deserialize, Serialize};
 
 pub const FUNCTION_NAME: &str = "ir-lockdown-s3";
-/// Bucket tag holding the pre-lockdown state (JSON).
-pub const TAG_PRE_STATE: &str = "ir:pre-lockdown";
+
+// observe (HeadBucket is authorised by s3:ListBucket)
+const HEAD_BUCKET: Permission = Permission::new("s3:ListBucket", S3_BUCKET);
+const GET_TAGGING: Permission = Permission::new("s3:GetBucketTagging", S3_BUCKET);
+const GET_PUBLIC_ACCESS_BLOCK: Permission =
+    Permission::new("s3:GetBucketPublicAccessBlock", S3_BUCKET);
+const GET_POLICY: Permission = Permission::new("s3:GetBucketPolicy", S3_BUCKET);
+const GET_VERSIONING: Permission = Permission::new("s3:GetBucketVersioning", S3_BUCKET);
+const GET_LOGGING: Permission = Permission::new("s3:GetBucketLogging", S3_BUCKET);
+const GET_OBJECT_LOCK: Permission =
+    Permission::new("s3:GetBucketObjectLockConfiguration", S3_BUCKET);
+const OBSERVE: &[Permission] = &[
+    HEAD_BUCKET,
+    GET_TAGGING,
+    GET_PUBLIC_ACCESS_BLOCK,
+    GET_POLICY,
+    GET_VERSIONING,
+    GET_LOGGING,
+    GET_OBJECT_LOCK,
+];
+// contain and release (DeletePublicAccessBlock is authorised by s3:PutBucketPublicAccessBlock)
+const PUT_PUBLIC_ACCESS_BLOCK: Permission =
+    Permission::new("s3:PutBucketPublicAccessBlock", S3_BUCKET);
+const PUT_POLICY: Permission = Permission::new("s3:PutBucketPolicy", S3_BUCKET);
+const DELETE_POLICY: Permission = Permission::new("s3:DeleteBucketPolicy", S3_BUCKET);
+const PUT_VERSIONING: Permission = Permission::new("s3:PutBucketVersioning", S3_BUCKET);
+const PUT_LOGGING: Permission = Permission::new("s3:PutBucketLogging", S3_BUCKET);
+const PUT_OBJECT_LOCK: Permission =
+    Permission::new("s3:PutBucketObjectLockConfiguration", S3_BUCKET);
+const PUT_TAGGING: Permission = Permission::new("s3:PutBucketTagging", S3_BUCKET);
+const CHANGE: &[Permission] = &[
+    PUT_PUBLIC_ACCESS_BLOCK,
+    PUT_POLICY,
+    DELETE_POLICY,
+    PUT_VERSIONING,
+    PUT_LOGGING,
+    PUT_OBJECT_LOCK,
+    PUT_TAGGING,
+];
+
+/// Every AWS call this function makes.
+pub fn permissions() -> Vec<Permission> {
+    union(&[
+        &[KILL_SWITCH_READ],
+        ir_core::prestate::PERMISSIONS,
+        OBSERVE,
+        CHANGE,
+    ])
+}
+
+/// The error code S3 answered with (S3 sends some, e.g. HeadBucket's 404, without a body: the
+/// SDK then names the status, `NotFound`).
+fn code<E: ProvideErrorMetadata>(e: &E) -> &str {
+    e.code().unwrap_or("")
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LockdownConfig {
-    pub kill_switch_parameter: String,
-    pub dry_run: bool,
     /// `IR_EVIDENCE_BUCKET`: where server access logs go.
     pub evidence_bucket: Option<String>,
     /// `IR_S3_OBJECT_LOCK` (default false): allow the irreversible Object Lock step at tier auto.
@@ -54,11 +111,6 @@ pub struct LockdownConfig {
 impl LockdownConfig {
     pub fn from_env() -> Result<LockdownConfig, ConfigError> {
         Ok(LockdownConfig {
-            kill_switch_parameter: env_or(
-                "IR_KILL_SWITCH_PARAMETER",
-                DEFAULT_KILL_SWITCH_PARAMETER,
-            ),
-            dry_run: env_bool_strict("IR_DRY_RUN")?.unwrap_or(false),
             evidence_bucket: std::env::var("IR_EVIDENCE_BUCKET")
                 .ok()
                 .filter(|v| !v.trim().is_empty()),
@@ -67,8 +119,8 @@ impl LockdownConfig {
     }
 }
 
-/// State before lockdown (stored as the `ir:pre-lockdown` tag; the original policy is the
-/// current one minus this playbook's own statement, so it needs no copy).
+/// State before lockdown (kept in the pre-state table; the original policy is the current one
+/// minus this playbook's own statement, so it needs no copy).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct S3PreState {
     /// Block Public Access: BlockPublicAcls, IgnorePublicAcls, BlockPublicPolicy,
@@ -178,9 +230,9 @@ fn has_statement(policy: Option<&serde_json::Value>, sid: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct LockdownS3 {
     pub s3: aws_sdk_s3::Client,
-    pub kill_switch: KillSwitch,
+    pub safety: Safety,
+    pub pre_state: PreStateStore,
     pub config: LockdownConfig,
-    pub protected_tags: Vec<TagMatch>,
 }
 
 impl LockdownS3 {
@@ -201,29 +253,47 @@ impl LockdownS3 {
             }
         };
         let obs = self.observe(&bucket).await?;
-        let live = LiveTags {
-            tags: &obs.tags,
-            protected: &self.protected_tags,
-        };
-        let (mut runner, dry_run) = match Runner::begin(
-            FUNCTION_NAME,
-            &req,
-            live,
-            &self.kill_switch,
-            self.config.dry_run,
-            started,
-        )
-        .await
-        {
-            Start::Skipped(record) => return Ok(record),
-            Start::Run { runner, reason } => (runner, reason),
-        };
-        let pre = recorded_pre_state(&obs.tags, TAG_PRE_STATE, obs.pre.clone())?;
-        let result = match req.mode {
-            Mode::Contain => self.contain(&mut runner, &req, &bucket, &obs, &pre).await,
-            Mode::Release => {
-                self.release(&mut runner, &req.decision.incident_id, &bucket, &obs, &pre)
+        let (mut runner, dry_run) =
+            match Runner::begin(FUNCTION_NAME, &req, &obs.tags, &self.safety, started).await {
+                Start::Skipped(record) => return Ok(record),
+                Start::Run { runner, reason } => (runner, reason),
+            };
+        let key = PreStateKey::new(
+            &req.decision.incident.account_id,
+            "global",
+            &format!("s3/{bucket}"),
+        );
+        let (pre, result) = match req.mode {
+            Mode::Contain => {
+                match self
+                    .pre_state
+                    .record_step(&mut runner, &key, obs.pre.clone())
                     .await
+                {
+                    Ok(pre) => {
+                        let result = self.contain(&mut runner, &req, &bucket, &obs).await;
+                        (Some(pre), result)
+                    }
+                    Err(failed) => (None, Err(failed)),
+                }
+            }
+            Mode::Release => {
+                let previous = req.previous.as_ref().map(|p| &p.pre_state);
+                let pre = self
+                    .pre_state
+                    .for_release(&key, previous, obs.pre.clone())
+                    .await
+                    .map_err(|e| ContainmentError::Read {
+                        what: "pre-state".into(),
+                        message: e.to_string(),
+                    })?;
+                let mut result = self
+                    .release(&mut runner, &req.decision.incident_id, &bucket, &obs, &pre)
+                    .await;
+                if result.is_ok() {
+                    result = self.pre_state.release_step(&mut runner, &key).await;
+                }
+                (Some(pre), result)
             }
         };
         runner
@@ -243,17 +313,13 @@ impl LockdownS3 {
             message: e,
         };
         if let Err(e) = self.s3.head_bucket().bucket(bucket).send().await {
-            let text = err_text(&e);
-            return Err(
-                if text.contains("NotFound")
-                    || text.contains("NoSuchBucket")
-                    || text.contains("404")
-                {
-                    ContainmentError::NotFound(format!("s3://{bucket}"))
-                } else {
-                    read("s3:HeadBucket", text)
-                },
-            );
+            let not_found = matches!(code(&e), "NotFound" | "NoSuchBucket")
+                || e.raw_response().map(|r| r.status().as_u16()) == Some(404);
+            return Err(if not_found {
+                ContainmentError::NotFound(format!("s3://{bucket}"))
+            } else {
+                read(HEAD_BUCKET.action, err_text(e))
+            });
         }
         let tags = match self.s3.get_bucket_tagging().bucket(bucket).send().await {
             Ok(o) => o
@@ -261,8 +327,8 @@ impl LockdownS3 {
                 .iter()
                 .map(|t| (t.key().to_string(), t.value().to_string()))
                 .collect(),
-            Err(e) if err_text(&e).contains("NoSuchTagSet") => BTreeMap::new(),
-            Err(e) => return Err(read("s3:GetBucketTagging", err_text(e))),
+            Err(e) if code(&e) == "NoSuchTagSet" => BTreeMap::new(),
+            Err(e) => return Err(read(GET_TAGGING.action, err_text(e))),
         };
         let public_access_block = match self
             .s3
@@ -279,8 +345,8 @@ impl LockdownS3 {
                     c.restrict_public_buckets().unwrap_or(false),
                 ]
             }),
-            Err(e) if err_text(&e).contains("NoSuchPublicAccessBlockConfiguration") => None,
-            Err(e) => return Err(read("s3:GetPublicAccessBlock", err_text(e))),
+            Err(e) if code(&e) == "NoSuchPublicAccessBlockConfiguration" => None,
+            Err(e) => return Err(read(GET_PUBLIC_ACCESS_BLOCK.action, err_text(e))),
         };
         let policy = match self.s3.get_bucket_policy().bucket(bucket).send().await {
             Ok(o) => match o.policy() {
@@ -290,8 +356,8 @@ impl LockdownS3 {
                 ),
                 None => None,
             },
-            Err(e) if err_text(&e).contains("NoSuchBucketPolicy") => None,
-            Err(e) => return Err(read("s3:GetBucketPolicy", err_text(e))),
+            Err(e) if code(&e) == "NoSuchBucketPolicy" => None,
+            Err(e) => return Err(read(GET_POLICY.action, err_text(e))),
         };
         let versioning = self
             .s3
@@ -299,7 +365,7 @@ impl LockdownS3 {
             .bucket(bucket)
             .send()
             .await
-            .map_err(|e| read("s3:GetBucketVersioning", err_text(e)))?
+            .map_err(|e| read(GET_VERSIONING.action, err_text(e)))?
             .status()
             .map(|s| s.as_str().to_string());
         let logging = self
@@ -308,7 +374,7 @@ impl LockdownS3 {
             .bucket(bucket)
             .send()
             .await
-            .map_err(|e| read("s3:GetBucketLogging", err_text(e)))?
+            .map_err(|e| read(GET_LOGGING.action, err_text(e)))?
             .logging_enabled()
             .map(|l| format!("{}/{}", l.target_bucket(), l.target_prefix()));
         let object_lock = match self
@@ -336,19 +402,14 @@ impl LockdownS3 {
         })
     }
 
-    /// Merges `add` into the bucket's tag set (PutBucketTagging replaces the whole set) and drops
-    /// the keys in `remove`.
+    /// Merges `add` into the bucket's tag set (PutBucketTagging replaces the whole set).
     async fn merge_tags(
         &self,
         bucket: &str,
         current: &BTreeMap<String, String>,
         add: &[(&str, &str)],
-        remove: &[&str],
     ) -> Result<(), String> {
         let mut tags = current.clone();
-        for k in remove {
-            tags.remove(*k);
-        }
         for (k, v) in add {
             tags.insert(k.to_string(), v.to_string());
         }
@@ -387,34 +448,15 @@ impl LockdownS3 {
         req: &ContainmentRequest,
         bucket: &str,
         obs: &Observed,
-        pre: &S3PreState,
     ) -> Result<(), StepFailed> {
         let incident_id = &req.decision.incident_id;
         let target = format!("s3://{bucket}");
-        let pre_json = serde_json::to_string(pre).unwrap_or_default();
-        let recorded = obs.tags.contains_key(TAG_PRE_STATE);
-        runner
-            .step(
-                "record-pre-state",
-                "s3:PutBucketTagging",
-                &target,
-                format!("{TAG_PRE_STATE}={pre_json} (merged into the tag set)"),
-                || async {
-                    if recorded {
-                        return Ok(StepResult::AlreadyDone("pre-state already recorded".into()));
-                    }
-                    self.merge_tags(bucket, &obs.tags, &[(TAG_PRE_STATE, &pre_json)], &[])
-                        .await?;
-                    Ok(StepResult::Changed("recorded".into()))
-                },
-            )
-            .await?;
-
+        self.deny_principal(runner, req, bucket, obs).await?;
         let bpa_on = obs.pre.public_access_block == Some([true; 4]);
         runner
             .step(
                 "block-public-access",
-                "s3:PutPublicAccessBlock",
+                &PUT_PUBLIC_ACCESS_BLOCK,
                 &target,
                 "all four Block Public Access settings on".into(),
                 || async {
@@ -441,8 +483,22 @@ impl LockdownS3 {
                 },
             )
             .await?;
+        self.enable_versioning(runner, bucket, obs).await?;
+        self.enable_logging(runner, bucket, obs).await?;
+        self.object_lock(runner, req, bucket, obs).await?;
+        self.tag_locked_down(runner, incident_id, bucket, obs).await
+    }
 
-        let sid = deny_sid(incident_id);
+    /// Step `deny-principal`: this incident's Deny merged into the bucket policy.
+    async fn deny_principal(
+        &self,
+        runner: &mut Runner,
+        req: &ContainmentRequest,
+        bucket: &str,
+        obs: &Observed,
+    ) -> Result<(), StepFailed> {
+        let target = format!("s3://{bucket}");
+        let sid = deny_sid(&req.decision.incident_id);
         match offending_principal_arn(&req.decision.incident) {
             Some(principal) => {
                 let present = has_statement(obs.policy.as_ref(), &sid);
@@ -453,7 +509,7 @@ impl LockdownS3 {
                     .and_then(|p| p["Statement"].as_array().map(Vec::len))
                     .unwrap_or(0);
                 runner
-                    .step("deny-principal", "s3:PutBucketPolicy", &target, format!("add Deny s3:* for {principal} as {sid}, keeping {kept} existing statement(s)"), || async {
+                    .step("deny-principal", &PUT_POLICY, &target, format!("add Deny s3:* for {principal} as {sid}, keeping {kept} existing statement(s)"), || async {
                         if present {
                             return Ok(StepResult::AlreadyDone(format!("{sid} already in the policy")));
                         }
@@ -468,12 +524,22 @@ impl LockdownS3 {
                 "the finding names no IAM principal to deny".into(),
             ),
         }
+        Ok(())
+    }
 
+    /// Step `enable-versioning`.
+    async fn enable_versioning(
+        &self,
+        runner: &mut Runner,
+        bucket: &str,
+        obs: &Observed,
+    ) -> Result<(), StepFailed> {
+        let target = format!("s3://{bucket}");
         let versioned = obs.pre.versioning.as_deref() == Some("Enabled");
         runner
             .step(
                 "enable-versioning",
-                "s3:PutBucketVersioning",
+                &PUT_VERSIONING,
                 &target,
                 "versioning → Enabled".into(),
                 || async {
@@ -497,15 +563,24 @@ impl LockdownS3 {
                     )))
                 },
             )
-            .await?;
+            .await
+    }
 
+    /// Step `enable-access-logging` (into the evidence bucket).
+    async fn enable_logging(
+        &self,
+        runner: &mut Runner,
+        bucket: &str,
+        obs: &Observed,
+    ) -> Result<(), StepFailed> {
+        let target = format!("s3://{bucket}");
         match (&self.config.evidence_bucket, &obs.pre.logging) {
             (Some(evidence), None) => {
                 let prefix = format!("access-logs/{bucket}/");
                 runner
                     .step(
                         "enable-access-logging",
-                        "s3:PutBucketLogging",
+                        &PUT_LOGGING,
                         &target,
                         format!("server access logs → s3://{evidence}/{prefix}"),
                         || async {
@@ -543,7 +618,18 @@ impl LockdownS3 {
                 "no evidence bucket configured (IR_EVIDENCE_BUCKET)".into(),
             ),
         }
+        Ok(())
+    }
 
+    /// Step `object-lock`: only when configured and at tier auto (it is irreversible).
+    async fn object_lock(
+        &self,
+        runner: &mut Runner,
+        req: &ContainmentRequest,
+        bucket: &str,
+        obs: &Observed,
+    ) -> Result<(), StepFailed> {
+        let target = format!("s3://{bucket}");
         if obs.object_lock {
             runner.skip("object-lock", &target, "Object Lock already enabled".into());
         } else if !self.config.object_lock {
@@ -565,7 +651,7 @@ impl LockdownS3 {
             runner
                 .step(
                     "object-lock",
-                    "s3:PutObjectLockConfiguration",
+                    &PUT_OBJECT_LOCK,
                     &target,
                     "enable Object Lock (irreversible)".into(),
                     || async {
@@ -585,27 +671,34 @@ impl LockdownS3 {
                 )
                 .await?;
         }
+        Ok(())
+    }
 
-        // Re-read the tags: the pre-state step may have just changed them.
+    /// Step `tag-locked-down` (merged into the tag set).
+    async fn tag_locked_down(
+        &self,
+        runner: &mut Runner,
+        incident_id: &str,
+        bucket: &str,
+        obs: &Observed,
+    ) -> Result<(), StepFailed> {
+        let target = format!("s3://{bucket}");
         let tagged = obs.tags.get(TAG_STATUS).map(String::as_str) == Some("locked-down")
-            && obs.tags.get(TAG_INCIDENT).map(String::as_str) == Some(incident_id.as_str());
+            && obs.tags.get(TAG_INCIDENT).map(String::as_str) == Some(incident_id);
         runner
             .step(
                 "tag-locked-down",
-                "s3:PutBucketTagging",
+                &PUT_TAGGING,
                 &target,
                 format!("{TAG_STATUS}=locked-down, {TAG_INCIDENT}={incident_id} (merged)"),
                 || async {
                     if tagged {
                         return Ok(StepResult::AlreadyDone("already tagged".into()));
                     }
-                    let mut current = obs.tags.clone();
-                    current.insert(TAG_PRE_STATE.into(), pre_json.clone());
                     self.merge_tags(
                         bucket,
-                        &current,
+                        &obs.tags,
                         &[(TAG_STATUS, "locked-down"), (TAG_INCIDENT, incident_id)],
-                        &[],
                     )
                     .await?;
                     Ok(StepResult::Changed("tagged".into()))
@@ -626,7 +719,7 @@ impl LockdownS3 {
         runner
             .step(
                 "restore-public-access-block",
-                "s3:PutPublicAccessBlock",
+                &PUT_PUBLIC_ACCESS_BLOCK,
                 &target,
                 format!("→ {:?}", pre.public_access_block),
                 || async {
@@ -671,7 +764,7 @@ impl LockdownS3 {
         runner
             .step(
                 "remove-deny-statement",
-                "s3:PutBucketPolicy",
+                if remaining.is_some() { &PUT_POLICY } else { &DELETE_POLICY },
                 &target,
                 format!("remove {sid}, keep the rest"),
                 || async {
@@ -697,7 +790,7 @@ impl LockdownS3 {
             && obs.pre.versioning.as_deref() == Some("Enabled")
         {
             runner
-                .step("suspend-versioning", "s3:PutBucketVersioning", &target, "versioning → Suspended (a bucket cannot return to never-versioned; existing versions stay)".into(), || async {
+                .step("suspend-versioning", &PUT_VERSIONING, &target, "versioning → Suspended (a bucket cannot return to never-versioned; existing versions stay)".into(), || async {
                     self.s3
                         .put_bucket_versioning()
                         .bucket(bucket)
@@ -713,7 +806,7 @@ impl LockdownS3 {
             runner
                 .step(
                     "disable-access-logging",
-                    "s3:PutBucketLogging",
+                    &PUT_LOGGING,
                     &target,
                     "logging → off (as before)".into(),
                     || async {
@@ -732,15 +825,14 @@ impl LockdownS3 {
         runner
             .step(
                 "tag-released",
-                "s3:PutBucketTagging",
+                &PUT_TAGGING,
                 &target,
-                format!("{TAG_STATUS}=released; remove {TAG_PRE_STATE}"),
+                format!("{TAG_STATUS}=released"),
                 || async {
                     self.merge_tags(
                         bucket,
                         &obs.tags,
                         &[(TAG_STATUS, "released"), (TAG_INCIDENT, incident_id)],
-                        &[TAG_PRE_STATE],
                     )
                     .await?;
                     Ok(StepResult::Changed("released".into()))

@@ -18,11 +18,13 @@ async fn main() -> Result<(), Error> {
     );
     let lockdown = LockdownS3 {
         s3,
-        kill_switch: ir_core::killswitch::KillSwitch::new(
+        safety: ir_core::actions::Safety::from_env(
             aws_sdk_ssm::Client::new(&sdk),
-            config.kill_switch_parameter.clone(),
-        ),
-        protected_tags: policy.policy.protected_tags,
+            policy.policy.protected_tags,
+        )?,
+        pre_state: ir_core::prestate::PreStateStore::from_env(aws_sdk_dynamodb::Client::new(
+            &sdk,
+        ))?,
         config,
     };
     let lockdown = &lockdown;

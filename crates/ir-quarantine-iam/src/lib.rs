@@ -1,8 +1,9 @@
 //! ir-quarantine-iam: cut off a compromised IAM user or role without deleting anything, and undo it.
 //!
 //! Users, contain:
-//! 1. `record-pre-state`: tag the user `ir:pre-quarantine` (JSON: each access key's status, and
-//!    whether a console password existed with its creation date);
+//! 1. `record-pre-state`: the user's state (each access key's status, and whether a console
+//!    password existed with its creation date) into the pre-state table
+//!    ([`ir_core::prestate`]), unless an earlier response recorded it first;
 //! 2. `deny-all`: inline policy `ir-quarantine-<incident>` — Deny `*`, plus a Deny for sessions
 //!    issued before now (`aws:TokenIssueTime`), so existing sessions die with it;
 //! 3. `deactivate-key-<id>`: the finding's key first, then (unless `IR_DEACTIVATE_ALL_KEYS=false`)
@@ -15,34 +16,85 @@
 //! now), `tag-quarantined`. Root and service-linked roles are never changed: the record is
 //! `skipped` with an escalation reason.
 //!
-//! Release removes the inline policy, re-activates the keys that were active, tags
-//! `ir:status=released` and removes the pre-state tag. It cannot restore a deleted password: the
-//! record says to issue a new one.
+//! Release removes the inline policy, re-activates the keys that were active in the stored
+//! pre-state, tags `ir:status=released` and marks the stored pre-state released. It cannot
+//! restore a deleted password: the record says to issue a new one.
+//!
+//! Every AWS call is declared as a [`Permission`] beside the code that makes it; [`PERMISSIONS`]
+//! is the function's whole IAM policy.
 
 use std::collections::BTreeMap;
 
+use aws_sdk_iam::error::ProvideErrorMetadata;
 use aws_sdk_iam::types::{StatusType, Tag};
 use chrono::Utc;
 use ir_core::actions::{
-    recorded_pre_state, revoke_older_sessions_policy, ContainmentError, ContainmentRecord,
-    ContainmentRequest, LiveTags, Mode, Runner, Start, StepFailed, StepResult, TAG_INCIDENT,
-    TAG_STATUS,
+    revoke_older_sessions_policy, ContainmentError, ContainmentRecord, ContainmentRequest, Mode,
+    Runner, Safety, Start, StepFailed, StepResult, TAG_INCIDENT, TAG_STATUS,
 };
-use ir_core::config::{env_bool_strict, env_or};
+use ir_core::config::env_bool_strict;
 use ir_core::incident::Resource;
-use ir_core::killswitch::{KillSwitch, DEFAULT_KILL_SWITCH_PARAMETER};
-use ir_core::policy::TagMatch;
+use ir_core::permissions::{resource, union, Permission, KILL_SWITCH_READ};
+use ir_core::prestate::{PreStateKey, PreStateStore};
 use ir_core::ConfigError;
 use serde::{Deserialize, Serialize};
 
 pub const FUNCTION_NAME: &str = "ir-quarantine-iam";
-/// Tag holding the pre-quarantine state (JSON).
-pub const TAG_PRE_STATE: &str = "ir:pre-quarantine";
+
+const USER: &str = resource::IAM_USER;
+const ROLE: &str = resource::IAM_ROLE;
+// observe
+const GET_USER: Permission = Permission::new("iam:GetUser", USER);
+const LIST_USER_TAGS: Permission = Permission::new("iam:ListUserTags", USER);
+const LIST_ACCESS_KEYS: Permission = Permission::new("iam:ListAccessKeys", USER);
+const GET_LOGIN_PROFILE: Permission = Permission::new("iam:GetLoginProfile", USER);
+const LIST_USER_POLICIES: Permission = Permission::new("iam:ListUserPolicies", USER);
+const GET_ROLE: Permission = Permission::new("iam:GetRole", ROLE);
+const LIST_ROLE_TAGS: Permission = Permission::new("iam:ListRoleTags", ROLE);
+const LIST_ROLE_POLICIES: Permission = Permission::new("iam:ListRolePolicies", ROLE);
+const OBSERVE: &[Permission] = &[
+    GET_USER,
+    LIST_USER_TAGS,
+    LIST_ACCESS_KEYS,
+    GET_LOGIN_PROFILE,
+    LIST_USER_POLICIES,
+    GET_ROLE,
+    LIST_ROLE_TAGS,
+    LIST_ROLE_POLICIES,
+];
+// contain
+const PUT_USER_POLICY: Permission = Permission::new("iam:PutUserPolicy", USER);
+const PUT_ROLE_POLICY: Permission = Permission::new("iam:PutRolePolicy", ROLE);
+const UPDATE_ACCESS_KEY: Permission = Permission::new("iam:UpdateAccessKey", USER);
+const DELETE_LOGIN_PROFILE: Permission = Permission::new("iam:DeleteLoginProfile", USER);
+const TAG_USER: Permission = Permission::new("iam:TagUser", USER);
+const TAG_ROLE: Permission = Permission::new("iam:TagRole", ROLE);
+const CONTAIN: &[Permission] = &[
+    PUT_USER_POLICY,
+    PUT_ROLE_POLICY,
+    UPDATE_ACCESS_KEY,
+    DELETE_LOGIN_PROFILE,
+    TAG_USER,
+    TAG_ROLE,
+];
+// release
+const DELETE_USER_POLICY: Permission = Permission::new("iam:DeleteUserPolicy", USER);
+const DELETE_ROLE_POLICY: Permission = Permission::new("iam:DeleteRolePolicy", ROLE);
+const RELEASE: &[Permission] = &[DELETE_USER_POLICY, DELETE_ROLE_POLICY];
+
+/// Every AWS call this function makes.
+pub fn permissions() -> Vec<Permission> {
+    union(&[
+        &[KILL_SWITCH_READ],
+        ir_core::prestate::PERMISSIONS,
+        OBSERVE,
+        CONTAIN,
+        RELEASE,
+    ])
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuarantineConfig {
-    pub kill_switch_parameter: String,
-    pub dry_run: bool,
     /// `IR_DEACTIVATE_ALL_KEYS` (default true): all keys, not only the finding's.
     pub deactivate_all_keys: bool,
 }
@@ -50,17 +102,12 @@ pub struct QuarantineConfig {
 impl QuarantineConfig {
     pub fn from_env() -> Result<QuarantineConfig, ConfigError> {
         Ok(QuarantineConfig {
-            kill_switch_parameter: env_or(
-                "IR_KILL_SWITCH_PARAMETER",
-                DEFAULT_KILL_SWITCH_PARAMETER,
-            ),
-            dry_run: env_bool_strict("IR_DRY_RUN")?.unwrap_or(false),
             deactivate_all_keys: env_bool_strict("IR_DEACTIVATE_ALL_KEYS")?.unwrap_or(true),
         })
     }
 }
 
-/// State before quarantine (stored as the `ir:pre-quarantine` tag).
+/// State before quarantine (kept in the pre-state table).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IamPreState {
     /// Access key id → `Active` / `Inactive` (users only).
@@ -85,6 +132,14 @@ impl Target {
             Target::Role { name } => format!("role/{name}"),
         }
     }
+
+    /// The declared permission of the user or role variant of a call.
+    fn call(&self, user: &'static Permission, role: &'static Permission) -> &'static Permission {
+        match self {
+            Target::User { .. } => user,
+            Target::Role { .. } => role,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +153,11 @@ struct Observed {
 
 fn err_text<E: std::error::Error>(e: E) -> String {
     aws_sdk_iam::error::DisplayErrorContext(e).to_string()
+}
+
+/// IAM's error code for a missing user, role, login profile or policy.
+fn is_no_such_entity<E: ProvideErrorMetadata>(e: &E) -> bool {
+    e.code() == Some("NoSuchEntity")
 }
 
 fn policy_name(incident_id: &str) -> String {
@@ -120,9 +180,9 @@ fn quarantine_policy(cutoff: chrono::DateTime<Utc>) -> String {
 #[derive(Debug, Clone)]
 pub struct Quarantiner {
     pub iam: aws_sdk_iam::Client,
-    pub kill_switch: KillSwitch,
+    pub safety: Safety,
+    pub pre_state: PreStateStore,
     pub config: QuarantineConfig,
-    pub protected_tags: Vec<TagMatch>,
 }
 
 impl Quarantiner {
@@ -171,16 +231,11 @@ impl Quarantiner {
                 started,
             ));
         }
-        let live = LiveTags {
-            tags: &obs.tags,
-            protected: &self.protected_tags,
-        };
         let (mut runner, dry_run) = match Runner::begin(
             FUNCTION_NAME,
             &req,
-            live,
-            &self.kill_switch,
-            self.config.dry_run,
+            &obs.tags,
+            &self.safety,
             started,
         )
         .await
@@ -188,24 +243,41 @@ impl Quarantiner {
             Start::Skipped(record) => return Ok(record),
             Start::Run { runner, reason } => (runner, reason),
         };
-        // The original state: from the tag an earlier run left, else what is there now.
-        let pre = recorded_pre_state(
-            &obs.tags,
-            TAG_PRE_STATE,
-            IamPreState {
-                keys: obs.keys.clone(),
-                console_password_created: obs.console_password_created.clone(),
-            },
-        )?;
+        let key = PreStateKey::new(&req.decision.incident.account_id, "global", &target.label());
+        let observed = IamPreState {
+            keys: obs.keys.clone(),
+            console_password_created: obs.console_password_created.clone(),
+        };
         let incident_id = req.decision.incident_id.clone();
-        let result = match req.mode {
+        let (pre, result) = match req.mode {
             Mode::Contain => {
-                self.contain(&mut runner, &incident_id, &target, &obs, &pre)
-                    .await
+                match self.pre_state.record_step(&mut runner, &key, observed).await {
+                    Ok(pre) => {
+                        let result = self
+                            .contain(&mut runner, &incident_id, &target, &obs)
+                            .await;
+                        (Some(pre), result)
+                    }
+                    Err(failed) => (None, Err(failed)),
+                }
             }
             Mode::Release => {
-                self.release(&mut runner, &incident_id, &target, &obs, &pre)
+                let previous = req.previous.as_ref().map(|p| &p.pre_state);
+                let pre = self
+                    .pre_state
+                    .for_release(&key, previous, observed)
                     .await
+                    .map_err(|e| ContainmentError::Read {
+                        what: "pre-state".into(),
+                        message: e.to_string(),
+                    })?;
+                let mut result = self
+                    .release(&mut runner, &incident_id, &target, &obs, &pre)
+                    .await;
+                if result.is_ok() {
+                    result = self.pre_state.release_step(&mut runner, &key).await;
+                }
+                (Some(pre), result)
             }
         };
         let record = runner.finish(
@@ -223,7 +295,6 @@ impl Quarantiner {
             what: what.to_string(),
             message: e,
         };
-        let not_found = |e: &str| e.contains("NoSuchEntity");
         let pairs = |tags: &[Tag]| -> BTreeMap<String, String> {
             tags.iter()
                 .map(|t| (t.key().to_string(), t.value().to_string()))
@@ -232,11 +303,10 @@ impl Quarantiner {
         match target {
             Target::User { name, .. } => {
                 if let Err(e) = self.iam.get_user().user_name(name).send().await {
-                    let e = err_text(e);
-                    return Err(if not_found(&e) {
+                    return Err(if is_no_such_entity(&e) {
                         ContainmentError::NotFound(target.label())
                     } else {
-                        read("iam:GetUser", e)
+                        read(GET_USER.action, err_text(e))
                     });
                 }
                 let tags = self
@@ -245,19 +315,19 @@ impl Quarantiner {
                     .user_name(name)
                     .send()
                     .await
-                    .map_err(|e| read("iam:ListUserTags", err_text(e)))?;
+                    .map_err(|e| read(LIST_USER_TAGS.action, err_text(e)))?;
                 let keys = self
                     .iam
                     .list_access_keys()
                     .user_name(name)
                     .send()
                     .await
-                    .map_err(|e| read("iam:ListAccessKeys", err_text(e)))?;
+                    .map_err(|e| read(LIST_ACCESS_KEYS.action, err_text(e)))?;
                 let console_password_created =
                     match self.iam.get_login_profile().user_name(name).send().await {
                         Ok(o) => o.login_profile().map(|p| p.create_date().to_string()),
-                        Err(e) if not_found(&err_text(&e)) => None,
-                        Err(e) => return Err(read("iam:GetLoginProfile", err_text(e))),
+                        Err(e) if is_no_such_entity(&e) => None,
+                        Err(e) => return Err(read(GET_LOGIN_PROFILE.action, err_text(e))),
                     };
                 let inline = self
                     .iam
@@ -265,7 +335,7 @@ impl Quarantiner {
                     .user_name(name)
                     .send()
                     .await
-                    .map_err(|e| read("iam:ListUserPolicies", err_text(e)))?;
+                    .map_err(|e| read(LIST_USER_POLICIES.action, err_text(e)))?;
                 Ok(Observed {
                     tags: pairs(tags.tags()),
                     keys: keys
@@ -287,11 +357,10 @@ impl Quarantiner {
                 let role = match self.iam.get_role().role_name(name).send().await {
                     Ok(r) => r,
                     Err(e) => {
-                        let e = err_text(e);
-                        return Err(if not_found(&e) {
+                        return Err(if is_no_such_entity(&e) {
                             ContainmentError::NotFound(target.label())
                         } else {
-                            read("iam:GetRole", e)
+                            read(GET_ROLE.action, err_text(e))
                         });
                     }
                 };
@@ -305,14 +374,14 @@ impl Quarantiner {
                     .role_name(name)
                     .send()
                     .await
-                    .map_err(|e| read("iam:ListRoleTags", err_text(e)))?;
+                    .map_err(|e| read(LIST_ROLE_TAGS.action, err_text(e)))?;
                 let inline = self
                     .iam
                     .list_role_policies()
                     .role_name(name)
                     .send()
                     .await
-                    .map_err(|e| read("iam:ListRolePolicies", err_text(e)))?;
+                    .map_err(|e| read(LIST_ROLE_POLICIES.action, err_text(e)))?;
                 Ok(Observed {
                     tags: pairs(tags.tags()),
                     keys: BTreeMap::new(),
@@ -351,56 +420,14 @@ impl Quarantiner {
         }
     }
 
-    async fn untag(&self, target: &Target, key: &str) -> Result<(), String> {
-        match target {
-            Target::User { name, .. } => self
-                .iam
-                .untag_user()
-                .user_name(name)
-                .tag_keys(key)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(err_text),
-            Target::Role { name } => self
-                .iam
-                .untag_role()
-                .role_name(name)
-                .tag_keys(key)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(err_text),
-        }
-    }
-
     async fn contain(
         &self,
         runner: &mut Runner,
         incident_id: &str,
         target: &Target,
         obs: &Observed,
-        pre: &IamPreState,
     ) -> Result<(), StepFailed> {
         let label = target.label();
-        let pre_json = serde_json::to_string(pre).unwrap_or_default();
-        let recorded = obs.tags.contains_key(TAG_PRE_STATE);
-        runner
-            .step(
-                "record-pre-state",
-                "iam:TagUser/TagRole",
-                &label,
-                format!("{TAG_PRE_STATE}={pre_json}"),
-                || async {
-                    if recorded {
-                        return Ok(StepResult::AlreadyDone("pre-state already recorded".into()));
-                    }
-                    self.tag(target, &[(TAG_PRE_STATE, &pre_json)]).await?;
-                    Ok(StepResult::Changed("recorded".into()))
-                },
-            )
-            .await?;
-
         let name = policy_name(incident_id);
         let has_policy = obs.inline_policies.contains(&name);
         let cutoff = Utc::now();
@@ -410,7 +437,7 @@ impl Quarantiner {
                 runner
                     .step(
                         "deny-all",
-                        "iam:PutUserPolicy",
+                        &PUT_USER_POLICY,
                         &label,
                         format!("{name}: Deny * and sessions issued before {cutoff}"),
                         || async {
@@ -450,7 +477,7 @@ impl Quarantiner {
                     runner
                         .step(
                             &format!("deactivate-key-{k}"),
-                            "iam:UpdateAccessKey",
+                            &UPDATE_ACCESS_KEY,
                             k,
                             "status → Inactive".into(),
                             || async {
@@ -474,7 +501,7 @@ impl Quarantiner {
                 runner
                     .step(
                         "disable-console",
-                        "iam:DeleteLoginProfile",
+                        &DELETE_LOGIN_PROFILE,
                         &label,
                         "remove the console password (user, keys and policies stay)".into(),
                         || async {
@@ -497,7 +524,7 @@ impl Quarantiner {
                 runner
                     .step(
                         "revoke-sessions",
-                        "iam:PutRolePolicy",
+                        &PUT_ROLE_POLICY,
                         &label,
                         format!("{name}: deny sessions issued before {cutoff}"),
                         || async {
@@ -524,7 +551,7 @@ impl Quarantiner {
         runner
             .step(
                 "tag-quarantined",
-                "iam:TagUser/TagRole",
+                target.call(&TAG_USER, &TAG_ROLE),
                 &label,
                 format!("{TAG_STATUS}=quarantined, {TAG_INCIDENT}={incident_id}"),
                 || async {
@@ -556,7 +583,7 @@ impl Quarantiner {
         runner
             .step(
                 "remove-quarantine-policy",
-                "iam:DeleteUserPolicy/DeleteRolePolicy",
+                target.call(&DELETE_USER_POLICY, &DELETE_ROLE_POLICY),
                 &label,
                 format!("delete {name}"),
                 || async {
@@ -604,7 +631,7 @@ impl Quarantiner {
                 runner
                     .step(
                         &format!("reactivate-key-{k}"),
-                        "iam:UpdateAccessKey",
+                        &UPDATE_ACCESS_KEY,
                         k,
                         "status → Active".into(),
                         || async {
@@ -639,16 +666,15 @@ impl Quarantiner {
         runner
             .step(
                 "tag-released",
-                "iam:TagUser/TagRole",
+                target.call(&TAG_USER, &TAG_ROLE),
                 &label,
-                format!("{TAG_STATUS}=released; remove {TAG_PRE_STATE}"),
+                format!("{TAG_STATUS}=released"),
                 || async {
                     self.tag(
                         target,
                         &[(TAG_STATUS, "released"), (TAG_INCIDENT, incident_id)],
                     )
                     .await?;
-                    self.untag(target, TAG_PRE_STATE).await?;
                     Ok(StepResult::Changed("released".into()))
                 },
             )

@@ -1,0 +1,119 @@
+//! IAM permissions declared in code, next to the calls that need them.
+//!
+//! Every AWS call a function makes is declared as a [`Permission`] constant beside the code that
+//! makes it; a containment step records that constant's action as its `api_call`. Each Lambda
+//! crate exports `PERMISSIONS` (the union for its function), `infra/permissions.json` is
+//! generated from those exports (`cargo run -p ir-tests --bin permissions`), and Terraform builds
+//! each function's role policy from that file. Tests fail when the committed file differs from
+//! the code, and when a function records an `api_call` it does not declare.
+//!
+//! Resource templates use placeholders Terraform fills in: `{partition}`, `{account}`,
+//! `{region}`, `{prefix}` (the deployment's name prefix) and named resources such as
+//! `{incidents_table}`; see `infra/main.tf` (`permission_tokens`) for the full list.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+/// One IAM action on one resource pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Permission {
+    /// `service:Action`, exactly as IAM names it.
+    pub action: &'static str,
+    /// ARN template (placeholders in braces) or `*` for actions that support no resource scope.
+    pub resource: &'static str,
+}
+
+impl Permission {
+    pub const fn new(action: &'static str, resource: &'static str) -> Permission {
+        Permission { action, resource }
+    }
+}
+
+/// Resource-level permissions do not exist for the action (e.g. `ec2:Describe*`): `*`.
+pub const ANY: &str = "*";
+
+/// Resource templates shared by several crates.
+pub mod resource {
+    pub const KILL_SWITCH: &str = "{kill_switch_parameter}";
+    pub const PRE_STATE_TABLE: &str = "{pre_state_table}";
+    pub const INCIDENTS_TABLE: &str = "{incidents_table}";
+    pub const APPROVALS_TABLE: &str = "{approvals_table}";
+    /// The secrets Terraform is configured with (SSM parameters / Secrets Manager secrets).
+    pub const SSM_SECRETS: &str = "{ssm_secrets}";
+    pub const SECRETS_MANAGER_SECRETS: &str = "{secretsmanager_secrets}";
+    pub const IAM_USER: &str = "arn:{partition}:iam::{account}:user/*";
+    pub const IAM_ROLE: &str = "arn:{partition}:iam::{account}:role/*";
+    pub const EC2_INSTANCE: &str = "arn:{partition}:ec2:{region}:{account}:instance/*";
+    pub const EC2_ENI: &str = "arn:{partition}:ec2:{region}:{account}:network-interface/*";
+    pub const EC2_SECURITY_GROUP: &str = "arn:{partition}:ec2:{region}:{account}:security-group/*";
+    pub const EC2_VPC: &str = "arn:{partition}:ec2:{region}:{account}:vpc/*";
+    pub const EC2_VOLUME: &str = "arn:{partition}:ec2:{region}:{account}:volume/*";
+    pub const EC2_SNAPSHOT: &str = "arn:{partition}:ec2:{region}::snapshot/*";
+    pub const S3_BUCKET: &str = "arn:{partition}:s3:::*";
+}
+
+/// The kill switch read before any mutating step.
+pub const KILL_SWITCH_READ: Permission =
+    Permission::new("ssm:GetParameter", resource::KILL_SWITCH);
+
+/// The union of several declaration groups, sorted and without duplicates.
+pub fn union(groups: &[&[Permission]]) -> Vec<Permission> {
+    let set: BTreeSet<Permission> = groups.iter().flat_map(|g| g.iter().copied()).collect();
+    set.into_iter().collect()
+}
+
+/// Whether `action` is declared in `permissions`.
+pub fn declares(permissions: &[Permission], action: &str) -> bool {
+    permissions.iter().any(|p| p.action == action)
+}
+
+/// IAM policy statements (`Effect`, `Action`, `Resource`): one per resource template, actions
+/// sorted, so the rendering is stable.
+pub fn statements(permissions: &[Permission]) -> serde_json::Value {
+    let mut by_resource: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for p in permissions {
+        by_resource.entry(p.resource).or_default().insert(p.action);
+    }
+    serde_json::Value::Array(
+        by_resource
+            .into_iter()
+            .map(|(resource, actions)| {
+                serde_json::json!({
+                    "Effect": "Allow",
+                    "Action": actions.into_iter().collect::<Vec<_>>(),
+                    "Resource": resource,
+                })
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: Permission = Permission::new("iam:GetUser", resource::IAM_USER);
+    const B: Permission = Permission::new("iam:ListUserTags", resource::IAM_USER);
+    const C: Permission = Permission::new("ec2:DescribeInstances", ANY);
+
+    #[test]
+    fn union_sorts_and_dedupes() {
+        let u = union(&[&[B, A], &[A, C]]);
+        assert_eq!(u, vec![C, A, B]);
+        assert!(declares(&u, "iam:GetUser"));
+        assert!(!declares(&u, "iam:TagUser"));
+    }
+
+    #[test]
+    fn statements_group_actions_by_resource() {
+        let s = statements(&[B, C, A]);
+        assert_eq!(
+            s,
+            serde_json::json!([
+                {"Effect": "Allow", "Action": ["ec2:DescribeInstances"], "Resource": "*"},
+                {"Effect": "Allow", "Action": ["iam:GetUser", "iam:ListUserTags"], "Resource": resource::IAM_USER},
+            ])
+        );
+    }
+}

@@ -1,0 +1,163 @@
+"""IAM and EC2 limits that the botocore models do not carry."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from . import StrictError, rule
+from .model import on_request
+
+INLINE_POLICY_QUOTA = {"user": 2048, "role": 10240, "group": 5120}
+
+
+def _size(document: str) -> int:
+    return len(re.sub(r"\s", "", document))
+
+
+@rule(
+    "iam-inline-policy-aggregate-size",
+    "iam",
+    "LimitExceeded (409)",
+    "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html",
+)
+def check_inline_quota(kind: str, name: str, entity: Any, policy_name: str, document: str) -> None:
+    """The sum of all inline policies of a user is at most 2,048 characters, of a role 10,240,
+    of a group 5,120; IAM does not count white space (IAM and AWS STS quotas, "IAM and STS
+    character limits")."""
+    others = sum(_size(doc) for pname, doc in entity.policies.items() if pname != policy_name)
+    limit = INLINE_POLICY_QUOTA[kind]
+    if others + _size(document) > limit:
+        from moto.iam.exceptions import LimitExceededException
+
+        raise LimitExceededException(f"Maximum policy size of {limit} bytes exceeded for {kind} {name}")
+
+
+@rule(
+    "iam-tags-per-resource",
+    "iam",
+    "LimitExceeded (409)",
+    "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html",
+)
+@on_request("iam", "TagUser", "TagRole")
+def check_iam_tag_count(response: Any, params: dict[str, Any]) -> None:
+    """An IAM user or role has at most 50 tags: TagUser/TagRole that would leave more
+    (existing keys plus new ones, keys compared case-insensitively) is refused. A single
+    request with more than 50 tags is already a ValidationError from the model."""
+    from moto.iam.models import iam_backends
+
+    backend = iam_backends[response.current_account][response.partition]
+    try:
+        if "UserName" in params:
+            kind, current = "User", backend.list_user_tags(params["UserName"])
+        else:
+            kind, current = "Role", backend.get_role(params["RoleName"]).tags
+    except Exception:  # noqa: BLE001 - let moto answer NoSuchEntity
+        return
+    keys = {t["Key"].lower() for t in current} | {t["Key"].lower() for t in params.get("Tags", [])}
+    if len(keys) > 50:
+        raise StrictError("LimitExceeded", f"Cannot exceed quota for TagsPer{kind}: 50", 409)
+
+
+def _ec2_tag_problem(tags: list[dict[str, Any]]) -> StrictError | None:
+    if len(tags) > 50:
+        return StrictError(
+            "TagLimitExceeded", "The maximum number of Tags for a resource has been reached."
+        )
+    for tag in tags:
+        key, value = tag.get("Key") or "", tag.get("Value") or ""
+        if key.lower().startswith("aws:"):
+            return StrictError(
+                "InvalidParameterValue",
+                f"Value ( {key} ) for parameter key is invalid. "
+                "Tag keys starting with 'aws:' are reserved for internal use",
+            )
+        if len(key) > 128:
+            return StrictError(
+                "InvalidParameterValue", "Tag key exceeds the maximum length of 128 characters"
+            )
+        if len(value) > 256:
+            return StrictError(
+                "InvalidParameterValue", "Tag value exceeds the maximum length of 256 characters"
+            )
+    return None
+
+
+@rule(
+    "ec2-tag-restrictions",
+    "ec2",
+    "InvalidParameterValue / TagLimitExceeded",
+    "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_Tags.html#tag-restrictions ; "
+    "https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html",
+)
+def check_ec2_tags(response: Any, params: dict[str, Any]) -> None:
+    """EC2 tags: key at most 128 and value at most 256 characters, no aws: key prefix, at most
+    50 tags per resource; for CreateTags and for TagSpecifications of any action (moto itself
+    refuses CreateTags that would bring a resource over 50)."""
+    groups = [params.get("Tags") or []] if response._get_action() == "CreateTags" else []
+    groups += [spec.get("Tags") or [] for spec in params.get("TagSpecifications") or []]
+    for tags in groups:
+        problem = _ec2_tag_problem(tags)
+        if problem:
+            raise problem
+
+
+def install_ec2_tag_rule() -> None:
+    from moto.core.utils import get_service_model
+
+    model = get_service_model("ec2")
+    for action in model.operation_names:
+        members = model.operation_model(action).input_shape
+        if action == "CreateTags" or (members and "TagSpecifications" in members.members):
+            on_request("ec2", action)(check_ec2_tags)
+
+
+@rule(
+    "ec2-spot-termination-protection",
+    "ec2",
+    "UnsupportedOperation",
+    "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-stop-protection.html ; "
+    "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_ChangingDisableAPITermination.html",
+)
+@on_request("ec2", "ModifyInstanceAttribute")
+def check_spot_termination(response: Any, params: dict[str, Any]) -> None:
+    """Termination protection cannot be set on a Spot Instance: ModifyInstanceAttribute of
+    disableApiTermination on one is refused (AWS refuses the attribute on Spot Instances
+    whatever its value)."""
+    touches = params.get("DisableApiTermination") is not None or (
+        (params.get("Attribute") or "") == "disableApiTermination"
+    )
+    if not touches:
+        return
+    from moto.ec2.models import ec2_backends
+
+    try:
+        instance = ec2_backends[response.current_account][response.region].get_instance(
+            params.get("InstanceId")
+        )
+    except Exception:  # noqa: BLE001 - moto answers InvalidInstanceID.NotFound
+        return
+    if getattr(instance, "lifecycle", None) == "spot":
+        raise StrictError(
+            "UnsupportedOperation",
+            "Modifying 'disableApiTermination' is not supported for spot instances.",
+        )
+
+
+def install() -> None:
+    from moto.iam.models import IAMBackend
+
+    def wrap(kind: str, method: str, getter: str) -> None:
+        original = getattr(IAMBackend, method)
+
+        def put_policy(self: Any, name: str, policy_name: str, policy_json: str) -> Any:
+            entity = getattr(self, getter)(name)
+            check_inline_quota(kind, name, entity, policy_name, policy_json)
+            return original(self, name, policy_name, policy_json)
+
+        setattr(IAMBackend, method, put_policy)
+
+    wrap("user", "put_user_policy", "get_user")
+    wrap("role", "put_role_policy", "get_role")
+    wrap("group", "put_group_policy", "get_group")
+    install_ec2_tag_rule()
