@@ -55,6 +55,25 @@ resource "aws_lambda_function_url" "approve" {
   authorization_type = "NONE"
 }
 
+# An auth-NONE function URL answers 403 to everyone until the function's resource policy lets
+# the public invoke it through the URL: lambda:InvokeFunctionUrl (for auth type NONE) and, for
+# URLs created since October 2025, lambda:InvokeFunction limited to calls made via the URL
+# (Lambda developer guide, "Control access to Lambda function URLs").
+resource "aws_lambda_permission" "approve_url" {
+  statement_id           = "JiraWebhookViaFunctionUrl"
+  action                 = "lambda:InvokeFunctionUrl"
+  function_name          = aws_lambda_function.function["ir-approve"].function_name
+  principal              = "*"
+  function_url_auth_type = "NONE"
+}
+
+resource "aws_lambda_permission" "approve_invoke" {
+  statement_id  = "JiraWebhookInvokeViaFunctionUrl"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.function["ir-approve"].function_name
+  principal     = "*"
+}
+
 # --- state machine -----------------------------------------------------------------------
 
 resource "aws_iam_role" "state_machine" {
@@ -192,7 +211,7 @@ resource "aws_iam_role_policy" "member_response" {
       Sid      = replace(k, "-", "")
       Effect   = "Allow"
       Resource = "*"
-      Action   = distinct(flatten([for st in local.functions[k].statements : st.Action if st.Resource == "*"]))
+      Action   = distinct(flatten([for st in local.permissions[k] : st.Action if !startswith(st.Resource, "{")]))
     }]
   })
 }

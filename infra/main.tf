@@ -29,6 +29,7 @@ locals {
     IR_KILL_SWITCH_PARAMETER = local.kill_switch_parameter
     IR_DRY_RUN               = tostring(var.dry_run)
   }
+  containment_env = merge(local.common_env, { IR_PRE_STATE_TABLE = aws_dynamodb_table.pre_state.name })
   notify_env = merge(
     {
       IR_SNS_TOPIC_ARN      = aws_sns_topic.alerts.arn
@@ -49,69 +50,58 @@ locals {
     Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     Resource = "arn:${local.partition}:logs:${local.region}:${local.account}:log-group:/aws/lambda/${local.p}-*:*"
   }
-  kill_switch_statement = {
-    Effect   = "Allow"
-    Action   = ["ssm:GetParameter"]
-    Resource = aws_ssm_parameter.kill_switch.arn
+  # Each function's role policy is what its code declares (crates/*: a Permission beside every
+  # AWS call), rendered into permissions.json by `cargo run -p ir-tests --bin permissions`; a
+  # test fails while the file and the code differ. Placeholders become this deployment's ARNs.
+  permissions = jsondecode(file("${path.module}/permissions.json"))
+  permission_lists = {
+    "{ssm_secrets}"            = local.ssm_arns
+    "{secretsmanager_secrets}" = local.secret_arns
   }
-  secrets_statements = concat(
-    length(local.ssm_arns) == 0 ? [] : [{ Effect = "Allow", Action = ["ssm:GetParameter"], Resource = local.ssm_arns }],
-    length(local.secret_arns) == 0 ? [] : [{ Effect = "Allow", Action = ["secretsmanager:GetSecretValue"], Resource = local.secret_arns }],
-  )
+  permission_arns = {
+    "{kill_switch_parameter}" = aws_ssm_parameter.kill_switch.arn
+    "{incidents_table}"       = aws_dynamodb_table.incidents.arn
+    "{approvals_table}"       = aws_dynamodb_table.approvals.arn
+    "{pre_state_table}"       = aws_dynamodb_table.pre_state.arn
+    "{state_machine}"         = local.state_machine_arn
+    "{alerts_topic}"          = aws_sns_topic.alerts.arn
+    "{evidence_bucket_arn}"   = aws_s3_bucket.evidence.arn
+    "{evidence_key_arn}"      = aws_kms_key.evidence.arn
+  }
+  declared_statements = {
+    for fn, statements in local.permissions : fn => [
+      for st in statements : {
+        Effect = st.Effect
+        Action = st.Action
+        Resource = lookup(local.permission_lists, st.Resource, [
+          replace(replace(replace(replace(
+            lookup(local.permission_arns, st.Resource, st.Resource),
+          "{partition}", local.partition), "{account}", local.account), "{region}", local.region), "{prefix}", local.p)
+        ])
+      } if length(lookup(local.permission_lists, st.Resource, ["one"])) > 0
+    ]
+  }
 
-  # One entry per Lambda: its environment and exactly the actions its code calls.
+  # One entry per Lambda: its environment and exactly the actions its code declares.
   functions = {
     "ir-triage" = {
       env = merge(local.common_env, {
         IR_INCIDENTS_TABLE   = aws_dynamodb_table.incidents.name
         IR_STATE_MACHINE_ARN = local.state_machine_arn
       })
-      statements = [local.kill_switch_statement,
-        { Effect = "Allow", Action = ["dynamodb:UpdateItem"], Resource = aws_dynamodb_table.incidents.arn },
-      { Effect = "Allow", Action = ["states:StartExecution"], Resource = local.state_machine_arn }]
+      statements = local.declared_statements["ir-triage"]
     }
     "ir-isolate-ec2" = {
-      env = local.common_env
-      statements = [local.kill_switch_statement,
-        { Effect = "Allow", Resource = "*", Action = [
-          "ec2:DescribeInstances", "ec2:DescribeInstanceAttribute", "ec2:DescribeNetworkInterfaces",
-          "ec2:DescribeSecurityGroups", "ec2:DescribeIamInstanceProfileAssociations",
-          "autoscaling:DescribeAutoScalingInstances",
-        ] },
-        { Effect = "Allow", Resource = "*", Action = [
-          "ec2:CreateSecurityGroup", "ec2:RevokeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress",
-          "ec2:AuthorizeSecurityGroupIngress", "ec2:AuthorizeSecurityGroupEgress",
-          "ec2:ModifyNetworkInterfaceAttribute", "ec2:ModifyInstanceAttribute",
-          "ec2:DisassociateIamInstanceProfile", "ec2:AssociateIamInstanceProfile",
-          "ec2:CreateTags", "ec2:DeleteTags",
-          "autoscaling:SetInstanceProtection", "autoscaling:DetachInstances",
-          "iam:GetInstanceProfile", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:PassRole",
-        ] },
-      ]
+      env        = local.containment_env
+      statements = local.declared_statements["ir-isolate-ec2"]
     }
     "ir-quarantine-iam" = {
-      env = merge(local.common_env, { IR_DEACTIVATE_ALL_KEYS = "true" })
-      statements = [local.kill_switch_statement,
-        { Effect = "Allow", Resource = "*", Action = [
-          "iam:GetUser", "iam:GetRole", "iam:GetLoginProfile", "iam:ListAccessKeys",
-          "iam:ListUserPolicies", "iam:ListRolePolicies", "iam:ListUserTags", "iam:ListRoleTags",
-          "iam:PutUserPolicy", "iam:PutRolePolicy", "iam:DeleteUserPolicy", "iam:DeleteRolePolicy",
-          "iam:UpdateAccessKey", "iam:DeleteLoginProfile",
-          "iam:TagUser", "iam:TagRole", "iam:UntagUser", "iam:UntagRole",
-        ] },
-      ]
+      env        = merge(local.containment_env, { IR_DEACTIVATE_ALL_KEYS = "true" })
+      statements = local.declared_statements["ir-quarantine-iam"]
     }
     "ir-lockdown-s3" = {
-      env = merge(local.common_env, { IR_EVIDENCE_BUCKET = aws_s3_bucket.evidence.bucket, IR_S3_OBJECT_LOCK = "false" })
-      statements = [local.kill_switch_statement,
-        { Effect = "Allow", Resource = "*", Action = [
-          "s3:ListBucket", "s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy",
-          "s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock",
-          "s3:GetBucketVersioning", "s3:PutBucketVersioning", "s3:GetBucketLogging", "s3:PutBucketLogging",
-          "s3:GetBucketTagging", "s3:PutBucketTagging", "s3:GetBucketObjectLockConfiguration",
-          "s3:PutBucketObjectLockConfiguration",
-        ] },
-      ]
+      env        = merge(local.containment_env, { IR_EVIDENCE_BUCKET = aws_s3_bucket.evidence.bucket, IR_S3_OBJECT_LOCK = "false" })
+      statements = local.declared_statements["ir-lockdown-s3"]
     }
     "ir-preserve-evidence" = {
       env = {
@@ -120,30 +110,11 @@ locals {
         IR_EVIDENCE_KMS_KEY_ID     = aws_kms_key.evidence.arn
         IR_EVIDENCE_RETENTION_DAYS = tostring(var.evidence_retention_days)
       }
-      statements = [
-        { Effect = "Allow", Resource = "*", Action = [
-          "ec2:DescribeInstances", "ec2:DescribeSecurityGroups", "ec2:DescribeFlowLogs", "ec2:DescribeSnapshots",
-          "ec2:CreateSnapshot", "ec2:CreateTags",
-          "iam:GetUser", "iam:ListAccessKeys", "iam:GetAccessKeyLastUsed", "iam:GetLoginProfile",
-          "iam:ListGroupsForUser", "iam:ListAttachedUserPolicies", "iam:ListUserPolicies", "iam:GetUserPolicy",
-          "iam:GetRole", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies", "iam:GetRolePolicy",
-          "s3:GetBucketPolicy", "s3:GetBucketPublicAccessBlock", "s3:GetBucketAcl", "s3:GetBucketVersioning",
-          "s3:GetBucketLogging", "s3:GetEncryptionConfiguration", "s3:GetBucketTagging", "s3:GetBucketLocation",
-          "cloudtrail:LookupEvents",
-        ] },
-        { Effect = "Allow", Action = ["s3:ListBucket"], Resource = aws_s3_bucket.evidence.arn },
-        { Effect = "Allow", Action = ["s3:GetObject", "s3:PutObject", "s3:PutObjectRetention"], Resource = "${aws_s3_bucket.evidence.arn}/incidents/*" },
-        { Effect = "Allow", Action = ["kms:GenerateDataKey", "kms:Decrypt"], Resource = aws_kms_key.evidence.arn },
-      ]
+      statements = local.declared_statements["ir-preserve-evidence"]
     }
     "ir-notify" = {
-      env = local.notify_env
-      statements = concat(local.secrets_statements, [
-        { Effect = "Allow", Action = ["sns:Publish"], Resource = aws_sns_topic.alerts.arn },
-        { Effect = "Allow", Action = ["dynamodb:PutItem"], Resource = aws_dynamodb_table.approvals.arn },
-        # The finding's workflow status and notes, in whichever region the finding is.
-        { Effect = "Allow", Action = ["securityhub:BatchUpdateFindings"], Resource = "arn:${local.partition}:securityhub:*:${local.account}:hub/default" },
-      ])
+      env        = local.notify_env
+      statements = local.declared_statements["ir-notify"]
     }
     "ir-approve" = {
       env = {
@@ -152,10 +123,7 @@ locals {
         IR_JIRA_WEBHOOK_SECRET = var.jira_webhook_secret
         IR_APPROVERS           = join(",", var.approvers)
       }
-      statements = concat(local.secrets_statements, [
-        { Effect = "Allow", Action = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"], Resource = aws_dynamodb_table.approvals.arn },
-        { Effect = "Allow", Action = ["states:SendTaskSuccess", "states:SendTaskFailure"], Resource = "*" },
-      ])
+      statements = local.declared_statements["ir-approve"]
     }
   }
 }
@@ -173,6 +141,21 @@ resource "aws_dynamodb_table" "incidents" {
   ttl {
     attribute_name = "expires_at"
     enabled        = true
+  }
+  point_in_time_recovery {
+    enabled = true
+  }
+}
+
+# What each containment found before changing anything (one item per resource; only the IR
+# functions write it). Release restores from here, never from a tag on the resource.
+resource "aws_dynamodb_table" "pre_state" {
+  name         = "${local.p}-pre-state"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "resource"
+  attribute {
+    name = "resource"
+    type = "S"
   }
   point_in_time_recovery {
     enabled = true

@@ -183,6 +183,7 @@ def _send_to_targets(self, original_event, transform_input=True):
 Rule.send_to_targets = _send_to_targets
 
 # Strict mode: refuse what real AWS refuses (tests/strict_aws.py); STRICT=0 turns it off.
+sys.dont_write_bytecode = True  # no __pycache__ for strict_aws / tests/strict in the work tree
 import strict_aws  # noqa: E402,F401
 
 from moto.server import main  # noqa: E402  (after patching)

@@ -18,6 +18,7 @@ import time
 import unittest
 import zipfile
 
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from strict.model import PROJECT_SERVICES, java_pattern  # noqa: E402

@@ -134,6 +134,17 @@ pub async fn stored_pre_state(
     store.get(&key).await.expect("read pre-state")
 }
 
+/// Fails when `record` (a function's output) holds a step whose `api_call` the function does not
+/// declare as a permission.
+pub fn assert_declared<T: serde::Serialize>(function: &str, record: &T) {
+    let value = serde_json::to_value(record).expect("record as JSON");
+    let undeclared = crate::permissions::undeclared_calls(function, &value);
+    assert!(
+        undeclared.is_empty(),
+        "{function} records calls it does not declare: {undeclared:?}"
+    );
+}
+
 /// The safety inputs with the kill switch at [`KILL_SWITCH`], no forced dry-run, and the
 /// default policy's protected tags.
 pub fn safety(sdk: &aws_config::SdkConfig) -> ir_core::actions::Safety {

@@ -176,7 +176,19 @@ async fn serve(
     };
     let started_at = chrono::Utc::now();
     let clock = std::time::Instant::now();
-    let result = handler(payload.clone()).await;
+    // A step that records an AWS call its function does not declare (and so its role would not
+    // grant) fails the invocation, as AccessDenied would in AWS.
+    let result = handler(payload.clone()).await.and_then(|out| {
+        let known = crate::permissions::declared().contains_key(function.as_str());
+        let undeclared = crate::permissions::undeclared_calls(&function, &out);
+        if known && !undeclared.is_empty() {
+            return Err(Diagnostic {
+                error_type: "UndeclaredApiCall".into(),
+                error_message: format!("{function} called {undeclared:?} without declaring it"),
+            });
+        }
+        Ok(out)
+    });
     let elapsed = clock.elapsed();
     if let Ok(mut calls) = state.calls.lock() {
         calls.push(Invocation {

@@ -28,6 +28,7 @@ use aws_credential_types::Credentials;
 pub mod eventbridge;
 pub mod fixtures;
 pub mod invoke;
+pub mod permissions;
 pub mod pipeline;
 pub mod runtime_api;
 

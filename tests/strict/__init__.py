@@ -46,6 +46,12 @@ class StrictError(ServiceException):
     def __init__(self, code: str, message: str, http_status: int = 400):
         super().__init__(code, message)
         self.http_status = http_status
+        log_refusal(code, message)
+
+
+def log_refusal(code: str, message: str) -> None:
+    """Every refusal goes to the server log (target/moto-logs/ in the Rust harness)."""
+    print(f"[strict] refused: {code}: {message[:500]}", file=sys.stderr, flush=True)
 
 
 _logged: set[str] = set()

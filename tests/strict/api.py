@@ -60,7 +60,8 @@ def function_url_access(function: Any) -> tuple[int, dict[str, Any]]:
     AuthType is NONE and the function's resource policy grants lambda:InvokeFunctionUrl to
     principal * with condition lambda:FunctionUrlAuthType = NONE and (for URLs created since
     October 2025, i.e. every URL created here) lambda:InvokeFunction to principal *. An
-    AWS_IAM URL refuses unsigned requests. Served by GET /strict-api/function-url/<name>."""
+    AWS_IAM URL refuses unsigned requests. Served by GET /strict-api/function-url/<name>.
+    Source: Lambda Developer Guide, "Control access to Lambda function URLs"."""
     url_config = getattr(function, "url_config", None)
     if url_config is None:
         return 404, {"Message": "The function has no function URL"}

@@ -61,7 +61,8 @@ def check_item_size(response: Any, params: dict[str, Any]) -> None:
     """An item is at most 400 KB (409,600 bytes): attribute names plus values, sized as
     DynamoDB documents (UTF-8 strings, numbers ~1 byte per 2 digits + 1, 1 byte for a
     boolean/null, 3 bytes + 1 per element for lists and maps). PutItem, BatchWriteItem puts,
-    TransactWriteItems puts; UpdateItem keeps moto's own check."""
+    TransactWriteItems puts; UpdateItem keeps moto's own check. Source: DynamoDB Developer
+    Guide, "Service, account, and table quotas" (item size) and "Item sizes and formats"."""
     items = [params.get("Item") or {}]
     for requests in (params.get("RequestItems") or {}).values():
         items += [(r.get("PutRequest") or {}).get("Item") or {} for r in requests]
@@ -83,7 +84,9 @@ def within_quota(value: Any) -> bool:
     States.DataLimitExceeded; strict mode adds the state input after Parameters/Arguments,
     lets exactly 256 KiB through, and stops States.ALL in Catch/Retry from matching
     States.DataLimitExceeded and States.Runtime. Execution input over the limit is refused by
-    StartExecution (model: input max 262144)."""
+    StartExecution (model: input max 262144). Source: Step Functions Developer Guide,
+    "Handling errors in Step Functions workflows" (States.ALL, States.DataLimitExceeded,
+    States.Runtime) and "Step Functions service quotas" (256 KiB input/output)."""
     from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 
     text = value if isinstance(value, str) else to_json_str(value)

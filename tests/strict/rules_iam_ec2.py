@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from . import StrictError, rule
+from . import StrictError, log_refusal, rule
 from .model import on_request
 
 INLINE_POLICY_QUOTA = {"user": 2048, "role": 10240, "group": 5120}
@@ -30,7 +30,9 @@ def check_inline_quota(kind: str, name: str, entity: Any, policy_name: str, docu
     if others + _size(document) > limit:
         from moto.iam.exceptions import LimitExceededException
 
-        raise LimitExceededException(f"Maximum policy size of {limit} bytes exceeded for {kind} {name}")
+        message = f"Maximum policy size of {limit} bytes exceeded for {kind} {name}"
+        log_refusal("LimitExceeded", message)
+        raise LimitExceededException(message)
 
 
 @rule(
@@ -43,7 +45,9 @@ def check_inline_quota(kind: str, name: str, entity: Any, policy_name: str, docu
 def check_iam_tag_count(response: Any, params: dict[str, Any]) -> None:
     """An IAM user or role has at most 50 tags: TagUser/TagRole that would leave more
     (existing keys plus new ones, keys compared case-insensitively) is refused. A single
-    request with more than 50 tags is already a ValidationError from the model."""
+    request with more than 50 tags is already a ValidationError from the model. Source: IAM
+    User Guide, "IAM and AWS STS quotas" (tags per IAM resource: 50); the exact message is
+    modelled on IAM's other quota messages."""
     from moto.iam.models import iam_backends
 
     backend = iam_backends[response.current_account][response.partition]
@@ -93,7 +97,8 @@ def _ec2_tag_problem(tags: list[dict[str, Any]]) -> StrictError | None:
 def check_ec2_tags(response: Any, params: dict[str, Any]) -> None:
     """EC2 tags: key at most 128 and value at most 256 characters, no aws: key prefix, at most
     50 tags per resource; for CreateTags and for TagSpecifications of any action (moto itself
-    refuses CreateTags that would bring a resource over 50)."""
+    refuses CreateTags that would bring a resource over 50). Source: Amazon EC2 User Guide,
+    "Tag your Amazon EC2 resources", "Tag restrictions"."""
     groups = [params.get("Tags") or []] if response._get_action() == "CreateTags" else []
     groups += [spec.get("Tags") or [] for spec in params.get("TagSpecifications") or []]
     for tags in groups:
@@ -116,14 +121,14 @@ def install_ec2_tag_rule() -> None:
     "ec2-spot-termination-protection",
     "ec2",
     "UnsupportedOperation",
-    "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-stop-protection.html ; "
     "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_ChangingDisableAPITermination.html",
 )
 @on_request("ec2", "ModifyInstanceAttribute")
 def check_spot_termination(response: Any, params: dict[str, Any]) -> None:
     """Termination protection cannot be set on a Spot Instance: ModifyInstanceAttribute of
     disableApiTermination on one is refused (AWS refuses the attribute on Spot Instances
-    whatever its value)."""
+    whatever its value). Source: Amazon EC2 User Guide, "Enable termination protection"
+    ("You can't enable termination protection for Spot Instances")."""
     touches = params.get("DisableApiTermination") is not None or (
         (params.get("Attribute") or "") == "disableApiTermination"
     )

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 
 from moto.s3.exceptions import S3ClientError
 
-from . import rule
+from . import log_refusal, rule
 from .model import java_pattern
 
 TAG_PATTERN = r"[\p{L}\p{Z}\p{N}_.:/=+\-@]*"
@@ -26,6 +26,7 @@ class S3StrictError(S3ClientError):
     def __init__(self, code: str, message: str, http_status: int = 400):
         super().__init__(code, message)
         self.http_status = http_status
+        log_refusal(code, message)
 
 
 @rule(
@@ -40,7 +41,8 @@ def check_tags(tags: list[tuple[str, str]], bucket: bool) -> None:
     """S3 tags: key 1-128 and value 0-256 Unicode characters of [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@],
     unique keys, no user tag key starting with aws:, at most 50 tags on a bucket (10 on an
     object, which moto already refuses). PutBucketTagging, PutObjectTagging, and x-amz-tagging
-    on PutObject / CopyObject / CreateMultipartUpload."""
+    on PutObject / CopyObject / CreateMultipartUpload. Source: Amazon S3 User Guide,
+    "Categorizing your storage using tags"; S3 API Reference, "Tag"."""
     allowed = java_pattern(TAG_PATTERN)
     seen: set[str] = set()
     for key, value in tags:
@@ -83,7 +85,8 @@ def _tags_in_body(body: Any) -> list[tuple[str, str]]:
 def check_policy_size(policy: Any) -> None:
     """A bucket policy is at most 20 KB (20,480 bytes of the policy without insignificant
     whitespace). The code is the one S3-compatible servers copy from S3 (MinIO's
-    PolicyTooLarge); the AWS page documents the limit, not the code."""
+    PolicyTooLarge); the AWS page documents the limit, not the code. Source: Amazon S3 User
+    Guide, "Adding a bucket policy by using the Amazon S3 console" ("limited to 20 KB")."""
     text = policy.decode("utf-8") if isinstance(policy, bytes) else str(policy)
     try:
         compact = json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False)
@@ -134,7 +137,8 @@ def _is_public_statement(statement: dict[str, Any]) -> bool:
 def check_public_policy(backend: Any, bucket_name: str, policy: Any) -> None:
     """With BlockPublicPolicy on (bucket or account), PutBucketPolicy of a public policy
     (Allow to Principal * / {"AWS":"*"} without a fixed-value restricting condition, per
-    "The meaning of public") is refused with 403 AccessDenied."""
+    "The meaning of public") is refused with 403 AccessDenied. Source: Amazon S3 User Guide,
+    "Blocking public access to your Amazon S3 storage" (BlockPublicPolicy)."""
     bucket = backend.get_bucket(bucket_name)
     blocks = bool(bucket.public_access_block and bucket.public_access_block.block_public_policy)
     if not blocks:

@@ -10,6 +10,7 @@ use ir_core::prestate::PreStateKey;
 use ir_core::TriageDecision;
 use ir_isolate_ec2::{IsolateConfig, Isolator};
 use ir_tests::fixtures::{
+    assert_declared,
     event_json, live_triage, pre_state_store, safety, set_kill_switch, KILL_SWITCH,
 };
 use ir_tests::MotoServer;
@@ -305,6 +306,7 @@ async fn isolation_covers_every_eni_is_idempotent_and_release_restores() {
         .handle(w.request(decision.clone(), Mode::Contain))
         .await
         .expect("contain");
+    assert_declared(ir_isolate_ec2::FUNCTION_NAME, &rec);
     assert_eq!(rec.status, RecordStatus::Completed, "{:#?}", rec.steps);
 
     // Every ENI now has exactly the isolation group, which allows nothing.
@@ -404,6 +406,7 @@ async fn isolation_covers_every_eni_is_idempotent_and_release_restores() {
     let mut release = w.request(decision, Mode::Release);
     release.previous = Some(rec);
     let rel = w.isolator.handle(release).await.expect("release");
+    assert_declared(ir_isolate_ec2::FUNCTION_NAME, &rel);
     assert_eq!(rel.status, RecordStatus::Completed, "{:#?}", rel.steps);
     assert_eq!(eni_groups(&w.ec2, &w.instance_id).await, w.original_groups);
     assert!(
@@ -509,6 +512,7 @@ async fn approval_tier_waits_for_an_analyst() {
         at: chrono::Utc::now(),
     });
     let rec = w.isolator.handle(approved).await.expect("contain");
+    assert_declared(ir_isolate_ec2::FUNCTION_NAME, &rec);
     assert_eq!(rec.status, RecordStatus::Completed);
     assert_ne!(eni_groups(&w.ec2, &w.instance_id).await, w.original_groups);
 }
@@ -710,6 +714,7 @@ async fn an_auto_scaling_instance_is_detached_with_capacity_kept_and_not_termina
         })
         .await
         .expect("contain");
+    assert_declared(ir_isolate_ec2::FUNCTION_NAME, &rec);
     assert_eq!(rec.status, RecordStatus::Completed, "{:#?}", rec.steps);
     for step in ["asg-protect-from-scale-in", "asg-detach"] {
         assert!(

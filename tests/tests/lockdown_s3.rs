@@ -10,6 +10,7 @@ use ir_core::prestate::PreStateKey;
 use ir_core::{Tier, TriageDecision};
 use ir_lockdown_s3::{LockdownConfig, LockdownS3};
 use ir_tests::fixtures::{
+    assert_declared,
     event_json, live_triage, pre_state_store, safety, set_kill_switch, KILL_SWITCH,
 };
 use ir_tests::MotoServer;
@@ -188,6 +189,7 @@ async fn lockdown_merges_the_policy_is_idempotent_and_release_restores() {
         .handle(w.request(decision.clone(), Mode::Contain))
         .await
         .expect("contain");
+    assert_declared(ir_lockdown_s3::FUNCTION_NAME, &rec);
     assert_eq!(rec.status, RecordStatus::Completed, "{:#?}", rec.steps);
     assert_eq!(w.bpa().await, Some([true; 4]));
     let policy = w.policy().await;
@@ -246,6 +248,7 @@ async fn lockdown_merges_the_policy_is_idempotent_and_release_restores() {
         .handle(w.request(decision, Mode::Release))
         .await
         .expect("release");
+    assert_declared(ir_lockdown_s3::FUNCTION_NAME, &rel);
     assert_eq!(rel.status, RecordStatus::Completed, "{:#?}", rel.steps);
     assert_eq!(w.bpa().await, None);
     assert_eq!(w.policy().await, w.original_policy);

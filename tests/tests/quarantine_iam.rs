@@ -8,7 +8,8 @@ use ir_core::audit::Outcome;
 use ir_core::prestate::PreStateKey;
 use ir_core::{Tier, TriageDecision};
 use ir_quarantine_iam::{QuarantineConfig, Quarantiner};
-use ir_tests::fixtures::{event_json, live_triage, pre_state_store, safety};
+use ir_tests::fixtures::{
+    assert_declared,event_json, live_triage, pre_state_store, safety};
 use ir_tests::MotoServer;
 use ir_triage::Triage;
 
@@ -156,6 +157,7 @@ async fn user_quarantine_denies_deactivates_disables_console_and_release_restore
         .handle(approved(decision.clone(), Mode::Contain))
         .await
         .expect("contain");
+    assert_declared(ir_quarantine_iam::FUNCTION_NAME, &rec);
     assert_eq!(rec.status, RecordStatus::Completed, "{:#?}", rec.steps);
 
     // Inline deny-all with a TokenIssueTime cut-off.
@@ -237,6 +239,7 @@ async fn user_quarantine_denies_deactivates_disables_console_and_release_restore
         .handle(approved(decision, Mode::Release))
         .await
         .expect("release");
+    assert_declared(ir_quarantine_iam::FUNCTION_NAME, &rel);
     assert_eq!(rel.status, RecordStatus::Completed, "{:#?}", rel.steps);
     assert!(w
         .iam
@@ -281,6 +284,7 @@ async fn role_sessions_are_revoked_and_released() {
         previous: None,
     };
     let rec = w.quarantiner.handle(req).await.expect("contain");
+    assert_declared(ir_quarantine_iam::FUNCTION_NAME, &rec);
     assert_eq!(rec.status, RecordStatus::Completed, "{:#?}", rec.steps);
     let name = format!("ir-quarantine-{}", decision.incident_id);
     let pol = w
@@ -311,6 +315,7 @@ async fn role_sessions_are_revoked_and_released() {
         previous: Some(rec),
     };
     let rel = w.quarantiner.handle(req).await.expect("release");
+    assert_declared(ir_quarantine_iam::FUNCTION_NAME, &rel);
     assert_eq!(rel.status, RecordStatus::Completed);
     assert!(w
         .iam
@@ -415,6 +420,7 @@ async fn release_skips_a_key_deleted_since_containment_and_still_finishes() {
         .handle(approved(decision.clone(), Mode::Contain))
         .await
         .expect("contain");
+    assert_declared(ir_quarantine_iam::FUNCTION_NAME, &rec);
     assert_eq!(rec.status, RecordStatus::Completed);
     w.iam
         .delete_access_key()
@@ -428,6 +434,7 @@ async fn release_skips_a_key_deleted_since_containment_and_still_finishes() {
         .handle(approved(decision, Mode::Release))
         .await
         .expect("release");
+    assert_declared(ir_quarantine_iam::FUNCTION_NAME, &rel);
     assert_eq!(rel.status, RecordStatus::Completed, "{:#?}", rel.steps);
     let skipped = format!("reactivate-key-{}", keys[0]);
     assert!(rel
@@ -445,4 +452,70 @@ async fn release_skips_a_key_deleted_since_containment_and_still_finishes() {
             .map(String::as_str),
         Some("released")
     );
+}
+
+/// A second incident for an already quarantined user (another finding, arriving later) must
+/// not record the quarantined state as "original"; a tag planted on the user plays no part.
+#[tokio::test]
+async fn a_later_incident_keeps_the_first_recorded_pre_state_and_planted_tags_are_ignored() {
+    let w = world().await;
+    let keys = w.user("ci-runner").await;
+    let decision = w
+        .decide("guardduty-iam-anomalous-behavior.json", |e| {
+            e["detail"]["resource"]["accessKeyDetails"]["userName"] = "ci-runner".into();
+            e["detail"]["resource"]["accessKeyDetails"]["accessKeyId"] = keys[0].clone().into();
+        })
+        .await;
+    let first = w
+        .quarantiner
+        .handle(approved(decision.clone(), Mode::Contain))
+        .await
+        .expect("first contain");
+    assert_eq!(first.status, RecordStatus::Completed, "{:#?}", first.steps);
+    assert!(w.keys("ci-runner").await.values().all(|s| s == "Inactive"));
+
+    // The attacker plants what an older version read back as the pre-state.
+    w.iam
+        .tag_user()
+        .user_name("ci-runner")
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("ir:pre-quarantine")
+                .value("planted")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("tag");
+
+    let mut other = decision.clone();
+    other.incident_id = format!("{}-later", decision.incident_id);
+    let second = w
+        .quarantiner
+        .handle(approved(other, Mode::Contain))
+        .await
+        .expect("second contain");
+    let record_step = second
+        .steps
+        .iter()
+        .find(|s| s.step == "record-pre-state")
+        .expect("record-pre-state step");
+    assert_eq!(record_step.outcome, Outcome::AlreadyDone, "{record_step:?}");
+    assert_eq!(second.pre_state, first.pre_state);
+    assert!(second.pre_state["k"]
+        .as_object()
+        .unwrap()
+        .values()
+        .all(|v| v == "Active"));
+
+    // Release by the later incident restores the first-recorded original: keys active again.
+    let rel = w
+        .quarantiner
+        .handle(approved(decision, Mode::Release))
+        .await
+        .expect("release");
+    assert_declared(ir_quarantine_iam::FUNCTION_NAME, &rel);
+    assert_eq!(rel.status, RecordStatus::Completed, "{:#?}", rel.steps);
+    assert!(w.keys("ci-runner").await.values().all(|s| s == "Active"));
 }

@@ -1,7 +1,7 @@
 //! ir-approve: the human review gate's webhook.
 //!
 //! The state machine pauses at `ReviewGate` (`waitForTaskToken`); ir-notify stores the task token
-//! in the gate table ([`store::GateStore::register`]) and tells the Jira ticket that approval is
+//! in the gate table ([`GateStore::register`]) and tells the Jira ticket that approval is
 //! pending. When an analyst moves the ticket to the approve or reject status, Jira calls this
 //! function's URL. In order, the webhook is:
 //!
@@ -23,7 +23,6 @@
 //!
 //! The task token never appears in a response, a log line or the ticket.
 
-pub mod store;
 pub mod webhook;
 
 use chrono::{DateTime, Duration, Utc};
@@ -34,9 +33,24 @@ use ir_core::ConfigError;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-pub use store::{GateStore, PendingGate, StoreError};
+pub use ir_core::gate::{self as store, GateStore, PendingGate, StoreError};
 
 pub const FUNCTION_NAME: &str = "ir-approve";
+
+/// Every AWS call this function makes. A task token names no resource ARN IAM can scope, so
+/// the task callbacks are limited to this deployment's state machine's executions' activities
+/// by the token itself (`*` is the only resource the actions support).
+pub fn permissions() -> Vec<ir_core::permissions::Permission> {
+    use ir_core::permissions::Permission;
+    ir_core::permissions::union(&[
+        ir_core::secrets::PERMISSIONS,
+        ir_core::gate::ANSWER_PERMISSIONS,
+        &[
+            Permission::new("states:SendTaskSuccess", ir_core::permissions::ANY),
+            Permission::new("states:SendTaskFailure", ir_core::permissions::ANY),
+        ],
+    ])
+}
 /// The error the state machine's ReviewGate Catch matches for a rejection.
 pub const REJECTED_ERROR: &str = "ReviewRejected";
 

@@ -16,6 +16,7 @@ pub mod config;
 pub mod decision;
 pub mod error;
 pub mod finding;
+pub mod gate;
 pub mod incident;
 pub mod killswitch;
 pub mod permissions;

@@ -28,7 +28,7 @@ pub mod securityhub;
 use std::time::Duration;
 
 use chrono::Utc;
-use ir_approve::{GateStore, PendingGate};
+use ir_core::gate::{GateStore, PendingGate};
 use ir_core::config::{env_bool_strict, env_or};
 use ir_core::incident::SeverityLabel;
 use ir_core::secrets::{SecretRef, SecretStore};
@@ -39,6 +39,19 @@ use serde::{Deserialize, Serialize};
 pub use message::{Kind, Message, NotifyRequest};
 
 pub const FUNCTION_NAME: &str = "ir-notify";
+
+/// Every AWS call this function makes (the Security Hub update in any region of the account).
+pub fn permissions() -> Vec<ir_core::permissions::Permission> {
+    use ir_core::permissions::Permission;
+    ir_core::permissions::union(&[
+        ir_core::secrets::PERMISSIONS,
+        ir_core::gate::REGISTER_PERMISSIONS,
+        &[
+            Permission::new("sns:Publish", "{alerts_topic}"),
+            securityhub::BATCH_UPDATE_FINDINGS,
+        ],
+    ])
+}
 pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 
 /// Jira settings (all of `IR_JIRA_URL`, `IR_JIRA_PROJECT`, `IR_JIRA_CREDENTIALS_SECRET`, or none).

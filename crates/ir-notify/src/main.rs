@@ -20,7 +20,7 @@ async fn main() -> Result<(), Error> {
         gate: config
             .approvals_table
             .clone()
-            .map(|t| ir_approve::GateStore::new(aws_sdk_dynamodb::Client::new(&sdk), t)),
+            .map(|t| ir_core::gate::GateStore::new(aws_sdk_dynamodb::Client::new(&sdk), t)),
         securityhub: config
             .securityhub_update
             .then(|| aws_sdk_securityhub::Client::new(&sdk)),

@@ -15,6 +15,13 @@
 //! (Security Hub off) the update is skipped, not failed. A dry-run response changes nothing,
 //! so it does not move the workflow either. The call goes to the finding's own region.
 
+/// `BatchUpdateFindings` on the account's hub in whichever region holds the finding.
+pub const BATCH_UPDATE_FINDINGS: ir_core::permissions::Permission =
+    ir_core::permissions::Permission::new(
+        "securityhub:BatchUpdateFindings",
+        "arn:{partition}:securityhub:*:{account}:hub/default",
+    );
+
 use aws_sdk_securityhub::types::{
     AwsSecurityFindingIdentifier, NoteUpdate, WorkflowStatus, WorkflowUpdate,
 };

@@ -2,6 +2,38 @@
 //! Nothing here changes the resource. Artifacts carry no collection time, so the same AWS state
 //! gives the same bytes (and the same SHA-256): repeats are recognised as unchanged.
 
+/// The read-only calls of the collectors.
+pub const PERMISSIONS: &[ir_core::permissions::Permission] = {
+    use ir_core::permissions::resource::{IAM_ROLE, IAM_USER, S3_BUCKET};
+    use ir_core::permissions::{Permission, ANY};
+    &[
+        Permission::new("ec2:DescribeInstances", ANY),
+        Permission::new("ec2:DescribeSecurityGroups", ANY),
+        Permission::new("ec2:DescribeFlowLogs", ANY),
+        Permission::new("cloudtrail:LookupEvents", ANY),
+        Permission::new("iam:GetUser", IAM_USER),
+        Permission::new("iam:ListAccessKeys", IAM_USER),
+        Permission::new("iam:GetAccessKeyLastUsed", IAM_USER),
+        Permission::new("iam:GetLoginProfile", IAM_USER),
+        Permission::new("iam:ListGroupsForUser", IAM_USER),
+        Permission::new("iam:ListAttachedUserPolicies", IAM_USER),
+        Permission::new("iam:ListUserPolicies", IAM_USER),
+        Permission::new("iam:GetUserPolicy", IAM_USER),
+        Permission::new("iam:GetRole", IAM_ROLE),
+        Permission::new("iam:ListAttachedRolePolicies", IAM_ROLE),
+        Permission::new("iam:ListRolePolicies", IAM_ROLE),
+        Permission::new("iam:GetRolePolicy", IAM_ROLE),
+        Permission::new("s3:GetBucketPolicy", S3_BUCKET),
+        Permission::new("s3:GetBucketPublicAccessBlock", S3_BUCKET),
+        Permission::new("s3:GetBucketAcl", S3_BUCKET),
+        Permission::new("s3:GetBucketVersioning", S3_BUCKET),
+        Permission::new("s3:GetBucketLogging", S3_BUCKET),
+        Permission::new("s3:GetEncryptionConfiguration", S3_BUCKET),
+        Permission::new("s3:GetBucketTagging", S3_BUCKET),
+        Permission::new("s3:GetBucketLocation", S3_BUCKET),
+    ]
+};
+
 use aws_sdk_ec2::types::Filter;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};

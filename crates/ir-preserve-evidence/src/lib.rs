@@ -46,6 +46,23 @@ pub use manifest::{ArtifactEntry, Gap, Manifest, PreviousManifest, SnapshotEntry
 
 pub const FUNCTION_NAME: &str = "ir-preserve-evidence";
 
+/// Snapshots of the instance's volumes, tagged at creation, and the lookup that reuses them.
+const SNAPSHOTS: &[ir_core::permissions::Permission] = {
+    use ir_core::permissions::{resource, Permission, ANY};
+    &[
+        Permission::new("ec2:DescribeSnapshots", ANY),
+        Permission::new("ec2:CreateSnapshot", resource::EC2_VOLUME),
+        Permission::new("ec2:CreateSnapshot", resource::EC2_SNAPSHOT),
+        Permission::new("ec2:CreateTags", resource::EC2_SNAPSHOT),
+    ]
+};
+
+/// Every AWS call this function makes: read-only towards the resource, writes only to the
+/// evidence bucket and new snapshots.
+pub fn permissions() -> Vec<ir_core::permissions::Permission> {
+    ir_core::permissions::union(&[collect::PERMISSIONS, SNAPSHOTS, manifest::PERMISSIONS])
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvidenceConfig {
     /// `IR_EVIDENCE_BUCKET` (required): versioned, Object Lock enabled.

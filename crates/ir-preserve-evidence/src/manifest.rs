@@ -1,5 +1,18 @@
 //! The evidence bucket: content-addressed artifacts and hash-chained manifests.
 
+/// The evidence bucket (objects under `incidents/`, with retention) and its KMS key.
+pub const PERMISSIONS: &[ir_core::permissions::Permission] = {
+    use ir_core::permissions::Permission;
+    &[
+        Permission::new("s3:ListBucket", "{evidence_bucket_arn}"),
+        Permission::new("s3:GetObject", "{evidence_bucket_arn}/incidents/*"),
+        Permission::new("s3:PutObject", "{evidence_bucket_arn}/incidents/*"),
+        Permission::new("s3:PutObjectRetention", "{evidence_bucket_arn}/incidents/*"),
+        Permission::new("kms:GenerateDataKey", "{evidence_key_arn}"),
+        Permission::new("kms:Decrypt", "{evidence_key_arn}"),
+    ]
+};
+
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ObjectLockMode, ServerSideEncryption};
 use base64::Engine;

@@ -7,6 +7,13 @@
 //! Idempotent: the execution name is the incident id and a hash of that input, so a redelivered
 //! event (EventBridge delivers at least once) or a retried triage starts nothing new.
 
+/// Starting one execution per further finding.
+pub const PERMISSIONS: &[ir_core::permissions::Permission] =
+    &[ir_core::permissions::Permission::new(
+        "states:StartExecution",
+        "{state_machine}",
+    )];
+
 use aws_sdk_sfn::error::ProvideErrorMetadata;
 use ir_core::audit::Outcome;
 use serde_json::Value;

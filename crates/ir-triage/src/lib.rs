@@ -25,6 +25,20 @@ pub use fanout::{FanOut, FanOutError};
 /// Name recorded in audit trails.
 pub const FUNCTION_NAME: &str = "ir-triage";
 
+/// The dedupe record's conditional update.
+const UPDATE_INCIDENT: ir_core::permissions::Permission = ir_core::permissions::Permission::new(
+    "dynamodb:UpdateItem",
+    ir_core::permissions::resource::INCIDENTS_TABLE,
+);
+
+/// Every AWS call this function makes.
+pub fn permissions() -> Vec<ir_core::permissions::Permission> {
+    ir_core::permissions::union(&[
+        &[ir_core::permissions::KILL_SWITCH_READ, UPDATE_INCIDENT],
+        fanout::PERMISSIONS,
+    ])
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TriageError {
     #[error(transparent)]

@@ -11,6 +11,17 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::permissions::{resource::APPROVALS_TABLE, Permission};
+
+const PUT: Permission = Permission::new("dynamodb:PutItem", APPROVALS_TABLE);
+const GET: Permission = Permission::new("dynamodb:GetItem", APPROVALS_TABLE);
+const UPDATE: Permission = Permission::new("dynamodb:UpdateItem", APPROVALS_TABLE);
+const DELETE: Permission = Permission::new("dynamodb:DeleteItem", APPROVALS_TABLE);
+/// What [`GateStore::register`] needs (ir-notify).
+pub const REGISTER_PERMISSIONS: &[Permission] = &[PUT];
+/// What claiming a gate and the delivery replay store need (ir-approve).
+pub const ANSWER_PERMISSIONS: &[Permission] = &[GET, PUT, UPDATE, DELETE];
+
 /// Gate status values stored in `status`.
 pub const PENDING: &str = "pending";
 
