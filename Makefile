@@ -9,12 +9,14 @@ all: build
 build:
 	$(CARGO) build --workspace
 
-## The test command CI runs: formatting, lints, unit tests, and integration tests against moto.
-## Ends with one total line ("N passed, N failed") summed over every cargo test binary.
+## The test command CI runs: formatting, lints, the emulator's strict-mode rules (each refuses
+## what AWS refuses and accepts what AWS accepts), unit tests, and integration tests against moto
+## in strict mode. Ends with one total line ("N passed, N failed") over all of them.
 test: lint
 	@mkdir -p target
+	set -o pipefail; python3 tests/strict_test.py 2>&1 | tee target/strict.log
 	set -o pipefail; $(CARGO) test --workspace 2>&1 | tee target/test.log
-	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "%d passed, %d failed\n", p, f; exit (p == 0 || f > 0)}' target/test.log
+	@awk '/^test result:/ {p += $$4; f += $$6} /^strict: [0-9]+ passed/ {p += $$2; f += $$4} END {printf "%d passed, %d failed\n", p, f; exit (p == 0 || f > 0)}' target/strict.log target/test.log
 
 lint:
 	$(CARGO) fmt --all -- --check

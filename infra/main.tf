@@ -65,7 +65,6 @@ locals {
     "{pre_state_table}"       = aws_dynamodb_table.pre_state.arn
     "{state_machine}"         = local.state_machine_arn
     "{alerts_topic}"          = aws_sns_topic.alerts.arn
-    "{evidence_bucket_arn}"   = aws_s3_bucket.evidence.arn
     "{evidence_key_arn}"      = aws_kms_key.evidence.arn
   }
   declared_statements = {
@@ -74,8 +73,9 @@ locals {
         Effect = st.Effect
         Action = st.Action
         Resource = lookup(local.permission_lists, st.Resource, [
-          replace(replace(replace(replace(
+          replace(replace(replace(replace(replace(
             lookup(local.permission_arns, st.Resource, st.Resource),
+            "{evidence_bucket}", aws_s3_bucket.evidence.bucket),
           "{partition}", local.partition), "{account}", local.account), "{region}", local.region), "{prefix}", local.p)
         ])
       } if length(lookup(local.permission_lists, st.Resource, ["one"])) > 0

@@ -376,5 +376,5 @@ if __name__ == "__main__":
     suite = unittest.defaultTestLoader.discover(here, pattern="strict*_test.py", top_level_dir=here)
     result = unittest.TextTestRunner(verbosity=2).run(suite)
     failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    print(f"{result.testsRun - failed - len(result.skipped)} passed, {failed} failed")
+    print(f"strict: {result.testsRun - failed - len(result.skipped)} passed, {failed} failed")
     sys.exit(0 if result.wasSuccessful() else 1)

@@ -113,10 +113,7 @@ pub const PRE_STATE_TABLE: &str = "pre-state";
 pub async fn pre_state_store(sdk: &aws_config::SdkConfig) -> ir_core::prestate::PreStateStore {
     let ddb = aws_sdk_dynamodb::Client::new(sdk);
     if let Err(e) = create_table(&ddb, PRE_STATE_TABLE, "resource").await {
-        let exists = matches!(
-            &e,
-            aws_sdk_dynamodb::Error::ResourceInUseException(_)
-        );
+        let exists = matches!(&e, aws_sdk_dynamodb::Error::ResourceInUseException(_));
         assert!(exists, "create pre-state table: {e}");
     }
     ir_core::prestate::PreStateStore::new(ddb, PRE_STATE_TABLE)

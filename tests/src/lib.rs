@@ -215,6 +215,12 @@ impl MotoServer {
         }
     }
 
+    /// `GET path` on the server's control APIs (`/moto-api/…`, strict mode's `/strict-api/…`):
+    /// status and body.
+    pub fn get(&self, path: &str) -> Result<(u16, String), HarnessError> {
+        self.http("GET", path, None)
+    }
+
     /// A minimal HTTP/1.1 exchange with the server's control API.
     fn http(
         &self,

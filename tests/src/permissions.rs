@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use ir_core::permissions::{statements, Permission};
+use ir_core::permissions::{statements, Permission, Statement};
 
 /// Function name → its declared permissions.
 pub fn declared() -> BTreeMap<&'static str, Vec<Permission>> {
@@ -26,7 +26,7 @@ pub fn declared() -> BTreeMap<&'static str, Vec<Permission>> {
 
 /// `infra/permissions.json` as the code declares it: function → IAM statements.
 pub fn rendered() -> String {
-    let map: BTreeMap<&str, serde_json::Value> = declared()
+    let map: BTreeMap<&str, Vec<Statement>> = declared()
         .into_iter()
         .map(|(f, p)| (f, statements(&p)))
         .collect();

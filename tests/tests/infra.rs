@@ -230,6 +230,13 @@ async fn terraform_applies_and_destroys_against_the_emulator() {
         .await
         .is_ok());
     assert!(out.contains("approval_webhook_url"), "{out}");
+    // Strict mode answers the function URL as Lambda would: 403 unless the function policy lets
+    // the public invoke it through the URL (InvokeFunctionUrl with auth type NONE, and
+    // InvokeFunction), which Terraform must grant for Jira's webhook to get through.
+    let (status, body) = moto
+        .get("/strict-api/function-url/ir-approve")
+        .expect("strict-api");
+    assert_eq!(status, 200, "the Jira webhook URL would answer 403: {body}");
 
     // EventBridge → Step Functions through the rules and target role Terraform created: every
     // sample event is put on the default bus; the executions that start must be exactly the

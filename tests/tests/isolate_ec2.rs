@@ -10,8 +10,7 @@ use ir_core::prestate::PreStateKey;
 use ir_core::TriageDecision;
 use ir_isolate_ec2::{IsolateConfig, Isolator};
 use ir_tests::fixtures::{
-    assert_declared,
-    event_json, live_triage, pre_state_store, safety, set_kill_switch, KILL_SWITCH,
+    assert_declared, event_json, live_triage, pre_state_store, safety, set_kill_switch, KILL_SWITCH,
 };
 use ir_tests::MotoServer;
 use ir_triage::Triage;
@@ -373,7 +372,13 @@ async fn isolation_covers_every_eni_is_idempotent_and_release_restores() {
         &decision.incident.region,
         &w.instance_id,
     );
-    let stored = w.isolator.pre_state.get(&key).await.unwrap().expect("stored pre-state");
+    let stored = w
+        .isolator
+        .pre_state
+        .get(&key)
+        .await
+        .unwrap()
+        .expect("stored pre-state");
     assert_eq!(stored.state, rec.pre_state);
     assert_eq!(stored.incident_id, decision.incident_id);
     assert!(!stored.released);
@@ -423,8 +428,17 @@ async fn isolation_covers_every_eni_is_idempotent_and_release_restores() {
         .all(|p| !p.starts_with("ir-revoke-sessions-")));
     let tags = w.tags().await;
     assert_eq!(tags.get("ir:status").map(String::as_str), Some("released"));
-    let stored = w.isolator.pre_state.get(&key).await.unwrap().expect("stored pre-state");
-    assert!(stored.released, "release marks the stored pre-state released");
+    let stored = w
+        .isolator
+        .pre_state
+        .get(&key)
+        .await
+        .unwrap()
+        .expect("stored pre-state");
+    assert!(
+        stored.released,
+        "release marks the stored pre-state released"
+    );
 }
 
 #[tokio::test]

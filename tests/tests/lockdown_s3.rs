@@ -10,8 +10,7 @@ use ir_core::prestate::PreStateKey;
 use ir_core::{Tier, TriageDecision};
 use ir_lockdown_s3::{LockdownConfig, LockdownS3};
 use ir_tests::fixtures::{
-    assert_declared,
-    event_json, live_triage, pre_state_store, safety, set_kill_switch, KILL_SWITCH,
+    assert_declared, event_json, live_triage, pre_state_store, safety, set_kill_switch, KILL_SWITCH,
 };
 use ir_tests::MotoServer;
 use ir_triage::Triage;
@@ -221,8 +220,18 @@ async fn lockdown_merges_the_policy_is_idempotent_and_release_restores() {
         Some("locked-down")
     );
     assert!(tags.keys().all(|k| !k.starts_with("ir:pre")), "{tags:?}");
-    let key = PreStateKey::new(&decision.incident.account_id, "global", &format!("s3/{BUCKET}"));
-    let stored = w.lockdown.pre_state.get(&key).await.unwrap().expect("stored");
+    let key = PreStateKey::new(
+        &decision.incident.account_id,
+        "global",
+        &format!("s3/{BUCKET}"),
+    );
+    let stored = w
+        .lockdown
+        .pre_state
+        .get(&key)
+        .await
+        .unwrap()
+        .expect("stored");
     assert_eq!(stored.state, rec.pre_state);
     assert!(rec
         .steps
@@ -260,7 +269,13 @@ async fn lockdown_merges_the_policy_is_idempotent_and_release_restores() {
         Some("confidential")
     );
     assert_eq!(tags.get("ir:status").map(String::as_str), Some("released"));
-    let stored = w.lockdown.pre_state.get(&key).await.unwrap().expect("stored");
+    let stored = w
+        .lockdown
+        .pre_state
+        .get(&key)
+        .await
+        .unwrap()
+        .expect("stored");
     assert!(stored.released);
 }
 

@@ -23,8 +23,13 @@ fn every_declared_action_is_an_iam_action_name() {
             let (service, action) = p.action.split_once(':').expect("service:Action");
             assert!(
                 !service.is_empty()
-                    && service.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                    && action.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                    && service
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && action
+                        .chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_uppercase())
                     && action.chars().all(|c| c.is_ascii_alphanumeric()),
                 "{function}: `{}` is not an IAM action name",
                 p.action
@@ -44,7 +49,9 @@ fn terraform_builds_every_role_policy_from_the_declarations() {
     assert!(main.contains(r#"jsondecode(file("${path.module}/permissions.json"))"#));
     for function in ir_tests::permissions::declared().keys() {
         assert!(
-            main.contains(&format!(r#"statements = local.declared_statements["{function}"]"#)),
+            main.contains(&format!(
+                r#"statements = local.declared_statements["{function}"]"#
+            )),
             "{function}'s role policy is not built from permissions.json"
         );
     }

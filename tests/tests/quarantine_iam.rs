@@ -8,8 +8,7 @@ use ir_core::audit::Outcome;
 use ir_core::prestate::PreStateKey;
 use ir_core::{Tier, TriageDecision};
 use ir_quarantine_iam::{QuarantineConfig, Quarantiner};
-use ir_tests::fixtures::{
-    assert_declared,event_json, live_triage, pre_state_store, safety};
+use ir_tests::fixtures::{assert_declared, event_json, live_triage, pre_state_store, safety};
 use ir_tests::MotoServer;
 use ir_triage::Triage;
 
@@ -211,7 +210,13 @@ async fn user_quarantine_denies_deactivates_disables_console_and_release_restore
     );
     assert!(tags.keys().all(|k| !k.starts_with("ir:pre")), "{tags:?}");
     let key = PreStateKey::new(&decision.incident.account_id, "global", "user/deploy-bot");
-    let stored = w.quarantiner.pre_state.get(&key).await.unwrap().expect("stored");
+    let stored = w
+        .quarantiner
+        .pre_state
+        .get(&key)
+        .await
+        .unwrap()
+        .expect("stored");
     assert_eq!(stored.state, rec.pre_state);
 
     // Idempotent: nothing changes the second time, and the original state is still known.
@@ -252,7 +257,13 @@ async fn user_quarantine_denies_deactivates_disables_console_and_release_restore
     assert!(w.keys("deploy-bot").await.values().all(|s| s == "Active"));
     let tags = w.user_tags("deploy-bot").await;
     assert_eq!(tags.get("ir:status").map(String::as_str), Some("released"));
-    let stored = w.quarantiner.pre_state.get(&key).await.unwrap().expect("stored");
+    let stored = w
+        .quarantiner
+        .pre_state
+        .get(&key)
+        .await
+        .unwrap()
+        .expect("stored");
     assert!(stored.released);
     assert!(rel
         .steps

@@ -54,8 +54,7 @@ pub mod resource {
 }
 
 /// The kill switch read before any mutating step.
-pub const KILL_SWITCH_READ: Permission =
-    Permission::new("ssm:GetParameter", resource::KILL_SWITCH);
+pub const KILL_SWITCH_READ: Permission = Permission::new("ssm:GetParameter", resource::KILL_SWITCH);
 
 /// The union of several declaration groups, sorted and without duplicates.
 pub fn union(groups: &[&[Permission]]) -> Vec<Permission> {
@@ -68,25 +67,30 @@ pub fn declares(permissions: &[Permission], action: &str) -> bool {
     permissions.iter().any(|p| p.action == action)
 }
 
-/// IAM policy statements (`Effect`, `Action`, `Resource`): one per resource template, actions
-/// sorted, so the rendering is stable.
-pub fn statements(permissions: &[Permission]) -> serde_json::Value {
-    let mut by_resource: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+/// One IAM policy statement; fields in the order IAM documents them, whatever serde_json's
+/// map ordering.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Statement {
+    pub effect: &'static str,
+    pub action: Vec<&'static str>,
+    pub resource: &'static str,
+}
+
+/// IAM policy statements: one per resource template, actions sorted, so the rendering is stable.
+pub fn statements(permissions: &[Permission]) -> Vec<Statement> {
+    let mut by_resource: BTreeMap<&'static str, BTreeSet<&'static str>> = BTreeMap::new();
     for p in permissions {
         by_resource.entry(p.resource).or_default().insert(p.action);
     }
-    serde_json::Value::Array(
-        by_resource
-            .into_iter()
-            .map(|(resource, actions)| {
-                serde_json::json!({
-                    "Effect": "Allow",
-                    "Action": actions.into_iter().collect::<Vec<_>>(),
-                    "Resource": resource,
-                })
-            })
-            .collect(),
-    )
+    by_resource
+        .into_iter()
+        .map(|(resource, actions)| Statement {
+            effect: "Allow",
+            action: actions.into_iter().collect(),
+            resource,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -107,13 +111,10 @@ mod tests {
 
     #[test]
     fn statements_group_actions_by_resource() {
-        let s = statements(&[B, C, A]);
+        let s = serde_json::to_string(&statements(&[B, C, A])).unwrap();
         assert_eq!(
             s,
-            serde_json::json!([
-                {"Effect": "Allow", "Action": ["ec2:DescribeInstances"], "Resource": "*"},
-                {"Effect": "Allow", "Action": ["iam:GetUser", "iam:ListUserTags"], "Resource": resource::IAM_USER},
-            ])
+            r#"[{"Effect":"Allow","Action":["ec2:DescribeInstances"],"Resource":"*"},{"Effect":"Allow","Action":["iam:GetUser","iam:ListUserTags"],"Resource":"arn:{partition}:iam::{account}:user/*"}]"#
         );
     }
 }

@@ -125,12 +125,11 @@ impl PreStateStore {
         let Some(item) = out.item() else {
             return Ok(None);
         };
-        let state = serde_json::from_str(&text(item, "state")).map_err(|e| {
-            PreStateError::Corrupt {
+        let state =
+            serde_json::from_str(&text(item, "state")).map_err(|e| PreStateError::Corrupt {
                 key: key.0.clone(),
                 message: e.to_string(),
-            }
-        })?;
+            })?;
         Ok(Some(Stored {
             incident_id: text(item, "incident_id"),
             function: text(item, "function"),

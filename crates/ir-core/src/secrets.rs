@@ -19,7 +19,10 @@ use crate::permissions::{resource, Permission};
 /// What [`SecretStore::get`] needs: the configured SSM parameters and Secrets Manager secrets.
 pub const PERMISSIONS: &[Permission] = &[
     Permission::new("ssm:GetParameter", resource::SSM_SECRETS),
-    Permission::new("secretsmanager:GetSecretValue", resource::SECRETS_MANAGER_SECRETS),
+    Permission::new(
+        "secretsmanager:GetSecretValue",
+        resource::SECRETS_MANAGER_SECRETS,
+    ),
 ];
 
 /// A secret value. Read it with [`Secret::expose`] at the point of use only.

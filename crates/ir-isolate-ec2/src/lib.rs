@@ -74,14 +74,22 @@ const CREATE_SECURITY_GROUP: Permission =
 const CREATE_SECURITY_GROUP_SG: Permission =
     Permission::new("ec2:CreateSecurityGroup", resource::EC2_SECURITY_GROUP);
 const TAG_NEW_GROUP: Permission = Permission::new("ec2:CreateTags", resource::EC2_SECURITY_GROUP);
-const AUTHORIZE_INGRESS: Permission =
-    Permission::new("ec2:AuthorizeSecurityGroupIngress", resource::EC2_SECURITY_GROUP);
-const AUTHORIZE_EGRESS: Permission =
-    Permission::new("ec2:AuthorizeSecurityGroupEgress", resource::EC2_SECURITY_GROUP);
-const REVOKE_INGRESS: Permission =
-    Permission::new("ec2:RevokeSecurityGroupIngress", resource::EC2_SECURITY_GROUP);
-const REVOKE_EGRESS: Permission =
-    Permission::new("ec2:RevokeSecurityGroupEgress", resource::EC2_SECURITY_GROUP);
+const AUTHORIZE_INGRESS: Permission = Permission::new(
+    "ec2:AuthorizeSecurityGroupIngress",
+    resource::EC2_SECURITY_GROUP,
+);
+const AUTHORIZE_EGRESS: Permission = Permission::new(
+    "ec2:AuthorizeSecurityGroupEgress",
+    resource::EC2_SECURITY_GROUP,
+);
+const REVOKE_INGRESS: Permission = Permission::new(
+    "ec2:RevokeSecurityGroupIngress",
+    resource::EC2_SECURITY_GROUP,
+);
+const REVOKE_EGRESS: Permission = Permission::new(
+    "ec2:RevokeSecurityGroupEgress",
+    resource::EC2_SECURITY_GROUP,
+);
 const GROUPS: &[Permission] = &[
     CREATE_SECURITY_GROUP,
     CREATE_SECURITY_GROUP_SG,
@@ -239,7 +247,11 @@ impl Isolator {
         let observed = observed_pre_state(&instance_id, &obs);
         let incident_id = &req.decision.incident_id;
         let (pre, result) = match req.mode {
-            Mode::Contain => match self.pre_state.record_step(&mut runner, &key, observed).await {
+            Mode::Contain => match self
+                .pre_state
+                .record_step(&mut runner, &key, observed)
+                .await
+            {
                 Ok(pre) => {
                     let result = self
                         .contain(&mut runner, incident_id, &instance_id, &obs, &pre)
@@ -965,7 +977,11 @@ impl Isolator {
                                     .await
                                 {
                                     Ok(_) => Ok(StepResult::Changed(format!("deleted {policy}"))),
-                                    Err(e) if e.as_service_error().and_then(|se| aws_sdk_iam::error::ProvideErrorMetadata::code(se)) == Some("NoSuchEntity") => {
+                                    Err(e)
+                                        if e.as_service_error().and_then(|se| {
+                                            aws_sdk_iam::error::ProvideErrorMetadata::code(se)
+                                        }) == Some("NoSuchEntity") =>
+                                    {
                                         Ok(StepResult::AlreadyDone("no revoke policy".into()))
                                     }
                                     Err(e) => Err(err_text(e)),

@@ -26,12 +26,12 @@
 
 use std::collections::BTreeMap;
 
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::{
     BucketLoggingStatus, BucketVersioningStatus, LoggingEnabled, ObjectLockConfiguration,
     ObjectLockEnabled, PublicAccessBlockConfiguration, Tag, Tagging, VersioningConfiguration,
 };
 use chrono::Utc;
-use aws_sdk_s3::error::ProvideErrorMetadata;
 use ir_core::actions::{
     ContainmentError, ContainmentRecord, ContainmentRequest, Mode, Runner, Safety, Start,
     StepFailed, StepResult, TAG_INCIDENT, TAG_STATUS,
@@ -764,7 +764,11 @@ impl LockdownS3 {
         runner
             .step(
                 "remove-deny-statement",
-                if remaining.is_some() { &PUT_POLICY } else { &DELETE_POLICY },
+                if remaining.is_some() {
+                    &PUT_POLICY
+                } else {
+                    &DELETE_POLICY
+                },
                 &target,
                 format!("remove {sid}, keep the rest"),
                 || async {

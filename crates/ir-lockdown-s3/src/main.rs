@@ -22,9 +22,7 @@ async fn main() -> Result<(), Error> {
             aws_sdk_ssm::Client::new(&sdk),
             policy.policy.protected_tags,
         )?,
-        pre_state: ir_core::prestate::PreStateStore::from_env(aws_sdk_dynamodb::Client::new(
-            &sdk,
-        ))?,
+        pre_state: ir_core::prestate::PreStateStore::from_env(aws_sdk_dynamodb::Client::new(&sdk))?,
         config,
     };
     let lockdown = &lockdown;

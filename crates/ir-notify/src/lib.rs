@@ -28,8 +28,8 @@ pub mod securityhub;
 use std::time::Duration;
 
 use chrono::Utc;
-use ir_core::gate::{GateStore, PendingGate};
 use ir_core::config::{env_bool_strict, env_or};
+use ir_core::gate::{GateStore, PendingGate};
 use ir_core::incident::SeverityLabel;
 use ir_core::secrets::{SecretRef, SecretStore};
 use ir_core::ConfigError;

@@ -4,10 +4,19 @@
 pub const PERMISSIONS: &[ir_core::permissions::Permission] = {
     use ir_core::permissions::Permission;
     &[
-        Permission::new("s3:ListBucket", "{evidence_bucket_arn}"),
-        Permission::new("s3:GetObject", "{evidence_bucket_arn}/incidents/*"),
-        Permission::new("s3:PutObject", "{evidence_bucket_arn}/incidents/*"),
-        Permission::new("s3:PutObjectRetention", "{evidence_bucket_arn}/incidents/*"),
+        Permission::new("s3:ListBucket", "arn:{partition}:s3:::{evidence_bucket}"),
+        Permission::new(
+            "s3:GetObject",
+            "arn:{partition}:s3:::{evidence_bucket}/incidents/*",
+        ),
+        Permission::new(
+            "s3:PutObject",
+            "arn:{partition}:s3:::{evidence_bucket}/incidents/*",
+        ),
+        Permission::new(
+            "s3:PutObjectRetention",
+            "arn:{partition}:s3:::{evidence_bucket}/incidents/*",
+        ),
         Permission::new("kms:GenerateDataKey", "{evidence_key_arn}"),
         Permission::new("kms:Decrypt", "{evidence_key_arn}"),
     ]

@@ -231,18 +231,11 @@ impl Quarantiner {
                 started,
             ));
         }
-        let (mut runner, dry_run) = match Runner::begin(
-            FUNCTION_NAME,
-            &req,
-            &obs.tags,
-            &self.safety,
-            started,
-        )
-        .await
-        {
-            Start::Skipped(record) => return Ok(record),
-            Start::Run { runner, reason } => (runner, reason),
-        };
+        let (mut runner, dry_run) =
+            match Runner::begin(FUNCTION_NAME, &req, &obs.tags, &self.safety, started).await {
+                Start::Skipped(record) => return Ok(record),
+                Start::Run { runner, reason } => (runner, reason),
+            };
         let key = PreStateKey::new(&req.decision.incident.account_id, "global", &target.label());
         let observed = IamPreState {
             keys: obs.keys.clone(),
@@ -251,11 +244,13 @@ impl Quarantiner {
         let incident_id = req.decision.incident_id.clone();
         let (pre, result) = match req.mode {
             Mode::Contain => {
-                match self.pre_state.record_step(&mut runner, &key, observed).await {
+                match self
+                    .pre_state
+                    .record_step(&mut runner, &key, observed)
+                    .await
+                {
                     Ok(pre) => {
-                        let result = self
-                            .contain(&mut runner, &incident_id, &target, &obs)
-                            .await;
+                        let result = self.contain(&mut runner, &incident_id, &target, &obs).await;
                         (Some(pre), result)
                     }
                     Err(failed) => (None, Err(failed)),
