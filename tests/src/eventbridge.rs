@@ -3,6 +3,7 @@
 //! protocol) to keep the EventBridge SDK out of the build. moto delivers to a Step Functions
 //! target only with `tests/moto_launcher.py`'s patch (moto 5.2.1 answers 500 there).
 
+use crate::MotoServer;
 use serde_json::{json, Value};
 
 use crate::fixtures::workspace_file;
@@ -27,18 +28,65 @@ pub fn rules(min_guardduty_severity: u32) -> Vec<(String, String, Value)> {
         .collect()
 }
 
-/// One EventBridge API call (`action` as in `AWSEvents.<action>`).
-pub async fn call(endpoint: &str, action: &str, body: Value) -> Value {
-    let resp = reqwest::Client::new()
-        .post(format!("{endpoint}/"))
-        .header("x-amz-target", format!("AWSEvents.{action}"))
-        .header("content-type", "application/x-amz-json-1.1")
-        // moto picks the service from the credential scope; it does not check the signature.
-        .header(
-            "authorization",
-            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/events/aws4_request, SignedHeaders=host, Signature=0",
-        )
-        .body(body.to_string())
+/// SigV4 headers for an EventBridge request signed as `credentials` (moto checks signatures
+/// when it enforces IAM, and picks the service from the credential scope).
+fn signed_headers(
+    credentials: &aws_credential_types::Credentials,
+    url: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> Vec<(String, String)> {
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    let identity: aws_smithy_runtime_api::client::identity::Identity = credentials.clone().into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("events")
+        .time(std::time::SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .expect("signing parameters")
+        .into();
+    let request = SignableRequest::new(
+        "POST",
+        url,
+        headers.iter().map(|(k, v)| (*k, v.as_str())),
+        SignableBody::Bytes(body),
+    )
+    .expect("signable request");
+    let (instructions, _) = sign(request, &params)
+        .expect("SigV4 signature")
+        .into_parts();
+    instructions
+        .headers()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// One EventBridge API call (`action` as in `AWSEvents.<action>`), signed as the server's
+/// harness credentials.
+pub async fn call(moto: &MotoServer, action: &str, body: Value) -> Value {
+    let url = format!("{}/", moto.endpoint());
+    let body = body.to_string();
+    let host = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let headers = vec![
+        ("host", host),
+        ("x-amz-target", format!("AWSEvents.{action}")),
+        ("content-type", "application/x-amz-json-1.1".to_string()),
+    ];
+    let mut request = reqwest::Client::new().post(&url).body(body.clone());
+    for (k, v) in &headers {
+        if *k != "host" {
+            request = request.header(*k, v);
+        }
+    }
+    for (k, v) in signed_headers(moto.credentials(), &url, &headers, body.as_bytes()) {
+        request = request.header(k, v);
+    }
+    let resp = request
         .send()
         .await
         .unwrap_or_else(|e| panic!("EventBridge {action}: {e}"));
@@ -69,7 +117,7 @@ pub fn terraform_default_min_severity() -> u32 {
 /// Creates every rule with `state_machine_arn` as its target (through `role_arn`), as Terraform
 /// does, with GuardDuty findings of `min_guardduty_severity` and above.
 pub async fn create_rules(
-    endpoint: &str,
+    moto: &MotoServer,
     state_machine_arn: &str,
     role_arn: &str,
     min_guardduty_severity: u32,
@@ -77,13 +125,13 @@ pub async fn create_rules(
     for (name, description, pattern) in rules(min_guardduty_severity) {
         let rule = format!("ir-{name}");
         call(
-            endpoint,
+            moto,
             "PutRule",
             json!({"Name": rule, "Description": description, "EventPattern": pattern.to_string()}),
         )
         .await;
         call(
-            endpoint,
+            moto,
             "PutTargets",
             json!({"Rule": rule, "Targets": [{"Id": "response", "Arn": state_machine_arn, "RoleArn": role_arn}]}),
         )
@@ -92,13 +140,13 @@ pub async fn create_rules(
 }
 
 /// PutEvents on the default bus: the entry is the event as its service emits it.
-pub async fn put_event(endpoint: &str, event: &Value) {
+pub async fn put_event(moto: &MotoServer, event: &Value) {
     let entry = json!({
         "Source": event["source"],
         "DetailType": event["detail-type"],
         "Detail": event["detail"].to_string(),
         "Resources": event["resources"].as_array().cloned().unwrap_or_default(),
     });
-    let out = call(endpoint, "PutEvents", json!({ "Entries": [entry] })).await;
+    let out = call(moto, "PutEvents", json!({ "Entries": [entry] })).await;
     assert_eq!(out["FailedEntryCount"], 0, "{out}");
 }

@@ -61,7 +61,14 @@ pub struct MotoServer {
     port: u16,
     endpoint: String,
     log: PathBuf,
+    /// What [`MotoServer::sdk_config`] signs with: the test credentials, or the harness's
+    /// administrator once IAM is enforced.
+    credentials: Credentials,
 }
+
+/// Requests moto serves without checking IAM when it enforces IAM: the three that create the
+/// harness's administrator (user, policy, access key).
+const UNAUTHENTICATED_SETUP_CALLS: &str = "3";
 
 /// Workspace root (the parent of this crate).
 pub fn workspace_root() -> PathBuf {
@@ -139,6 +146,7 @@ impl MotoServer {
             port,
             endpoint: format!("http://127.0.0.1:{port}"),
             log,
+            credentials: Credentials::new("testing", "testing", None, None, "moto"),
         };
         server.wait_ready(Duration::from_secs(30))?;
         Ok(server)
@@ -165,6 +173,64 @@ impl MotoServer {
         })
     }
 
+    /// As [`MotoServer::start_with_env`], with IAM enforced: every request after the harness's
+    /// administrator is created is checked against the caller's identity policies, as AWS does
+    /// (moto's `INITIAL_NO_AUTH_ACTION_COUNT`). [`MotoServer::sdk_config`] then signs as that
+    /// administrator; [`MotoServer::principal`] makes a principal with exactly a given policy.
+    pub async fn start_enforcing_iam(env: &[(&str, &str)]) -> Result<MotoServer, HarnessError> {
+        let mut env = env.to_vec();
+        env.push(("INITIAL_NO_AUTH_ACTION_COUNT", UNAUTHENTICATED_SETUP_CALLS));
+        let mut server = MotoServer::start_with_env(&env)?;
+        let admin = server
+            .principal(
+                "harness-admin",
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+            )
+            .await?;
+        server.credentials = admin;
+        Ok(server)
+    }
+
+    /// Creates the IAM user `name` whose only permissions are `policy` (a JSON policy document)
+    /// and returns an access key of it.
+    pub async fn principal(&self, name: &str, policy: &str) -> Result<Credentials, HarnessError> {
+        let iam = aws_sdk_iam::Client::new(&self.sdk_config().await);
+        let fail = |e: String| HarnessError::Http(format!("creating principal {name}: {e}"));
+        iam.create_user()
+            .user_name(name)
+            .send()
+            .await
+            .map_err(|e| fail(aws_sdk_iam::error::DisplayErrorContext(e).to_string()))?;
+        iam.put_user_policy()
+            .user_name(name)
+            .policy_name("exactly-what-it-declares")
+            .policy_document(policy)
+            .send()
+            .await
+            .map_err(|e| fail(aws_sdk_iam::error::DisplayErrorContext(e).to_string()))?;
+        let key = iam
+            .create_access_key()
+            .user_name(name)
+            .send()
+            .await
+            .map_err(|e| fail(aws_sdk_iam::error::DisplayErrorContext(e).to_string()))?;
+        let key = key
+            .access_key()
+            .ok_or_else(|| fail("no access key returned".into()))?;
+        Ok(Credentials::new(
+            key.access_key_id(),
+            key.secret_access_key(),
+            None,
+            None,
+            "moto-principal",
+        ))
+    }
+
+    /// The credentials [`MotoServer::sdk_config`] uses.
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -177,10 +243,15 @@ impl MotoServer {
     /// SDK configuration for this server: endpoint, us-east-1, static test credentials, and the
     /// project's retry policy.
     pub async fn sdk_config(&self) -> SdkConfig {
+        self.sdk_config_as(self.credentials.clone()).await
+    }
+
+    /// [`MotoServer::sdk_config`] signing as `credentials` (e.g. a function's own principal).
+    pub async fn sdk_config_as(&self, credentials: Credentials) -> SdkConfig {
         aws_config::defaults(BehaviorVersion::latest())
             .endpoint_url(&self.endpoint)
             .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+            .credentials_provider(credentials)
             .retry_config(ir_core::aws::retry_config())
             .load()
             .await

@@ -50,3 +50,29 @@ pub fn undeclared_calls(function: &str, record: &serde_json::Value) -> Vec<Strin
         .map(str::to_string)
         .collect()
 }
+
+/// The policy document a function's principal gets in the emulator: its declared statements,
+/// placeholders filled for the local pipeline (`tokens`: placeholder → value). moto compares
+/// resource ARNs only for S3 and IAM roles (for other services the request's resource is `*`, so
+/// a scoped statement could never match); there the resource becomes `*`. The declared scopes
+/// themselves are what Terraform grants (`infra/permissions.json`, checked by tests/permissions.rs).
+pub fn emulator_policy(function: &str, tokens: &[(&str, &str)]) -> String {
+    let declared = declared();
+    let permissions = declared.get(function).cloned().unwrap_or_default();
+    let statements: Vec<serde_json::Value> = statements(&permissions)
+        .into_iter()
+        .map(|s| {
+            let mut resource = s.resource.to_string();
+            for (token, value) in tokens {
+                resource = resource.replace(token, value);
+            }
+            let compared = resource.starts_with("arn:aws:s3:::")
+                || (resource.starts_with("arn:aws:iam::") && resource.contains(":role/"));
+            if !compared || resource.contains('{') {
+                resource = "*".into();
+            }
+            serde_json::json!({"Effect": s.effect, "Action": s.action, "Resource": resource})
+        })
+        .collect();
+    serde_json::json!({"Version": "2012-10-17", "Statement": statements}).to_string()
+}

@@ -29,7 +29,10 @@ pub struct Pipeline {
     // Dropped in this order: the emulator before the handlers it calls.
     pub moto: MotoServer,
     pub invoke: InvokeServer,
+    /// The harness's administrator (seeding and reading state back).
     pub sdk: aws_config::SdkConfig,
+    /// ir-approve's own principal (the review webhook runs as it).
+    pub as_approve: aws_config::SdkConfig,
     pub jira: MockServer,
     pub sfn: aws_sdk_sfn::Client,
     pub machine: String,
@@ -75,8 +78,11 @@ pub async fn start(review_timeout_seconds: u32) -> Pipeline {
 /// `min_guardduty_severity` and above (the `min_guardduty_severity` Terraform variable).
 pub async fn start_with(review_timeout_seconds: u32, min_guardduty_severity: u32) -> Pipeline {
     let invoke = InvokeServer::start().await.expect("invoke server");
-    let moto =
-        MotoServer::start_with_env(&[("IR_LAMBDA_ENDPOINT", &invoke.endpoint())]).expect("moto");
+    // IAM enforced: the harness acts as an administrator, each handler as a principal holding
+    // exactly the permissions its crate declares (what Terraform gives its role).
+    let moto = MotoServer::start_enforcing_iam(&[("IR_LAMBDA_ENDPOINT", &invoke.endpoint())])
+        .await
+        .expect("moto");
     moto.configure(r#"{"stepfunctions": {"execute_state_machine": true}}"#)
         .unwrap();
     let sdk = moto.sdk_config().await;
@@ -144,9 +150,15 @@ pub async fn start_with(review_timeout_seconds: u32, min_guardduty_severity: u32
             "arn:aws:states:us-east-1:123456789012:stateMachine:{MACHINE}"
         )),
     };
+    let as_triage = function_sdk(&moto, ir_triage::FUNCTION_NAME).await;
     let triage = std::sync::Arc::new(
-        ir_triage::Triage::new(&triage_config, policy, ssm.clone(), ddb.clone())
-            .with_fan_out(&triage_config, aws_sdk_sfn::Client::new(&sdk)),
+        ir_triage::Triage::new(
+            &triage_config,
+            policy,
+            aws_sdk_ssm::Client::new(&as_triage),
+            aws_sdk_dynamodb::Client::new(&as_triage),
+        )
+        .with_fan_out(&triage_config, aws_sdk_sfn::Client::new(&as_triage)),
     );
     invoke.register(
         "ir-triage",
@@ -155,13 +167,14 @@ pub async fn start_with(review_timeout_seconds: u32, min_guardduty_severity: u32
             async move { t.handle(e).await }
         }),
     );
-    let pre_state = pre_state_store(&sdk).await;
+    pre_state_store(&sdk).await;
+    let as_isolate = function_sdk(&moto, ir_isolate_ec2::FUNCTION_NAME).await;
     let isolator = std::sync::Arc::new(ir_isolate_ec2::Isolator {
-        ec2: aws_sdk_ec2::Client::new(&sdk),
-        autoscaling: aws_sdk_autoscaling::Client::new(&sdk),
-        iam: aws_sdk_iam::Client::new(&sdk),
-        safety: safety(&sdk),
-        pre_state: pre_state.clone(),
+        ec2: aws_sdk_ec2::Client::new(&as_isolate),
+        autoscaling: aws_sdk_autoscaling::Client::new(&as_isolate),
+        iam: aws_sdk_iam::Client::new(&as_isolate),
+        safety: safety(&as_isolate),
+        pre_state: pre_state_of(&as_isolate),
         config: ir_isolate_ec2::IsolateConfig {
             forensic_ingress_cidr: None,
         },
@@ -173,10 +186,11 @@ pub async fn start_with(review_timeout_seconds: u32, min_guardduty_severity: u32
             async move { i.handle(r).await }
         }),
     );
+    let as_quarantine = function_sdk(&moto, ir_quarantine_iam::FUNCTION_NAME).await;
     let quarantiner = std::sync::Arc::new(ir_quarantine_iam::Quarantiner {
-        iam: aws_sdk_iam::Client::new(&sdk),
-        safety: safety(&sdk),
-        pre_state: pre_state.clone(),
+        iam: aws_sdk_iam::Client::new(&as_quarantine),
+        safety: safety(&as_quarantine),
+        pre_state: pre_state_of(&as_quarantine),
         config: ir_quarantine_iam::QuarantineConfig {
             deactivate_all_keys: true,
         },
@@ -188,10 +202,11 @@ pub async fn start_with(review_timeout_seconds: u32, min_guardduty_severity: u32
             async move { q.handle(r).await }
         }),
     );
+    let as_lockdown = function_sdk(&moto, ir_lockdown_s3::FUNCTION_NAME).await;
     let lockdown = std::sync::Arc::new(ir_lockdown_s3::LockdownS3 {
-        s3: s3.clone(),
-        safety: safety(&sdk),
-        pre_state,
+        s3: moto.s3_client(&as_lockdown),
+        safety: safety(&as_lockdown),
+        pre_state: pre_state_of(&as_lockdown),
         config: ir_lockdown_s3::LockdownConfig {
             evidence_bucket: None,
             object_lock: false,
@@ -204,12 +219,13 @@ pub async fn start_with(review_timeout_seconds: u32, min_guardduty_severity: u32
             async move { l.handle(r).await }
         }),
     );
+    let as_evidence = function_sdk(&moto, ir_preserve_evidence::FUNCTION_NAME).await;
     let preserver = std::sync::Arc::new(ir_preserve_evidence::Preserver {
-        ec2: aws_sdk_ec2::Client::new(&sdk),
-        iam: aws_sdk_iam::Client::new(&sdk),
-        s3: s3.clone(),
+        ec2: aws_sdk_ec2::Client::new(&as_evidence),
+        iam: aws_sdk_iam::Client::new(&as_evidence),
+        s3: moto.s3_client(&as_evidence),
         // moto has no LookupEvents: the CloudTrail artifacts become recorded gaps.
-        cloudtrail: aws_sdk_cloudtrail::Client::new(&sdk),
+        cloudtrail: aws_sdk_cloudtrail::Client::new(&as_evidence),
         config: ir_preserve_evidence::EvidenceConfig {
             bucket: EVIDENCE.into(),
             kms_key_id: None,
@@ -237,11 +253,18 @@ pub async fn start_with(review_timeout_seconds: u32, min_guardduty_severity: u32
         approvals_table: Some(APPROVALS.into()),
         ..ir_notify::NotifyConfig::none()
     };
+    let as_notify = function_sdk(&moto, ir_notify::FUNCTION_NAME).await;
     let notifier = std::sync::Arc::new(ir_notify::Notifier {
         http: ir_notify::http_client(notify_config.http_timeout).unwrap(),
-        sns: aws_sdk_sns::Client::new(&sdk),
-        secrets: SecretStore::new(aws_sdk_secretsmanager::Client::new(&sdk), ssm.clone()),
-        gate: Some(GateStore::new(ddb.clone(), APPROVALS)),
+        sns: aws_sdk_sns::Client::new(&as_notify),
+        secrets: SecretStore::new(
+            aws_sdk_secretsmanager::Client::new(&as_notify),
+            aws_sdk_ssm::Client::new(&as_notify),
+        ),
+        gate: Some(GateStore::new(
+            aws_sdk_dynamodb::Client::new(&as_notify),
+            APPROVALS,
+        )),
         securityhub: None,
         config: notify_config,
     });
@@ -265,20 +288,49 @@ pub async fn start_with(review_timeout_seconds: u32, min_guardduty_severity: u32
         .state_machine_arn;
     // The EventBridge rules Terraform creates, targeting this machine.
     crate::eventbridge::create_rules(
-        moto.endpoint(),
+        &moto,
         &machine,
         "arn:aws:iam::123456789012:role/ir-events",
         min_guardduty_severity,
     )
     .await;
+    let as_approve = function_sdk(&moto, ir_approve::FUNCTION_NAME).await;
     Pipeline {
         moto,
         invoke,
         sdk,
+        as_approve,
         jira,
         sfn,
         machine,
     }
+}
+
+/// The placeholders of the declared permissions, filled for the local pipeline.
+const TOKENS: &[(&str, &str)] = &[
+    ("{partition}", "aws"),
+    ("{account}", "123456789012"),
+    ("{region}", "us-east-1"),
+    ("{prefix}", "ir"),
+    ("{evidence_bucket}", EVIDENCE),
+];
+
+/// SDK configuration signing as `function`'s own principal: exactly its declared permissions.
+async fn function_sdk(moto: &MotoServer, function: &str) -> aws_config::SdkConfig {
+    let policy = crate::permissions::emulator_policy(function, TOKENS);
+    let credentials = moto
+        .principal(&format!("fn-{function}"), &policy)
+        .await
+        .expect("function principal");
+    moto.sdk_config_as(credentials).await
+}
+
+/// The pre-state table, through `sdk`'s credentials.
+fn pre_state_of(sdk: &aws_config::SdkConfig) -> ir_core::prestate::PreStateStore {
+    ir_core::prestate::PreStateStore::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        crate::fixtures::PRE_STATE_TABLE,
+    )
 }
 
 impl Pipeline {
@@ -286,7 +338,7 @@ impl Pipeline {
     /// execution the rules started (`None`: no rule matched, nothing started).
     pub async fn put_event(&self, event: &Value) -> Option<String> {
         let before = self.execution_arns().await;
-        crate::eventbridge::put_event(self.moto.endpoint(), event).await;
+        crate::eventbridge::put_event(&self.moto, event).await;
         let after = self.execution_arns().await;
         let mut new = after.into_iter().filter(|a| !before.contains(a));
         let exec = new.next();
@@ -408,11 +460,11 @@ impl Pipeline {
         })
         .to_string();
         let approver = Approver {
-            store: GateStore::new(aws_sdk_dynamodb::Client::new(&self.sdk), APPROVALS),
-            sfn: self.sfn.clone(),
+            store: GateStore::new(aws_sdk_dynamodb::Client::new(&self.as_approve), APPROVALS),
+            sfn: aws_sdk_sfn::Client::new(&self.as_approve),
             secrets: SecretStore::new(
-                aws_sdk_secretsmanager::Client::new(&self.sdk),
-                aws_sdk_ssm::Client::new(&self.sdk),
+                aws_sdk_secretsmanager::Client::new(&self.as_approve),
+                aws_sdk_ssm::Client::new(&self.as_approve),
             ),
             config: ApproveConfig {
                 table: APPROVALS.into(),

@@ -271,7 +271,7 @@ async fn terraform_applies_and_destroys_against_the_emulator() {
     assert!(!wanted_by_the_rules(&medium) && !wanted_by_the_rules(&notified));
     sent.extend([medium, notified]);
     for event in &sent {
-        ir_tests::eventbridge::put_event(moto.endpoint(), event).await;
+        ir_tests::eventbridge::put_event(&moto, event).await;
     }
     let executions = sfn
         .list_executions()
