@@ -325,3 +325,50 @@ async fn kill_switch_plans_and_protected_bucket_is_skipped() {
     assert_eq!(w.bpa().await, None);
     assert_eq!(w.policy().await, w.original_policy);
 }
+
+/// The bucket the playbook exists for: its policy is public. With Block Public Access's
+/// `BlockPublicPolicy` on, S3 refuses any policy that still holds a public statement (strict
+/// mode's `s3-block-public-policy`), so the Deny must be merged before Block Public Access; and a
+/// release must restore Block Public Access before putting the original public policy back.
+#[tokio::test]
+async fn a_public_bucket_policy_gets_the_deny_before_block_public_access() {
+    let w = world().await;
+    let public = serde_json::json!({"Version": "2012-10-17", "Statement": [{
+        "Sid": "PublicRead", "Effect": "Allow", "Principal": "*",
+        "Action": "s3:GetObject", "Resource": format!("arn:aws:s3:::{BUCKET}/*")
+    }]});
+    w.s3.put_bucket_policy()
+        .bucket(BUCKET)
+        .policy(public.to_string())
+        .send()
+        .await
+        .expect("public policy without Block Public Access");
+    let decision = w.decision().await;
+    let rec = w
+        .lockdown
+        .handle(w.request(decision.clone(), Mode::Contain))
+        .await
+        .expect("contain");
+    assert_eq!(rec.status, RecordStatus::Completed, "{:#?}", rec.steps);
+    let order: Vec<&str> = rec.steps.iter().map(|s| s.step.as_str()).collect();
+    let pos = |name: &str| order.iter().position(|s| *s == name).expect(name);
+    assert!(
+        pos("deny-principal") < pos("block-public-access"),
+        "{order:?}"
+    );
+    assert_eq!(w.bpa().await, Some([true; 4]));
+    let policy = w.policy().await;
+    let statements = policy["Statement"].as_array().expect("statements");
+    assert_eq!(
+        statements[0], public["Statement"][0],
+        "the public statement is kept"
+    );
+    assert!(statements.iter().any(|s| s["Effect"] == "Deny"));
+
+    let mut release = w.request(decision, Mode::Release);
+    release.previous = Some(rec);
+    let rel = w.lockdown.handle(release).await.expect("release");
+    assert_eq!(rel.status, RecordStatus::Completed, "{:#?}", rel.steps);
+    assert_eq!(w.bpa().await, None);
+    assert_eq!(w.policy().await, public);
+}

@@ -20,6 +20,7 @@ pub mod gate;
 pub mod incident;
 pub mod killswitch;
 pub mod permissions;
+pub mod playbook;
 pub mod policy;
 pub mod prestate;
 pub mod secrets;

@@ -35,11 +35,11 @@ use aws_sdk_ec2::types::{
 use chrono::Utc;
 use ir_core::actions::{
     revoke_older_sessions_policy, revoke_policy_name, ContainmentError, ContainmentRecord,
-    ContainmentRequest, Mode, Runner, Safety, Start, StepFailed, StepResult, TAG_INCIDENT,
-    TAG_STATUS,
+    ContainmentRequest, Runner, Safety, StepFailed, StepResult, TAG_INCIDENT, TAG_STATUS,
 };
 use ir_core::incident::Resource;
 use ir_core::permissions::{resource, union, Permission, ANY, KILL_SWITCH_READ};
+use ir_core::playbook::{Playbook, Refusal};
 use ir_core::prestate::{PreStateKey, PreStateStore};
 use ir_core::ConfigError;
 use serde::{Deserialize, Serialize};
@@ -100,7 +100,13 @@ const GROUPS: &[Permission] = &[
     REVOKE_EGRESS,
 ];
 // the instance, its ENIs, its Auto Scaling group and its roles
-const MODIFY_ENI: Permission = Permission::new("ec2:ModifyNetworkInterfaceAttribute", ANY);
+/// The ENI, and the groups it is given (IAM checks both resource types).
+const MODIFY_ENI: Permission =
+    Permission::new("ec2:ModifyNetworkInterfaceAttribute", resource::EC2_ENI);
+const MODIFY_ENI_GROUPS: Permission = Permission::new(
+    "ec2:ModifyNetworkInterfaceAttribute",
+    resource::EC2_SECURITY_GROUP,
+);
 const MODIFY_INSTANCE: Permission =
     Permission::new("ec2:ModifyInstanceAttribute", resource::EC2_INSTANCE);
 const TAG_INSTANCE: Permission = Permission::new("ec2:CreateTags", resource::EC2_INSTANCE);
@@ -122,6 +128,7 @@ const ASSOCIATE_PROFILE: Permission =
 const PASS_ROLE: Permission = Permission::new("iam:PassRole", resource::IAM_ROLE);
 const CHANGE: &[Permission] = &[
     MODIFY_ENI,
+    MODIFY_ENI_GROUPS,
     MODIFY_INSTANCE,
     TAG_INSTANCE,
     SET_INSTANCE_PROTECTION,
@@ -195,7 +202,7 @@ pub struct Ec2PreState {
 
 /// The live view of the instance this run works from.
 #[derive(Debug, Clone)]
-struct Observed {
+pub struct Observed {
     vpc_id: String,
     tags: BTreeMap<String, String>,
     eni_groups: BTreeMap<String, Vec<String>>,
@@ -209,6 +216,73 @@ fn err_text<E: std::error::Error>(e: E) -> String {
     aws_sdk_ec2::error::DisplayErrorContext(e).to_string()
 }
 
+impl Playbook for Isolator {
+    type Target = String;
+    type Observed = Observed;
+    type PreState = Ec2PreState;
+    const FUNCTION: &'static str = FUNCTION_NAME;
+
+    fn safety(&self) -> &Safety {
+        &self.safety
+    }
+
+    fn pre_state_store(&self) -> &PreStateStore {
+        &self.pre_state
+    }
+
+    fn target(&self, req: &ContainmentRequest) -> Result<String, Refusal> {
+        match req.decision.incident.primary_resource() {
+            Some(Resource::Ec2Instance { instance_id, .. }) => Ok(instance_id.clone()),
+            other => Err(Refusal::Error(ContainmentError::WrongResource(
+                other
+                    .map(|r| r.display_id())
+                    .unwrap_or_else(|| "none".into()),
+            ))),
+        }
+    }
+
+    async fn observe(&self, instance_id: &String) -> Result<Observed, ContainmentError> {
+        self.read_live(instance_id).await
+    }
+
+    fn live_tags<'a>(&self, obs: &'a Observed) -> &'a BTreeMap<String, String> {
+        &obs.tags
+    }
+
+    fn pre_state_key(&self, req: &ContainmentRequest, instance_id: &String) -> PreStateKey {
+        let incident = &req.decision.incident;
+        PreStateKey::new(&incident.account_id, &incident.region, instance_id)
+    }
+
+    fn observed_pre_state(&self, instance_id: &String, obs: &Observed) -> Ec2PreState {
+        observed_pre_state(instance_id, obs)
+    }
+
+    async fn contain(
+        &self,
+        runner: &mut Runner,
+        req: &ContainmentRequest,
+        instance_id: &String,
+        obs: &Observed,
+        pre: &Ec2PreState,
+    ) -> Result<(), StepFailed> {
+        self.isolate(runner, &req.decision.incident_id, instance_id, obs, pre)
+            .await
+    }
+
+    async fn release(
+        &self,
+        runner: &mut Runner,
+        req: &ContainmentRequest,
+        instance_id: &String,
+        obs: &Observed,
+        pre: &Ec2PreState,
+    ) -> Result<(), StepFailed> {
+        self.restore(runner, &req.decision.incident_id, instance_id, obs, pre)
+            .await
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Isolator {
     pub ec2: aws_sdk_ec2::Client,
@@ -220,71 +294,16 @@ pub struct Isolator {
 }
 
 impl Isolator {
-    /// The Lambda handler body.
+    /// The Lambda handler body: the shared playbook skeleton ([`ir_core::playbook::run`]).
     pub async fn handle(
         &self,
         req: ContainmentRequest,
     ) -> Result<ContainmentRecord, ContainmentError> {
-        let started = Utc::now();
-        let instance_id = match req.decision.incident.primary_resource() {
-            Some(Resource::Ec2Instance { instance_id, .. }) => instance_id.clone(),
-            other => {
-                return Err(ContainmentError::WrongResource(
-                    other
-                        .map(|r| r.display_id())
-                        .unwrap_or_else(|| "none".into()),
-                ))
-            }
-        };
-        let obs = self.observe(&instance_id).await?;
-        let (mut runner, dry_run) =
-            match Runner::begin(FUNCTION_NAME, &req, &obs.tags, &self.safety, started).await {
-                Start::Skipped(record) => return Ok(record),
-                Start::Run { runner, reason } => (runner, reason),
-            };
-        let incident = &req.decision.incident;
-        let key = PreStateKey::new(&incident.account_id, &incident.region, &instance_id);
-        let observed = observed_pre_state(&instance_id, &obs);
-        let incident_id = &req.decision.incident_id;
-        let (pre, result) = match req.mode {
-            Mode::Contain => match self
-                .pre_state
-                .record_step(&mut runner, &key, observed)
-                .await
-            {
-                Ok(pre) => {
-                    let result = self
-                        .contain(&mut runner, incident_id, &instance_id, &obs, &pre)
-                        .await;
-                    (Some(pre), result)
-                }
-                Err(failed) => (None, Err(failed)),
-            },
-            Mode::Release => {
-                let previous = req.previous.as_ref().map(|p| &p.pre_state);
-                let pre = self
-                    .pre_state
-                    .for_release(&key, previous, observed)
-                    .await
-                    .map_err(|e| ContainmentError::Read {
-                        what: "pre-state".into(),
-                        message: e.to_string(),
-                    })?;
-                let mut result = self
-                    .release(&mut runner, incident_id, &instance_id, &obs, &pre)
-                    .await;
-                if result.is_ok() {
-                    result = self.pre_state.release_step(&mut runner, &key).await;
-                }
-                (Some(pre), result)
-            }
-        };
-        runner
-            .finish(req.mode, started, to_json(&pre), result, dry_run)
-            .into_result()
+        ir_core::playbook::run(self, req).await
     }
 
-    async fn observe(&self, instance_id: &str) -> Result<Observed, ContainmentError> {
+    /// Reads the instance, its ENIs' groups, attributes, instance profile and Auto Scaling group.
+    async fn read_live(&self, instance_id: &str) -> Result<Observed, ContainmentError> {
         let read = |what: &str, e: String| ContainmentError::Read {
             what: what.to_string(),
             message: e,
@@ -631,7 +650,8 @@ impl Isolator {
         Ok(())
     }
 
-    async fn contain(
+    /// The isolation steps.
+    async fn isolate(
         &self,
         runner: &mut Runner,
         incident_id: &str,
@@ -854,7 +874,8 @@ impl Isolator {
             .await
     }
 
-    async fn release(
+    /// The release steps.
+    async fn restore(
         &self,
         runner: &mut Runner,
         incident_id: &str,
@@ -1039,10 +1060,6 @@ fn observed_pre_state(instance_id: &str, obs: &Observed) -> Ec2PreState {
         role_names: obs.role_names.clone(),
         auto_scaling_group: obs.auto_scaling_group.clone(),
     }
-}
-
-fn to_json<T: Serialize>(v: &T) -> serde_json::Value {
-    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }
 
 /// The id of the security group `name` in `vpc_id`, if it exists.

@@ -31,14 +31,14 @@ use aws_sdk_s3::types::{
     BucketLoggingStatus, BucketVersioningStatus, LoggingEnabled, ObjectLockConfiguration,
     ObjectLockEnabled, PublicAccessBlockConfiguration, Tag, Tagging, VersioningConfiguration,
 };
-use chrono::Utc;
 use ir_core::actions::{
-    ContainmentError, ContainmentRecord, ContainmentRequest, Mode, Runner, Safety, Start,
-    StepFailed, StepResult, TAG_INCIDENT, TAG_STATUS,
+    ContainmentError, ContainmentRecord, ContainmentRequest, Runner, Safety, StepFailed,
+    StepResult, TAG_INCIDENT, TAG_STATUS,
 };
 use ir_core::config::env_bool_strict;
 use ir_core::incident::{Incident, PrincipalKind, Resource};
 use ir_core::permissions::{resource::S3_BUCKET, union, Permission, KILL_SWITCH_READ};
+use ir_core::playbook::{Playbook, Refusal};
 use ir_core::prestate::{PreStateKey, PreStateStore};
 use ir_core::{ConfigError, Tier};
 use serde::{Deserialize, Serialize};
@@ -135,8 +135,9 @@ pub struct S3PreState {
     pub logging: Option<String>,
 }
 
+/// The live view of the bucket.
 #[derive(Debug, Clone)]
-struct Observed {
+pub struct Observed {
     tags: BTreeMap<String, String>,
     pre: S3PreState,
     policy: Option<serde_json::Value>,
@@ -227,6 +228,76 @@ fn has_statement(policy: Option<&serde_json::Value>, sid: &str) -> bool {
     }
 }
 
+impl Playbook for LockdownS3 {
+    type Target = String;
+    type Observed = Observed;
+    type PreState = S3PreState;
+    const FUNCTION: &'static str = FUNCTION_NAME;
+
+    fn safety(&self) -> &Safety {
+        &self.safety
+    }
+
+    fn pre_state_store(&self) -> &PreStateStore {
+        &self.pre_state
+    }
+
+    fn target(&self, req: &ContainmentRequest) -> Result<String, Refusal> {
+        match req.decision.incident.primary_resource() {
+            Some(Resource::S3Bucket { bucket_name, .. }) => Ok(bucket_name.clone()),
+            other => Err(Refusal::Error(ContainmentError::WrongResource(
+                other
+                    .map(|r| r.display_id())
+                    .unwrap_or_else(|| "none".into()),
+            ))),
+        }
+    }
+
+    async fn observe(&self, bucket: &String) -> Result<Observed, ContainmentError> {
+        self.read_live(bucket).await
+    }
+
+    fn live_tags<'a>(&self, obs: &'a Observed) -> &'a BTreeMap<String, String> {
+        &obs.tags
+    }
+
+    fn pre_state_key(&self, req: &ContainmentRequest, bucket: &String) -> PreStateKey {
+        // Bucket names are global (per partition).
+        PreStateKey::new(
+            &req.decision.incident.account_id,
+            "global",
+            &format!("s3/{bucket}"),
+        )
+    }
+
+    fn observed_pre_state(&self, _bucket: &String, obs: &Observed) -> S3PreState {
+        obs.pre.clone()
+    }
+
+    async fn contain(
+        &self,
+        runner: &mut Runner,
+        req: &ContainmentRequest,
+        bucket: &String,
+        obs: &Observed,
+        _pre: &S3PreState,
+    ) -> Result<(), StepFailed> {
+        self.lock_down(runner, req, bucket, obs).await
+    }
+
+    async fn release(
+        &self,
+        runner: &mut Runner,
+        req: &ContainmentRequest,
+        bucket: &String,
+        obs: &Observed,
+        pre: &S3PreState,
+    ) -> Result<(), StepFailed> {
+        self.restore(runner, &req.decision.incident_id, bucket, obs, pre)
+            .await
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct LockdownS3 {
     pub s3: aws_sdk_s3::Client,
@@ -236,78 +307,16 @@ pub struct LockdownS3 {
 }
 
 impl LockdownS3 {
-    /// The Lambda handler body.
+    /// The Lambda handler body: the shared playbook skeleton ([`ir_core::playbook::run`]).
     pub async fn handle(
         &self,
         req: ContainmentRequest,
     ) -> Result<ContainmentRecord, ContainmentError> {
-        let started = Utc::now();
-        let bucket = match req.decision.incident.primary_resource() {
-            Some(Resource::S3Bucket { bucket_name, .. }) => bucket_name.clone(),
-            other => {
-                return Err(ContainmentError::WrongResource(
-                    other
-                        .map(|r| r.display_id())
-                        .unwrap_or_else(|| "none".into()),
-                ))
-            }
-        };
-        let obs = self.observe(&bucket).await?;
-        let (mut runner, dry_run) =
-            match Runner::begin(FUNCTION_NAME, &req, &obs.tags, &self.safety, started).await {
-                Start::Skipped(record) => return Ok(record),
-                Start::Run { runner, reason } => (runner, reason),
-            };
-        let key = PreStateKey::new(
-            &req.decision.incident.account_id,
-            "global",
-            &format!("s3/{bucket}"),
-        );
-        let (pre, result) = match req.mode {
-            Mode::Contain => {
-                match self
-                    .pre_state
-                    .record_step(&mut runner, &key, obs.pre.clone())
-                    .await
-                {
-                    Ok(pre) => {
-                        let result = self.contain(&mut runner, &req, &bucket, &obs).await;
-                        (Some(pre), result)
-                    }
-                    Err(failed) => (None, Err(failed)),
-                }
-            }
-            Mode::Release => {
-                let previous = req.previous.as_ref().map(|p| &p.pre_state);
-                let pre = self
-                    .pre_state
-                    .for_release(&key, previous, obs.pre.clone())
-                    .await
-                    .map_err(|e| ContainmentError::Read {
-                        what: "pre-state".into(),
-                        message: e.to_string(),
-                    })?;
-                let mut result = self
-                    .release(&mut runner, &req.decision.incident_id, &bucket, &obs, &pre)
-                    .await;
-                if result.is_ok() {
-                    result = self.pre_state.release_step(&mut runner, &key).await;
-                }
-                (Some(pre), result)
-            }
-        };
-        runner
-            .finish(
-                req.mode,
-                started,
-                serde_json::to_value(&pre).unwrap_or_default(),
-                result,
-                dry_run,
-            )
-            .into_result()
+        ir_core::playbook::run(self, req).await
     }
 
-    async fn observe(&self, bucket: &str) -> Result<Observed, ContainmentError> {
+    /// Reads the bucket's tags, Block Public Access, policy, versioning, logging, Object Lock.
+    async fn read_live(&self, bucket: &str) -> Result<Observed, ContainmentError> {
         let read = |what: &str, e: String| ContainmentError::Read {
             what: what.to_string(),
             message: e,
@@ -442,7 +451,8 @@ impl LockdownS3 {
         Ok(())
     }
 
-    async fn contain(
+    /// The lockdown steps.
+    async fn lock_down(
         &self,
         runner: &mut Runner,
         req: &ContainmentRequest,
@@ -707,7 +717,8 @@ impl LockdownS3 {
             .await
     }
 
-    async fn release(
+    /// The release steps.
+    async fn restore(
         &self,
         runner: &mut Runner,
         incident_id: &str,

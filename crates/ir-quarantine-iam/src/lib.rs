@@ -29,12 +29,13 @@ use aws_sdk_iam::error::ProvideErrorMetadata;
 use aws_sdk_iam::types::{StatusType, Tag};
 use chrono::Utc;
 use ir_core::actions::{
-    revoke_older_sessions_policy, ContainmentError, ContainmentRecord, ContainmentRequest, Mode,
-    Runner, Safety, Start, StepFailed, StepResult, TAG_INCIDENT, TAG_STATUS,
+    revoke_older_sessions_policy, ContainmentError, ContainmentRecord, ContainmentRequest, Runner,
+    Safety, StepFailed, StepResult, TAG_INCIDENT, TAG_STATUS,
 };
 use ir_core::config::env_bool_strict;
 use ir_core::incident::Resource;
 use ir_core::permissions::{resource, union, Permission, KILL_SWITCH_READ};
+use ir_core::playbook::{Playbook, Refusal};
 use ir_core::prestate::{PreStateKey, PreStateStore};
 use ir_core::ConfigError;
 use serde::{Deserialize, Serialize};
@@ -120,7 +121,7 @@ pub struct IamPreState {
 
 /// The principal a request is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Target {
+pub enum Target {
     User { name: String, key: Option<String> },
     Role { name: String },
 }
@@ -142,8 +143,9 @@ impl Target {
     }
 }
 
+/// The live view of the principal.
 #[derive(Debug, Clone)]
-struct Observed {
+pub struct Observed {
     tags: BTreeMap<String, String>,
     keys: BTreeMap<String, String>,
     console_password_created: Option<String>,
@@ -177,6 +179,98 @@ fn quarantine_policy(cutoff: chrono::DateTime<Utc>) -> String {
     doc.to_string()
 }
 
+impl Playbook for Quarantiner {
+    type Target = Target;
+    type Observed = Observed;
+    type PreState = IamPreState;
+    const FUNCTION: &'static str = FUNCTION_NAME;
+
+    fn safety(&self) -> &Safety {
+        &self.safety
+    }
+
+    fn pre_state_store(&self) -> &PreStateStore {
+        &self.pre_state
+    }
+
+    fn target(&self, req: &ContainmentRequest) -> Result<Target, Refusal> {
+        match req.decision.incident.primary_resource() {
+            Some(Resource::IamUser {
+                user_name,
+                access_key_id,
+            }) => Ok(Target::User {
+                name: user_name.clone(),
+                key: access_key_id.clone(),
+            }),
+            Some(Resource::IamRole { role_name, .. }) => Ok(Target::Role {
+                name: role_name.clone(),
+            }),
+            Some(Resource::RootUser { .. }) => Err(Refusal::NeverTouch(
+                "the root user is never changed automatically: escalate to the account owner"
+                    .into(),
+            )),
+            other => Err(Refusal::Error(ContainmentError::WrongResource(
+                other
+                    .map(|r| r.display_id())
+                    .unwrap_or_else(|| "none".into()),
+            ))),
+        }
+    }
+
+    async fn observe(&self, target: &Target) -> Result<Observed, ContainmentError> {
+        self.read_live(target).await
+    }
+
+    fn never_touch(&self, target: &Target, obs: &Observed) -> Option<String> {
+        obs.service_linked.then(|| {
+            format!(
+                "{} is a service-linked role: never changed automatically",
+                target.label()
+            )
+        })
+    }
+
+    fn live_tags<'a>(&self, obs: &'a Observed) -> &'a BTreeMap<String, String> {
+        &obs.tags
+    }
+
+    fn pre_state_key(&self, req: &ContainmentRequest, target: &Target) -> PreStateKey {
+        // IAM is global: one item per principal, whichever region the finding came from.
+        PreStateKey::new(&req.decision.incident.account_id, "global", &target.label())
+    }
+
+    fn observed_pre_state(&self, _target: &Target, obs: &Observed) -> IamPreState {
+        IamPreState {
+            keys: obs.keys.clone(),
+            console_password_created: obs.console_password_created.clone(),
+        }
+    }
+
+    async fn contain(
+        &self,
+        runner: &mut Runner,
+        req: &ContainmentRequest,
+        target: &Target,
+        obs: &Observed,
+        _pre: &IamPreState,
+    ) -> Result<(), StepFailed> {
+        self.quarantine(runner, &req.decision.incident_id, target, obs)
+            .await
+    }
+
+    async fn release(
+        &self,
+        runner: &mut Runner,
+        req: &ContainmentRequest,
+        target: &Target,
+        obs: &Observed,
+        pre: &IamPreState,
+    ) -> Result<(), StepFailed> {
+        self.restore(runner, &req.decision.incident_id, target, obs, pre)
+            .await
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Quarantiner {
     pub iam: aws_sdk_iam::Client,
@@ -186,106 +280,16 @@ pub struct Quarantiner {
 }
 
 impl Quarantiner {
-    /// The Lambda handler body.
+    /// The Lambda handler body: the shared playbook skeleton ([`ir_core::playbook::run`]).
     pub async fn handle(
         &self,
         req: ContainmentRequest,
     ) -> Result<ContainmentRecord, ContainmentError> {
-        let started = Utc::now();
-        let target =
-            match req.decision.incident.primary_resource() {
-                Some(Resource::IamUser {
-                    user_name,
-                    access_key_id,
-                }) => Target::User {
-                    name: user_name.clone(),
-                    key: access_key_id.clone(),
-                },
-                Some(Resource::IamRole { role_name, .. }) => Target::Role {
-                    name: role_name.clone(),
-                },
-                Some(Resource::RootUser { .. }) => return Ok(Runner::skipped(
-                    FUNCTION_NAME,
-                    &req,
-                    "the root user is never changed automatically: escalate to the account owner"
-                        .into(),
-                    started,
-                )),
-                other => {
-                    return Err(ContainmentError::WrongResource(
-                        other
-                            .map(|r| r.display_id())
-                            .unwrap_or_else(|| "none".into()),
-                    ))
-                }
-            };
-        let obs = self.observe(&target).await?;
-        if obs.service_linked {
-            return Ok(Runner::skipped(
-                FUNCTION_NAME,
-                &req,
-                format!(
-                    "{} is a service-linked role: never changed automatically",
-                    target.label()
-                ),
-                started,
-            ));
-        }
-        let (mut runner, dry_run) =
-            match Runner::begin(FUNCTION_NAME, &req, &obs.tags, &self.safety, started).await {
-                Start::Skipped(record) => return Ok(record),
-                Start::Run { runner, reason } => (runner, reason),
-            };
-        let key = PreStateKey::new(&req.decision.incident.account_id, "global", &target.label());
-        let observed = IamPreState {
-            keys: obs.keys.clone(),
-            console_password_created: obs.console_password_created.clone(),
-        };
-        let incident_id = req.decision.incident_id.clone();
-        let (pre, result) = match req.mode {
-            Mode::Contain => {
-                match self
-                    .pre_state
-                    .record_step(&mut runner, &key, observed)
-                    .await
-                {
-                    Ok(pre) => {
-                        let result = self.contain(&mut runner, &incident_id, &target, &obs).await;
-                        (Some(pre), result)
-                    }
-                    Err(failed) => (None, Err(failed)),
-                }
-            }
-            Mode::Release => {
-                let previous = req.previous.as_ref().map(|p| &p.pre_state);
-                let pre = self
-                    .pre_state
-                    .for_release(&key, previous, observed)
-                    .await
-                    .map_err(|e| ContainmentError::Read {
-                        what: "pre-state".into(),
-                        message: e.to_string(),
-                    })?;
-                let mut result = self
-                    .release(&mut runner, &incident_id, &target, &obs, &pre)
-                    .await;
-                if result.is_ok() {
-                    result = self.pre_state.release_step(&mut runner, &key).await;
-                }
-                (Some(pre), result)
-            }
-        };
-        let record = runner.finish(
-            req.mode,
-            started,
-            serde_json::to_value(&pre).unwrap_or_default(),
-            result,
-            dry_run,
-        );
-        record.into_result()
+        ir_core::playbook::run(self, req).await
     }
 
-    async fn observe(&self, target: &Target) -> Result<Observed, ContainmentError> {
+    /// Reads the principal, its keys, console password, inline policies and tags.
+    async fn read_live(&self, target: &Target) -> Result<Observed, ContainmentError> {
         let read = |what: &str, e: String| ContainmentError::Read {
             what: what.to_string(),
             message: e,
@@ -415,7 +419,8 @@ impl Quarantiner {
         }
     }
 
-    async fn contain(
+    /// The quarantine steps.
+    async fn quarantine(
         &self,
         runner: &mut Runner,
         incident_id: &str,
@@ -564,7 +569,8 @@ impl Quarantiner {
             .await
     }
 
-    async fn release(
+    /// The release steps.
+    async fn restore(
         &self,
         runner: &mut Runner,
         incident_id: &str,

@@ -1,0 +1,154 @@
+//! The one skeleton every containment playbook runs through:
+//! target → observe → never-touch check → safety gate ([`Runner::begin`]: live protected tag,
+//! kill switch, tier and approval, dry-run) → pre-state (recorded before any change, or read
+//! back for a release) → the playbook's steps → the record.
+//!
+//! A playbook only says what it acts on, what it reads, what state it keeps and which steps it
+//! takes; the order above, the pre-state table and the record are the same for all of them.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use chrono::Utc;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::actions::{
+    ContainmentError, ContainmentRecord, ContainmentRequest, Mode, Runner, Safety, Start,
+    StepFailed,
+};
+use crate::prestate::{PreStateKey, PreStateStore};
+
+/// How a request ends before the playbook observes anything.
+#[derive(Debug)]
+pub enum Refusal {
+    /// Never changed automatically (root user, …): a `skipped` record with this reason.
+    NeverTouch(String),
+    /// Not a resource this function handles.
+    Error(ContainmentError),
+}
+
+/// One containment playbook.
+pub trait Playbook: Sync {
+    /// What a request is about (an instance id, a principal, a bucket).
+    type Target: Send + Sync;
+    /// The live view the playbook works from.
+    type Observed: Send + Sync;
+    /// What `release` restores; kept in the pre-state table.
+    type PreState: Serialize + DeserializeOwned + Send + Sync;
+
+    /// The function's name, in records and the audit trail.
+    const FUNCTION: &'static str;
+
+    /// The safety inputs (kill switch, forced dry-run, protected tags).
+    fn safety(&self) -> &Safety;
+    /// Where the pre-state is kept.
+    fn pre_state_store(&self) -> &PreStateStore;
+
+    /// The target of `request`, or why there is none.
+    fn target(&self, request: &ContainmentRequest) -> Result<Self::Target, Refusal>;
+
+    /// Reads the resource (no change).
+    fn observe(
+        &self,
+        target: &Self::Target,
+    ) -> impl Future<Output = Result<Self::Observed, ContainmentError>> + Send;
+
+    /// A reason never to change this resource, found by observing it (e.g. a service-linked
+    /// role): the record is `skipped` with it.
+    fn never_touch(&self, _target: &Self::Target, _observed: &Self::Observed) -> Option<String> {
+        None
+    }
+
+    /// The resource's live tags (for the protected-tag check).
+    fn live_tags<'a>(&self, observed: &'a Self::Observed) -> &'a BTreeMap<String, String>;
+
+    /// The pre-state item of this resource.
+    fn pre_state_key(&self, request: &ContainmentRequest, target: &Self::Target) -> PreStateKey;
+
+    /// The pre-state as observed now.
+    fn observed_pre_state(
+        &self,
+        target: &Self::Target,
+        observed: &Self::Observed,
+    ) -> Self::PreState;
+
+    /// The containment steps, in order; `pre` is the original state (recorded now or earlier).
+    fn contain(
+        &self,
+        runner: &mut Runner,
+        request: &ContainmentRequest,
+        target: &Self::Target,
+        observed: &Self::Observed,
+        pre: &Self::PreState,
+    ) -> impl Future<Output = Result<(), StepFailed>> + Send;
+
+    /// The release steps, restoring `pre`.
+    fn release(
+        &self,
+        runner: &mut Runner,
+        request: &ContainmentRequest,
+        target: &Self::Target,
+        observed: &Self::Observed,
+        pre: &Self::PreState,
+    ) -> impl Future<Output = Result<(), StepFailed>> + Send;
+}
+
+/// Runs `playbook` for `request`: the Lambda handler body of every containment function.
+pub async fn run<P: Playbook>(
+    playbook: &P,
+    request: ContainmentRequest,
+) -> Result<ContainmentRecord, ContainmentError> {
+    let started = Utc::now();
+    let target = match playbook.target(&request) {
+        Ok(t) => t,
+        Err(Refusal::NeverTouch(reason)) => {
+            return Ok(Runner::skipped(P::FUNCTION, &request, reason, started))
+        }
+        Err(Refusal::Error(e)) => return Err(e),
+    };
+    let observed = playbook.observe(&target).await?;
+    if let Some(reason) = playbook.never_touch(&target, &observed) {
+        return Ok(Runner::skipped(P::FUNCTION, &request, reason, started));
+    }
+    let tags = playbook.live_tags(&observed);
+    let (mut runner, dry_run) =
+        match Runner::begin(P::FUNCTION, &request, tags, playbook.safety(), started).await {
+            Start::Skipped(record) => return Ok(record),
+            Start::Run { runner, reason } => (runner, reason),
+        };
+    let key = playbook.pre_state_key(&request, &target);
+    let now = playbook.observed_pre_state(&target, &observed);
+    let store = playbook.pre_state_store();
+    let (pre, result) = match request.mode {
+        Mode::Contain => match store.record_step(&mut runner, &key, now).await {
+            Ok(pre) => {
+                let result = playbook
+                    .contain(&mut runner, &request, &target, &observed, &pre)
+                    .await;
+                (Some(pre), result)
+            }
+            Err(failed) => (None, Err(failed)),
+        },
+        Mode::Release => {
+            let previous = request.previous.as_ref().map(|p| &p.pre_state);
+            let pre = store.for_release(&key, previous, now).await.map_err(|e| {
+                ContainmentError::Read {
+                    what: "pre-state".into(),
+                    message: e.to_string(),
+                }
+            })?;
+            let mut result = playbook
+                .release(&mut runner, &request, &target, &observed, &pre)
+                .await;
+            if result.is_ok() {
+                result = store.release_step(&mut runner, &key).await;
+            }
+            (Some(pre), result)
+        }
+    };
+    let pre = serde_json::to_value(&pre).unwrap_or(serde_json::Value::Null);
+    runner
+        .finish(request.mode, started, pre, result, dry_run)
+        .into_result()
+}
