@@ -119,18 +119,6 @@ pub async fn pre_state_store(sdk: &aws_config::SdkConfig) -> ir_core::prestate::
     ir_core::prestate::PreStateStore::new(ddb, PRE_STATE_TABLE)
 }
 
-/// The stored pre-state of `key` (`<account>/<region>/<resource>`), if any.
-pub async fn stored_pre_state(
-    sdk: &aws_config::SdkConfig,
-    key: &str,
-) -> Option<ir_core::prestate::Stored> {
-    let ddb = aws_sdk_dynamodb::Client::new(sdk);
-    let store = ir_core::prestate::PreStateStore::new(ddb, PRE_STATE_TABLE);
-    let parts: Vec<&str> = key.splitn(3, '/').collect();
-    let key = ir_core::prestate::PreStateKey::new(parts[0], parts[1], parts[2]);
-    store.get(&key).await.expect("read pre-state")
-}
-
 /// Fails when `record` (a function's output) holds a step whose `api_call` the function does not
 /// declare as a permission.
 pub fn assert_declared<T: serde::Serialize>(function: &str, record: &T) {

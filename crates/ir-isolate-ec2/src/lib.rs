@@ -46,10 +46,12 @@ use serde::{Deserialize, Serialize};
 
 pub const FUNCTION_NAME: &str = "ir-isolate-ec2";
 
-// observe (EC2 and Auto Scaling Describe* support no resource scope)
+// observe (most EC2 and Auto Scaling Describe* calls support no resource scope)
 const DESCRIBE_INSTANCES: Permission = Permission::new("ec2:DescribeInstances", ANY);
 const DESCRIBE_ENIS: Permission = Permission::new("ec2:DescribeNetworkInterfaces", ANY);
-const DESCRIBE_ATTRIBUTE: Permission = Permission::new("ec2:DescribeInstanceAttribute", ANY);
+/// The one Describe call EC2 authorises per instance.
+const DESCRIBE_ATTRIBUTE: Permission =
+    Permission::new("ec2:DescribeInstanceAttribute", resource::EC2_INSTANCE);
 const DESCRIBE_PROFILE_ASSOCIATIONS: Permission =
     Permission::new("ec2:DescribeIamInstanceProfileAssociations", ANY);
 const DESCRIBE_SECURITY_GROUPS: Permission = Permission::new("ec2:DescribeSecurityGroups", ANY);
