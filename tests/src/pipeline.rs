@@ -315,13 +315,21 @@ const TOKENS: &[(&str, &str)] = &[
     ("{evidence_bucket}", EVIDENCE),
 ];
 
+/// A new principal (IAM user `<name>`) holding exactly `function`'s declared permissions.
+pub async fn function_principal(
+    moto: &MotoServer,
+    name: &str,
+    function: &str,
+) -> aws_credential_types::Credentials {
+    let policy = crate::permissions::emulator_policy(function, TOKENS);
+    moto.principal(name, &policy)
+        .await
+        .expect("function principal")
+}
+
 /// SDK configuration signing as `function`'s own principal: exactly its declared permissions.
 async fn function_sdk(moto: &MotoServer, function: &str) -> aws_config::SdkConfig {
-    let policy = crate::permissions::emulator_policy(function, TOKENS);
-    let credentials = moto
-        .principal(&format!("fn-{function}"), &policy)
-        .await
-        .expect("function principal");
+    let credentials = function_principal(moto, &format!("fn-{function}"), function).await;
     moto.sdk_config_as(credentials).await
 }
 

@@ -142,10 +142,13 @@ async fn function_env(
     p: &Pipeline,
     function: &str,
 ) -> Result<Vec<(String, String)>, Box<dyn std::error::Error>> {
+    // Each binary runs as a principal holding exactly its declared permissions (IAM enforced).
+    let principal = format!("bench-{function}-{}", uuid_like());
+    let credentials = pipeline::function_principal(&p.moto, &principal, function).await;
     let mut env: Vec<(String, String)> = [
         ("AWS_ENDPOINT_URL", p.moto.endpoint()),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_ACCESS_KEY_ID", credentials.access_key_id()),
+        ("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key()),
         ("AWS_REGION", "us-east-1"),
         ("AWS_EC2_METADATA_DISABLED", "true"),
         ("IR_S3_FORCE_PATH_STYLE", "true"),
@@ -166,6 +169,10 @@ async fn function_env(
     let jira = p.jira.uri();
     let specific: Vec<(&str, &str)> = match function {
         "ir-triage" => vec![("IR_INCIDENTS_TABLE", "incidents")],
+        // As the pipeline's handlers are configured (no access-log target for the lockdown).
+        "ir-isolate-ec2" | "ir-quarantine-iam" | "ir-lockdown-s3" => {
+            vec![("IR_PRE_STATE_TABLE", ir_tests::fixtures::PRE_STATE_TABLE)]
+        }
         "ir-preserve-evidence" => vec![
             ("IR_EVIDENCE_BUCKET", pipeline::EVIDENCE),
             ("IR_EVIDENCE_RETENTION_DAYS", "1"),
@@ -295,4 +302,15 @@ async fn cold_starts(p: &Pipeline) -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     Ok(())
+}
+
+/// A short unique suffix (IAM user names must be unique per run of a function).
+fn uuid_like() -> String {
+    format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    )
 }
