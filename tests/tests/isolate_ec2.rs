@@ -344,6 +344,31 @@ async fn isolation_covers_every_eni_is_idempotent_and_release_restores() {
         };
         assert!(pos("untrack") < pos("isolate"));
     }
+    // The untrack group allows everything over IPv4 and IPv6: a flow over IPv6 must not stay
+    // tracked (and alive) through the swap.
+    let groups = w.ec2.describe_security_groups().send().await.unwrap();
+    let untrack = groups
+        .security_groups()
+        .iter()
+        .find(|g| g.group_name().is_some_and(|n| n.starts_with("ir-untrack-")))
+        .expect("untrack group");
+    for rules in [untrack.ip_permissions(), untrack.ip_permissions_egress()] {
+        let all = |p: &&aws_sdk_ec2::types::IpPermission| p.ip_protocol() == Some("-1");
+        assert!(
+            rules.iter().filter(all).any(|p| p
+                .ip_ranges()
+                .iter()
+                .any(|r| r.cidr_ip() == Some("0.0.0.0/0"))),
+            "{rules:?}"
+        );
+        assert!(
+            rules.iter().filter(all).any(|p| p
+                .ipv6_ranges()
+                .iter()
+                .any(|r| r.cidr_ipv6() == Some("::/0"))),
+            "no IPv6 all-traffic rule: {rules:?}"
+        );
+    }
 
     assert!(
         w.bool_attr(InstanceAttributeName::DisableApiTermination)
@@ -738,6 +763,14 @@ async fn an_auto_scaling_instance_is_detached_with_capacity_kept_and_not_termina
             "{step}"
         );
     }
+    // Out of the group before the swap: once isolated, the instance fails its health checks
+    // and Auto Scaling would terminate it (termination protection does not stop that).
+    let pos = |prefix: &str| rec.steps.iter().position(|s| s.step.starts_with(prefix));
+    assert!(
+        pos("asg-detach") < pos("untrack-") && pos("untrack-").is_some(),
+        "{:#?}",
+        rec.steps
+    );
     let member = asg
         .describe_auto_scaling_instances()
         .instance_ids(&instance_id)

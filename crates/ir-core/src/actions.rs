@@ -190,6 +190,9 @@ pub fn gate(
 pub enum StepResult {
     Changed(String),
     AlreadyDone(String),
+    /// AWS refuses this change for this resource by design (termination protection on a Spot
+    /// instance, …): recorded as skipped with the reason, and the playbook goes on.
+    Refused(String),
 }
 
 /// A step failed: the playbook stops here.
@@ -347,6 +350,16 @@ impl Runner {
                     Some(target),
                     Outcome::AlreadyDone,
                     Some(detail),
+                );
+                Ok(())
+            }
+            Ok(StepResult::Refused(why)) => {
+                self.trail.record(
+                    name,
+                    Some(api_call),
+                    Some(target),
+                    Outcome::Skipped,
+                    Some(format!("AWS refuses this for {target}: {why}")),
                 );
                 Ok(())
             }

@@ -1,0 +1,217 @@
+//! Reading the instance (no change): what the playbook works from and what it records as the
+//! pre-state.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ec2::types::{Filter, InstanceAttributeName};
+use ir_core::actions::ContainmentError;
+use ir_core::permissions::{resource, Permission, ANY};
+
+use crate::{err_text, Ec2PreState, InstancePreState, Isolator, Observed};
+
+// Most EC2 and Auto Scaling Describe* calls support no resource scope.
+pub(crate) const DESCRIBE_INSTANCES: Permission = Permission::new("ec2:DescribeInstances", ANY);
+pub(crate) const DESCRIBE_ENIS: Permission = Permission::new("ec2:DescribeNetworkInterfaces", ANY);
+/// The one Describe call EC2 authorises per instance.
+pub(crate) const DESCRIBE_ATTRIBUTE: Permission =
+    Permission::new("ec2:DescribeInstanceAttribute", resource::EC2_INSTANCE);
+pub(crate) const DESCRIBE_PROFILE_ASSOCIATIONS: Permission =
+    Permission::new("ec2:DescribeIamInstanceProfileAssociations", ANY);
+pub(crate) const DESCRIBE_ASG_INSTANCES: Permission =
+    Permission::new("autoscaling:DescribeAutoScalingInstances", ANY);
+pub(crate) const GET_INSTANCE_PROFILE: Permission = Permission::new(
+    "iam:GetInstanceProfile",
+    "arn:{partition}:iam::{account}:instance-profile/*",
+);
+
+pub(crate) const PERMISSIONS: &[Permission] = &[
+    DESCRIBE_INSTANCES,
+    DESCRIBE_ENIS,
+    DESCRIBE_ATTRIBUTE,
+    DESCRIBE_PROFILE_ASSOCIATIONS,
+    DESCRIBE_ASG_INSTANCES,
+    GET_INSTANCE_PROFILE,
+];
+
+impl Isolator {
+    /// Reads the instance, its ENIs' groups, attributes, instance profile and Auto Scaling group.
+    pub(crate) async fn read_live(&self, instance_id: &str) -> Result<Observed, ContainmentError> {
+        let read = |what: &str, e: String| ContainmentError::Read {
+            what: what.to_string(),
+            message: e,
+        };
+        let out = self
+            .ec2
+            .describe_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await;
+        let out = match out {
+            Ok(o) => o,
+            Err(e)
+                if crate::ec2::error_code(&e)
+                    .is_some_and(|c| c.starts_with("InvalidInstanceID")) =>
+            {
+                return Err(ContainmentError::NotFound(instance_id.to_string()))
+            }
+            Err(e) => return Err(read(DESCRIBE_INSTANCES.action, err_text(e))),
+        };
+        let inst = out
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .find(|i| i.instance_id() == Some(instance_id))
+            .ok_or_else(|| ContainmentError::NotFound(instance_id.to_string()))?;
+        let vpc_id = inst
+            .vpc_id()
+            .ok_or_else(|| read("instance VPC", "instance is not in a VPC".into()))?
+            .to_string();
+        let tags = inst
+            .tags()
+            .iter()
+            .filter_map(|t| {
+                Some((
+                    t.key()?.to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                ))
+            })
+            .collect();
+        let eni_ids: Vec<String> = inst
+            .network_interfaces()
+            .iter()
+            .filter_map(|n| n.network_interface_id().map(str::to_string))
+            .collect();
+        // ENI groups from the ENIs themselves (the instance view can lag behind ENI changes).
+        let mut eni_groups = BTreeMap::new();
+        if !eni_ids.is_empty() {
+            let enis = self
+                .ec2
+                .describe_network_interfaces()
+                .set_network_interface_ids(Some(eni_ids))
+                .send()
+                .await
+                .map_err(|e| read(DESCRIBE_ENIS.action, err_text(e)))?;
+            for n in enis.network_interfaces() {
+                let Some(id) = n.network_interface_id() else {
+                    continue;
+                };
+                eni_groups.insert(
+                    id.to_string(),
+                    n.groups()
+                        .iter()
+                        .filter_map(|g| g.group_id().map(str::to_string))
+                        .collect(),
+                );
+            }
+        }
+        let attr = |name: InstanceAttributeName| {
+            self.ec2
+                .describe_instance_attribute()
+                .instance_id(instance_id)
+                .attribute(name)
+                .send()
+        };
+        let termination = attr(InstanceAttributeName::DisableApiTermination)
+            .await
+            .map_err(|e| read("DisableApiTermination", err_text(e)))?
+            .disable_api_termination()
+            .and_then(|v| v.value())
+            .unwrap_or(false);
+        // Not every endpoint knows stop protection; unknown means "not enabled".
+        let stop = match attr(InstanceAttributeName::DisableApiStop).await {
+            Ok(o) => o
+                .disable_api_stop()
+                .and_then(|v| v.value())
+                .unwrap_or(false),
+            Err(e) => {
+                tracing::warn!(error = %err_text(e), "could not read DisableApiStop; assuming off");
+                false
+            }
+        };
+        let shutdown = attr(InstanceAttributeName::InstanceInitiatedShutdownBehavior)
+            .await
+            .map_err(|e| read("InstanceInitiatedShutdownBehavior", err_text(e)))?
+            .instance_initiated_shutdown_behavior()
+            .and_then(|v| v.value())
+            .unwrap_or("stop")
+            .to_string();
+        let assoc = self
+            .ec2
+            .describe_iam_instance_profile_associations()
+            .filters(
+                Filter::builder()
+                    .name("instance-id")
+                    .values(instance_id)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| read(DESCRIBE_PROFILE_ASSOCIATIONS.action, err_text(e)))?;
+        let profile_association = assoc
+            .iam_instance_profile_associations()
+            .iter()
+            .filter(|a| a.state().map(|s| s.as_str()) != Some("disassociated"))
+            .find_map(|a| {
+                Some((
+                    a.association_id()?.to_string(),
+                    a.iam_instance_profile()?.arn()?.to_string(),
+                ))
+            });
+        let mut role_names = Vec::new();
+        if let Some((_, arn)) = &profile_association {
+            let name = arn.rsplit('/').next().unwrap_or(arn);
+            let p = self
+                .iam
+                .get_instance_profile()
+                .instance_profile_name(name)
+                .send()
+                .await
+                .map_err(|e| read(GET_INSTANCE_PROFILE.action, err_text(e)))?;
+            if let Some(ip) = p.instance_profile() {
+                role_names = ip
+                    .roles()
+                    .iter()
+                    .map(|r| r.role_name().to_string())
+                    .collect();
+            }
+        }
+        let asg = self
+            .autoscaling
+            .describe_auto_scaling_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+            .map_err(|e| read(DESCRIBE_ASG_INSTANCES.action, err_text(e)))?;
+        let auto_scaling_group = asg
+            .auto_scaling_instances()
+            .iter()
+            .find_map(|i| i.auto_scaling_group_name().map(str::to_string));
+        Ok(Observed {
+            vpc_id,
+            tags,
+            eni_groups,
+            instance: InstancePreState {
+                termination_protection: termination,
+                stop_protection: stop,
+                shutdown_behavior: shutdown,
+                instance_profile_arn: profile_association.as_ref().map(|(_, a)| a.clone()),
+            },
+            profile_association,
+            role_names,
+            auto_scaling_group,
+        })
+    }
+}
+
+/// The pre-isolation state as observed now (what `record-pre-state` records unless an earlier
+/// response recorded the original first).
+pub(crate) fn observed_pre_state(instance_id: &str, obs: &Observed) -> Ec2PreState {
+    Ec2PreState {
+        instance_id: instance_id.to_string(),
+        vpc_id: obs.vpc_id.clone(),
+        instance: obs.instance.clone(),
+        eni_groups: obs.eni_groups.clone(),
+        role_names: obs.role_names.clone(),
+        auto_scaling_group: obs.auto_scaling_group.clone(),
+    }
+}

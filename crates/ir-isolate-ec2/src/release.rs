@@ -1,0 +1,245 @@
+//! Release (a false positive): the state recorded before isolation comes back. The instance is
+//! not re-attached to its Auto Scaling group (that would change capacity): the record says how.
+
+use ir_core::actions::{
+    revoke_policy_name, Runner, StepFailed, StepResult, TAG_INCIDENT, TAG_STATUS,
+};
+use ir_core::permissions::{resource, Permission};
+
+use crate::{ec2, err_text, Ec2PreState, Isolator, Observed};
+
+pub(crate) const ASSOCIATE_PROFILE: Permission =
+    Permission::new("ec2:AssociateIamInstanceProfile", resource::EC2_INSTANCE);
+/// Re-associating the original profile passes its role to EC2.
+pub(crate) const PASS_ROLE: Permission = Permission::new("iam:PassRole", resource::IAM_ROLE);
+pub(crate) const DELETE_ROLE_POLICY: Permission =
+    Permission::new("iam:DeleteRolePolicy", resource::IAM_ROLE);
+
+pub(crate) const PERMISSIONS: &[Permission] = &[ASSOCIATE_PROFILE, PASS_ROLE, DELETE_ROLE_POLICY];
+
+impl Isolator {
+    /// The release steps, in order.
+    pub(crate) async fn restore(
+        &self,
+        runner: &mut Runner,
+        incident_id: &str,
+        instance_id: &str,
+        obs: &Observed,
+        pre: &Ec2PreState,
+    ) -> Result<(), StepFailed> {
+        self.restore_groups(runner, obs, pre).await?;
+        self.restore_instance(runner, instance_id, obs, pre).await?;
+        self.restore_profile(runner, incident_id, instance_id, obs, pre)
+            .await?;
+        if let Some(asg) = &pre.auto_scaling_group {
+            runner.skip(
+                "asg-reattach",
+                asg,
+                format!("not re-attached automatically (would change capacity): aws autoscaling attach-instances --auto-scaling-group-name {asg} --instance-ids {instance_id}"),
+            );
+        }
+        self.tag_released(runner, incident_id, instance_id).await
+    }
+
+    /// Steps `restore-groups-<eni>`.
+    async fn restore_groups(
+        &self,
+        runner: &mut Runner,
+        obs: &Observed,
+        pre: &Ec2PreState,
+    ) -> Result<(), StepFailed> {
+        for (eni, groups) in &pre.eni_groups {
+            let now = obs.eni_groups.get(eni).cloned().unwrap_or_default();
+            runner
+                .step(
+                    &format!("restore-groups-{eni}"),
+                    &ec2::MODIFY_ENI,
+                    eni,
+                    format!("groups → [{}]", groups.join(",")),
+                    || async {
+                        if &now == groups {
+                            return Ok(StepResult::AlreadyDone("groups already restored".into()));
+                        }
+                        self.set_groups(eni, groups).await?;
+                        Ok(StepResult::Changed(format!(
+                            "[{}] → [{}]",
+                            now.join(","),
+                            groups.join(",")
+                        )))
+                    },
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Steps `restore-termination-protection`, `restore-stop-protection`,
+    /// `restore-shutdown-behaviour`.
+    async fn restore_instance(
+        &self,
+        runner: &mut Runner,
+        instance_id: &str,
+        obs: &Observed,
+        pre: &Ec2PreState,
+    ) -> Result<(), StepFailed> {
+        let want = &pre.instance;
+        let cur = &obs.instance;
+        self.set_protection(
+            runner,
+            instance_id,
+            "restore",
+            cur,
+            want.termination_protection,
+            want.stop_protection,
+        )
+        .await?;
+        runner
+            .step(
+                "restore-shutdown-behaviour",
+                &ec2::MODIFY_INSTANCE,
+                instance_id,
+                format!(
+                    "InstanceInitiatedShutdownBehavior={}",
+                    want.shutdown_behavior
+                ),
+                || async {
+                    if cur.shutdown_behavior == want.shutdown_behavior {
+                        return Ok(StepResult::AlreadyDone("unchanged".into()));
+                    }
+                    let want_value = &want.shutdown_behavior;
+                    Ok(match self.set_shutdown(instance_id, want_value).await? {
+                        Some(refused) => StepResult::Refused(refused),
+                        None => StepResult::Changed(format!("→ {want_value}")),
+                    })
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Steps `reassociate-instance-profile` and `remove-revoke-policy-<role>`.
+    async fn restore_profile(
+        &self,
+        runner: &mut Runner,
+        incident_id: &str,
+        instance_id: &str,
+        obs: &Observed,
+        pre: &Ec2PreState,
+    ) -> Result<(), StepFailed> {
+        let want = &pre.instance;
+        match (&want.instance_profile_arn, &obs.profile_association) {
+            (Some(arn), None) => {
+                runner
+                    .step(
+                        "reassociate-instance-profile",
+                        &ASSOCIATE_PROFILE,
+                        instance_id,
+                        format!("associate {arn}"),
+                        || async {
+                            self.ec2
+                                .associate_iam_instance_profile()
+                                .instance_id(instance_id)
+                                .iam_instance_profile(
+                                    aws_sdk_ec2::types::IamInstanceProfileSpecification::builder()
+                                        .arn(arn)
+                                        .build(),
+                                )
+                                .send()
+                                .await
+                                .map_err(err_text)?;
+                            Ok(StepResult::Changed(format!("associated {arn}")))
+                        },
+                    )
+                    .await?;
+                let name = arn.rsplit('/').next().unwrap_or(arn);
+                let roles = self
+                    .iam
+                    .get_instance_profile()
+                    .instance_profile_name(name)
+                    .send()
+                    .await
+                    .map(|p| {
+                        p.instance_profile()
+                            .map(|ip| {
+                                ip.roles()
+                                    .iter()
+                                    .map(|r| r.role_name().to_string())
+                                    .collect::<Vec<_>>()
+                            })
+                            .unwrap_or_default()
+                    })
+                    .map_err(|e| StepFailed {
+                        step: "reassociate-instance-profile".into(),
+                        message: err_text(e),
+                    })?;
+                for role in roles {
+                    let policy = revoke_policy_name(incident_id);
+                    runner
+                        .step(
+                            &format!("remove-revoke-policy-{role}"),
+                            &DELETE_ROLE_POLICY,
+                            &role,
+                            format!("delete {policy}"),
+                            || async {
+                                match self
+                                    .iam
+                                    .delete_role_policy()
+                                    .role_name(&role)
+                                    .policy_name(&policy)
+                                    .send()
+                                    .await
+                                {
+                                    Ok(_) => Ok(StepResult::Changed(format!("deleted {policy}"))),
+                                    Err(e)
+                                        if e.as_service_error().and_then(|se| {
+                                            aws_sdk_iam::error::ProvideErrorMetadata::code(se)
+                                        }) == Some("NoSuchEntity") =>
+                                    {
+                                        Ok(StepResult::AlreadyDone("no revoke policy".into()))
+                                    }
+                                    Err(e) => Err(err_text(e)),
+                                }
+                            },
+                        )
+                        .await?;
+                }
+            }
+            (Some(_), Some(_)) => runner.skip(
+                "reassociate-instance-profile",
+                instance_id,
+                "a profile is already associated".into(),
+            ),
+            (None, _) => runner.skip(
+                "reassociate-instance-profile",
+                instance_id,
+                "no profile before isolation".into(),
+            ),
+        }
+        Ok(())
+    }
+
+    /// Step `tag-released`.
+    async fn tag_released(
+        &self,
+        runner: &mut Runner,
+        incident_id: &str,
+        instance_id: &str,
+    ) -> Result<(), StepFailed> {
+        runner
+            .step(
+                "tag-released",
+                &ec2::TAG_INSTANCE,
+                instance_id,
+                format!("{TAG_STATUS}=released"),
+                || async {
+                    self.tag(
+                        instance_id,
+                        &[(TAG_STATUS, "released"), (TAG_INCIDENT, incident_id)],
+                    )
+                    .await?;
+                    Ok(StepResult::Changed("released".into()))
+                },
+            )
+            .await
+    }
+}
