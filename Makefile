@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build test lint fmt demo bench package deploy clean
+.PHONY: all build test lint fmt demo bench checkov package deploy clean
 
 all: build
 
@@ -38,6 +38,12 @@ BENCH_DIR = $(if $(filter release,$(BENCH_PROFILE)),release,debug)
 bench:
 	$(CARGO) build --quiet --profile $(BENCH_PROFILE) --workspace --bins
 	IR_BENCH_BIN_DIR=$(CURDIR)/target/$(BENCH_DIR) $(CARGO) run --quiet -p ir-tests --bin bench
+
+## checkov on infra/, and on each role policy as Terraform renders it from infra/permissions.json
+## (a static scan of infra/ cannot evaluate those). Needs checkov (pip install checkov).
+CHECKOV ?= checkov
+checkov:
+	python3 tests/checkov_policies.py $(CHECKOV)
 
 ## Lambda zips (provided.al2023, arm64) under target/lambda/<function>/bootstrap.zip.
 package:

@@ -35,7 +35,7 @@ resource "aws_lambda_function" "function" {
   filename         = "${var.lambda_zip_dir}/${each.key}/bootstrap.zip"
   source_code_hash = filebase64sha256("${var.lambda_zip_dir}/${each.key}/bootstrap.zip")
   memory_size      = 256
-  timeout          = each.key == "ir-preserve-evidence" ? 300 : 60
+  timeout          = local.lambda_timeout_seconds[each.key]
 
   environment {
     variables = each.value.env

@@ -11,6 +11,20 @@ locals {
 
   # Built from its name, not read from the resource: the state machine refers to ir-triage, and
   # ir-triage starts executions of it (one per further finding of a multi-finding event).
+  # Evidence and containment make many AWS calls, each retried with backoff when throttled
+  # (EC2 and IAM throttle under load, exactly when an incident is busy): 300 s leaves room. The
+  # state machine's TimeoutSeconds for each task is above its function's timeout, so the Lambda
+  # timeout (Sandbox.Timedout, retried: every handler is idempotent) fires first.
+  lambda_timeout_seconds = {
+    "ir-triage"            = 60
+    "ir-notify"            = 60
+    "ir-approve"           = 60
+    "ir-preserve-evidence" = 300
+    "ir-isolate-ec2"       = 300
+    "ir-quarantine-iam"    = 300
+    "ir-lockdown-s3"       = 300
+  }
+
   state_machine_name = "${local.p}-incident-response"
   state_machine_arn  = "arn:${local.partition}:states:${local.region}:${local.account}:stateMachine:${local.state_machine_name}"
 

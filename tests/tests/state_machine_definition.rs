@@ -1,0 +1,107 @@
+//! The state machine definition against the Lambda settings Terraform deploys: every Task waits
+//! longer than its function may run (so the Lambda timeout fires first and is retried, rather
+//! than Step Functions abandoning a containment half-way), and every Task retries what a
+//! timed-out or crashed sandbox raises. Every handler is idempotent, so a retry is safe.
+
+use std::collections::BTreeMap;
+
+use ir_tests::fixtures::workspace_file;
+use serde_json::Value;
+
+/// Errors Lambda raises for a sandbox that timed out or died, and for throttling.
+const TRANSIENT: [&str; 7] = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+    "Lambda.Unknown",
+    "Lambda.ClientExecutionTimeoutException",
+    "Sandbox.Timedout",
+];
+
+/// `local.lambda_timeout_seconds` from infra/main.tf: function → seconds.
+fn lambda_timeouts() -> BTreeMap<String, u64> {
+    let main = std::fs::read_to_string(workspace_file("infra/main.tf")).expect("main.tf");
+    let block = main
+        .split_once("lambda_timeout_seconds = {")
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .map(|(block, _)| block)
+        .expect("local.lambda_timeout_seconds in infra/main.tf");
+    block
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            Some((
+                k.trim().trim_matches('"').to_string(),
+                v.trim().parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// Every state of the definition, with the states of Parallel branches.
+fn states(asl: &Value) -> Vec<(String, Value)> {
+    let mut all = Vec::new();
+    for (name, state) in asl["States"].as_object().expect("States") {
+        for branch in state["Branches"].as_array().into_iter().flatten() {
+            all.extend(states(branch));
+        }
+        all.push((name.clone(), state.clone()));
+    }
+    all
+}
+
+/// `${isolate_ec2_function_arn}` → `ir-isolate-ec2`.
+fn function_of(task: &Value) -> Option<String> {
+    let arn = task["Parameters"]["FunctionName"].as_str()?;
+    let name = arn.strip_prefix("${")?.strip_suffix("_function_arn}")?;
+    let name = if name == "evidence" {
+        "preserve_evidence"
+    } else {
+        name
+    };
+    Some(format!("ir-{}", name.replace('_', "-")))
+}
+
+#[test]
+fn every_task_outlasts_its_lambda_and_retries_a_timed_out_sandbox() {
+    let template =
+        std::fs::read_to_string(workspace_file("statemachine/incident-response.asl.json"))
+            .expect("ASL");
+    let asl: Value = serde_json::from_str(&template.replace("${review_timeout_seconds}", "86400"))
+        .expect("ASL JSON");
+    let timeouts = lambda_timeouts();
+    assert!(timeouts["ir-isolate-ec2"] >= 300, "{timeouts:?}");
+    let tasks: Vec<_> = states(&asl)
+        .into_iter()
+        .filter(|(_, s)| s["Type"] == "Task")
+        .collect();
+    assert!(tasks.len() >= 15, "{} tasks", tasks.len());
+    for (name, task) in tasks {
+        let function = function_of(&task).unwrap_or_else(|| panic!("{name}: no function"));
+        let lambda = *timeouts
+            .get(&function)
+            .unwrap_or_else(|| panic!("{name}: no Lambda timeout for {function}"));
+        let state = task["TimeoutSeconds"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{name} has no TimeoutSeconds"));
+        assert!(
+            state > lambda,
+            "{name}: TimeoutSeconds {state} must exceed {function}'s {lambda} s"
+        );
+        let retried: Vec<&str> = task["Retry"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name} has no Retry"))
+            .iter()
+            .flat_map(|r| r["ErrorEquals"].as_array().into_iter().flatten())
+            .filter_map(Value::as_str)
+            .collect();
+        for error in TRANSIENT {
+            assert!(retried.contains(&error), "{name} does not retry {error}");
+        }
+        assert!(
+            !retried.contains(&"States.Timeout"),
+            "{name}: a timed-out task (the review gate) must not be retried"
+        );
+    }
+}
