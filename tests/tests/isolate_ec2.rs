@@ -380,13 +380,29 @@ async fn isolation_covers_every_eni_is_idempotent_and_release_restores() {
         !w.profile_associated().await,
         "instance profile still associated"
     );
-    let policies = w.role_policies().await;
-    assert!(
-        policies
-            .iter()
-            .any(|p| p.starts_with("ir-revoke-sessions-")),
-        "{policies:?}"
+    // Only this instance's credentials are denied (`ec2:SourceInstanceARN`): other instances
+    // sharing the role keep working; a TokenIssueTime deny would cut the whole fleet off AWS.
+    let revoke = format!("ir-revoke-instance-{}", w.instance_id);
+    assert_eq!(w.role_policies().await, std::slice::from_ref(&revoke));
+    let doc = w
+        .iam
+        .get_role_policy()
+        .role_name("batch-role")
+        .policy_name(&revoke)
+        .send()
+        .await
+        .unwrap();
+    let doc = percent_encoding::percent_decode_str(doc.policy_document()).decode_utf8_lossy();
+    let doc: serde_json::Value = serde_json::from_str(&doc).expect("policy JSON");
+    let incident = &decision.incident;
+    assert_eq!(
+        doc["Statement"][0]["Condition"]["StringEquals"]["ec2:SourceInstanceARN"],
+        format!(
+            "arn:{}:ec2:{}:{}:instance/{}",
+            incident.partition, incident.region, incident.account_id, w.instance_id
+        )
     );
+    assert!(!doc.to_string().contains("aws:TokenIssueTime"), "{doc}");
     let tags = w.tags().await;
     assert_eq!(tags.get("ir:status").map(String::as_str), Some("isolated"));
     assert_eq!(tags.get("ir:incident-id"), Some(&decision.incident_id));
@@ -450,7 +466,7 @@ async fn isolation_covers_every_eni_is_idempotent_and_release_restores() {
         .role_policies()
         .await
         .iter()
-        .all(|p| !p.starts_with("ir-revoke-sessions-")));
+        .all(|p| !p.starts_with("ir-revoke-instance-")));
     let tags = w.tags().await;
     assert_eq!(tags.get("ir:status").map(String::as_str), Some("released"));
     let stored = w
@@ -644,7 +660,7 @@ async fn a_hard_failure_reports_which_steps_completed() {
     assert_eq!(rec.status, RecordStatus::Partial);
     assert_eq!(
         rec.failed_step.as_deref(),
-        Some("revoke-role-sessions-batch-role")
+        Some("revoke-instance-credentials-batch-role")
     );
     assert!(rec.error.as_deref().unwrap().contains("AccessDenied"));
     assert_eq!(put.num_calls(), 1, "access denied is not retried");
@@ -667,7 +683,10 @@ async fn a_hard_failure_reports_which_steps_completed() {
     let msg = err.to_string();
     let json = msg.split_once(": ").map(|(_, j)| j).unwrap();
     let parsed: serde_json::Value = serde_json::from_str(json).expect("record JSON in the error");
-    assert_eq!(parsed["failed_step"], "revoke-role-sessions-batch-role");
+    assert_eq!(
+        parsed["failed_step"],
+        "revoke-instance-credentials-batch-role"
+    );
 }
 
 #[tokio::test]

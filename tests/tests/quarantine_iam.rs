@@ -271,8 +271,21 @@ async fn user_quarantine_denies_deactivates_disables_console_and_release_restore
         .any(|s| s.step == "restore-console" && s.outcome == Outcome::Skipped));
 }
 
+/// The role's inline policy `name`, decoded.
+async fn role_policy(w: &World, role: &str, name: &str) -> serde_json::Value {
+    let pol = w
+        .iam
+        .get_role_policy()
+        .role_name(role)
+        .policy_name(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("no policy {name} on {role}: {e:?}"));
+    serde_json::from_str(&urlencoding_decode(pol.policy_document())).expect("policy JSON")
+}
+
 #[tokio::test]
-async fn role_sessions_are_revoked_and_released() {
+async fn stolen_instance_credentials_are_revoked_for_that_instance_only_and_released() {
     let w = world().await;
     w.iam
         .create_role()
@@ -281,13 +294,14 @@ async fn role_sessions_are_revoked_and_released() {
         .send()
         .await
         .unwrap();
+    // InstanceCredentialExfiltration: the session is the instance's (`AROA…:i-0d4e…`).
     let decision = w
         .decide(
             "guardduty-iam-instance-credential-exfiltration.json",
             |_| {},
         )
         .await;
-    assert_eq!(decision.tier, Tier::Auto);
+    assert_eq!(decision.tier, Tier::Auto, "{:?}", decision.reasons);
     let req = ContainmentRequest {
         mode: Mode::Contain,
         decision: decision.clone(),
@@ -297,16 +311,31 @@ async fn role_sessions_are_revoked_and_released() {
     let rec = w.quarantiner.handle(req).await.expect("contain");
     assert_declared(ir_quarantine_iam::FUNCTION_NAME, &rec);
     assert_eq!(rec.status, RecordStatus::Completed, "{:#?}", rec.steps);
-    let name = format!("ir-quarantine-{}", decision.incident_id);
-    let pol = w
+    // Only that instance's credentials are denied: the rest of the fleet sharing the role keeps
+    // working (a TokenIssueTime deny on the role would cut every instance off AWS).
+    let names = w
         .iam
-        .get_role_policy()
+        .list_role_policies()
         .role_name("etl-runner-role")
-        .policy_name(&name)
         .send()
         .await
-        .expect("policy");
-    assert!(urlencoding_decode(pol.policy_document()).contains("aws:TokenIssueTime"));
+        .unwrap()
+        .policy_names()
+        .to_vec();
+    assert_eq!(
+        names,
+        ["ir-revoke-instance-i-0d4e5f6a7b8c90004"],
+        "{names:?}"
+    );
+    let doc = role_policy(&w, "etl-runner-role", &names[0]).await;
+    let st = &doc["Statement"][0];
+    assert_eq!(st["Effect"], "Deny");
+    assert_eq!(st["Action"], "*");
+    assert_eq!(
+        st["Condition"]["StringEquals"]["ec2:SourceInstanceARN"],
+        "arn:aws:ec2:us-east-1:111122223333:instance/i-0d4e5f6a7b8c90004"
+    );
+    assert!(!doc.to_string().contains("aws:TokenIssueTime"), "{doc}");
     let tags = w
         .iam
         .list_role_tags()
@@ -318,6 +347,18 @@ async fn role_sessions_are_revoked_and_released() {
         .tags()
         .iter()
         .any(|t| t.key() == "ir:status" && t.value() == "quarantined"));
+    // A repeat adds nothing towards the role's inline-policy quota.
+    let again = w
+        .quarantiner
+        .handle(ContainmentRequest {
+            mode: Mode::Contain,
+            decision: decision.clone(),
+            approval: None,
+            previous: None,
+        })
+        .await
+        .expect("repeat");
+    assert!(again.steps.iter().all(|s| s.outcome != Outcome::Succeeded));
 
     let req = ContainmentRequest {
         mode: Mode::Release,
@@ -337,6 +378,65 @@ async fn role_sessions_are_revoked_and_released() {
         .unwrap()
         .policy_names()
         .is_empty());
+}
+
+#[tokio::test]
+async fn a_role_wide_revocation_waits_for_approval_then_denies_older_sessions() {
+    let w = world().await;
+    w.iam
+        .create_role()
+        .role_name("etl-runner-role")
+        .assume_role_policy_document(TRUST)
+        .send()
+        .await
+        .unwrap();
+    // The same finding for a person's session: revoking it revokes every session of the role.
+    let decision = w
+        .decide("guardduty-iam-instance-credential-exfiltration.json", |e| {
+            e["detail"]["resource"]["accessKeyDetails"]["principalId"] =
+                "AROAQEXAMPLEROLE0004:alice@example.com".into();
+        })
+        .await;
+    assert_eq!(decision.tier, Tier::Approval, "{:?}", decision.reasons);
+    assert!(
+        decision.reasons.iter().any(|r| r.contains("every session")),
+        "{:?}",
+        decision.reasons
+    );
+    let waiting = w
+        .quarantiner
+        .handle(ContainmentRequest {
+            mode: Mode::Contain,
+            decision: decision.clone(),
+            approval: None,
+            previous: None,
+        })
+        .await
+        .expect("gate");
+    assert_eq!(
+        waiting.status,
+        RecordStatus::Skipped,
+        "{:#?}",
+        waiting.steps
+    );
+    let rec = w
+        .quarantiner
+        .handle(ContainmentRequest {
+            mode: Mode::Contain,
+            decision: decision.clone(),
+            approval: Some(Approval {
+                approver: "analyst".into(),
+                at: chrono::Utc::now(),
+            }),
+            previous: None,
+        })
+        .await
+        .expect("contain");
+    assert_declared(ir_quarantine_iam::FUNCTION_NAME, &rec);
+    assert_eq!(rec.status, RecordStatus::Completed, "{:#?}", rec.steps);
+    let name = format!("ir-quarantine-{}", decision.incident_id);
+    let doc = role_policy(&w, "etl-runner-role", &name).await;
+    assert!(doc.to_string().contains("aws:TokenIssueTime"), "{doc}");
 }
 
 #[tokio::test]

@@ -465,6 +465,37 @@ pub fn revoke_older_sessions_policy(cutoff: DateTime<Utc>) -> String {
     .to_string()
 }
 
+/// The instance id, when an assumed-role session is an EC2 instance's: instance-profile
+/// credentials carry the instance id as their session name (`AROA…:i-0abc…`).
+pub fn instance_session(session: &str) -> Option<&str> {
+    let hex = session.strip_prefix("i-")?;
+    (matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(session)
+}
+
+/// Inline policy name for the credential revocation of one instance: one per instance, whichever
+/// incident (or playbook: isolation and quarantine share it) put it there, so repeats and
+/// further incidents add nothing towards the role's inline-policy quota.
+pub fn revoke_instance_policy_name(instance_id: &str) -> String {
+    format!("ir-revoke-instance-{instance_id}")
+}
+
+/// Deny everything to the role credentials delivered to one instance (`ec2:SourceInstanceARN`),
+/// wherever they are used now: the other instances sharing the role keep working. A
+/// `TokenIssueTime` revocation on an instance role would cut the whole fleet off AWS.
+pub fn revoke_instance_credentials_policy(instance_arn: &str) -> String {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "IncidentResponseRevokeInstanceCredentials",
+            "Effect": "Deny",
+            "Action": "*",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"ec2:SourceInstanceARN": instance_arn}}
+        }]
+    })
+    .to_string()
+}
+
 /// Inline policy name for the session-revoke policy of an incident.
 pub fn revoke_policy_name(incident_id: &str) -> String {
     format!("ir-revoke-sessions-{incident_id}")

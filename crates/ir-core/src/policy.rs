@@ -105,6 +105,11 @@ pub struct Defaults {
     /// The most a resource that was the target (victim) of the activity may get.
     #[serde(default = "default_target_max_tier")]
     pub target_max_tier: Tier,
+    /// The most a role may get when its containment revokes every session of the role (any
+    /// session but an EC2 instance's, whose revocation is scoped to that instance): every user
+    /// and workload of the role loses access at once.
+    #[serde(default = "default_target_max_tier")]
+    pub role_wide_revocation_max_tier: Tier,
 }
 
 fn default_tier() -> Tier {
@@ -123,6 +128,7 @@ impl Default for Defaults {
             tier: default_tier(),
             min_severity: default_min_severity(),
             target_max_tier: default_target_max_tier(),
+            role_wide_revocation_max_tier: default_target_max_tier(),
         }
     }
 }
@@ -530,6 +536,21 @@ impl Policy {
                 cap(
                     Tier::Manual,
                     format!("`{role_name}` is a service-linked role"),
+                    &mut tier,
+                )
+            }
+            Some(Resource::IamRole {
+                role_name,
+                session_name,
+                ..
+            }) if session_name
+                .as_deref()
+                .and_then(crate::actions::instance_session)
+                .is_none() =>
+            {
+                cap(
+                    self.defaults.role_wide_revocation_max_tier,
+                    format!("quarantine revokes every session of role `{role_name}`, not only the finding's"),
                     &mut tier,
                 )
             }

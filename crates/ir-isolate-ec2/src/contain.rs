@@ -2,10 +2,9 @@
 //! the instance (its memory and disks) alive, out of its Auto Scaling group, without role
 //! credentials, and marked.
 
-use chrono::Utc;
 use ir_core::actions::{
-    revoke_older_sessions_policy, revoke_policy_name, Runner, StepFailed, StepResult, TAG_INCIDENT,
-    TAG_STATUS,
+    revoke_instance_credentials_policy, revoke_instance_policy_name, Runner, StepFailed,
+    StepResult, TAG_INCIDENT, TAG_STATUS,
 };
 use ir_core::permissions::{resource, Permission};
 
@@ -37,6 +36,7 @@ impl Isolator {
         &self,
         runner: &mut Runner,
         incident_id: &str,
+        instance_arn: &str,
         instance_id: &str,
         obs: &Observed,
         pre: &Ec2PreState,
@@ -46,7 +46,7 @@ impl Isolator {
         self.leave_auto_scaling(runner, instance_id, obs).await?;
         self.swap_enis(runner, obs, &pre.vpc_id).await?;
         self.keep_alive(runner, instance_id, obs).await?;
-        self.cut_role_credentials(runner, incident_id, instance_id, obs)
+        self.cut_role_credentials(runner, instance_arn, instance_id, obs)
             .await?;
         self.tag_isolated(runner, incident_id, instance_id, obs)
             .await
@@ -276,26 +276,25 @@ impl Isolator {
         Ok(())
     }
 
-    /// Steps `revoke-role-sessions-<role>` then `disassociate-instance-profile`: stolen role
-    /// credentials die; the instance gets no new ones.
+    /// Steps `revoke-instance-credentials-<role>` then `disassociate-instance-profile`: the role
+    /// credentials this instance holds (and an attacker may have copied) die, wherever they are
+    /// used; the other instances sharing the role keep theirs; the instance gets no new ones.
     async fn cut_role_credentials(
         &self,
         runner: &mut Runner,
-        incident_id: &str,
+        instance_arn: &str,
         instance_id: &str,
         obs: &Observed,
     ) -> Result<(), StepFailed> {
-        // 7. Stolen role credentials die; the instance gets no new ones.
-        let cutoff = Utc::now();
+        let policy = revoke_instance_credentials_policy(instance_arn);
+        let name = revoke_instance_policy_name(instance_id);
         for role in &obs.role_names {
-            let policy = revoke_older_sessions_policy(cutoff);
-            let name = revoke_policy_name(incident_id);
             runner
                 .step(
-                    &format!("revoke-role-sessions-{role}"),
+                    &format!("revoke-instance-credentials-{role}"),
                     &PUT_ROLE_POLICY,
                     role,
-                    format!("{name}: deny sessions issued before {cutoff}"),
+                    format!("{name}: deny the credentials of {instance_arn}"),
                     || async {
                         self.iam
                             .put_role_policy()

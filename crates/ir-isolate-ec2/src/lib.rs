@@ -20,12 +20,14 @@
 //! 6. `enable-termination-protection`, `enable-stop-protection`, `shutdown-behaviour-stop`. What
 //!    AWS refuses for the instance (termination protection on Spot, `stop` on an instance-store
 //!    root) is recorded as skipped with AWS's answer, and the playbook goes on;
-//! 7. `revoke-role-sessions` (inline Deny-all for sessions issued before now on the instance
-//!    profile's roles), then `disassociate-instance-profile`;
+//! 7. `revoke-instance-credentials-<role>`: inline policy `ir-revoke-instance-<instance>` on
+//!    each of the instance profile's roles, denying everything to the credentials delivered to
+//!    this instance (`ec2:SourceInstanceARN`), wherever they are used; the rest of the fleet
+//!    sharing the role is untouched. Then `disassociate-instance-profile`;
 //! 8. `tag-isolated`: `ir:status=isolated`, `ir:incident-id`.
 //!
 //! Release restores ENI groups, flags, shutdown behaviour and the instance profile, removes the
-//! revoke policy, tags `ir:status=released` and marks the stored pre-state released. It does not
+//! instance's revoke policy from the recorded roles, tags `ir:status=released` and marks the stored pre-state released. It does not
 //! re-attach the instance to its Auto Scaling group (that would change capacity): the record
 //! says so.
 //!
@@ -156,8 +158,20 @@ impl Playbook for Isolator {
         obs: &Observed,
         pre: &Ec2PreState,
     ) -> Result<(), StepFailed> {
-        self.isolate(runner, &req.decision.incident_id, instance_id, obs, pre)
-            .await
+        let incident = &req.decision.incident;
+        let arn = format!(
+            "arn:{}:ec2:{}:{}:instance/{instance_id}",
+            incident.partition, incident.region, incident.account_id
+        );
+        self.isolate(
+            runner,
+            &req.decision.incident_id,
+            &arn,
+            instance_id,
+            obs,
+            pre,
+        )
+        .await
     }
 
     async fn release(

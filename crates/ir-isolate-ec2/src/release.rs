@@ -1,8 +1,9 @@
 //! Release (a false positive): the state recorded before isolation comes back. The instance is
 //! not re-attached to its Auto Scaling group (that would change capacity): the record says how.
 
+use aws_sdk_iam::error::ProvideErrorMetadata;
 use ir_core::actions::{
-    revoke_policy_name, Runner, StepFailed, StepResult, TAG_INCIDENT, TAG_STATUS,
+    revoke_instance_policy_name, Runner, StepFailed, StepResult, TAG_INCIDENT, TAG_STATUS,
 };
 use ir_core::permissions::{resource, Permission};
 
@@ -29,8 +30,7 @@ impl Isolator {
     ) -> Result<(), StepFailed> {
         self.restore_groups(runner, obs, pre).await?;
         self.restore_instance(runner, instance_id, obs, pre).await?;
-        self.restore_profile(runner, incident_id, instance_id, obs, pre)
-            .await?;
+        self.restore_profile(runner, instance_id, obs, pre).await?;
         if let Some(asg) = &pre.auto_scaling_group {
             runner.skip(
                 "asg-reattach",
@@ -117,17 +117,56 @@ impl Isolator {
         Ok(())
     }
 
-    /// Steps `reassociate-instance-profile` and `remove-revoke-policy-<role>`.
+    /// Steps `reassociate-instance-profile`, then `remove-revoke-policy-<role>` on every role
+    /// recorded before isolation.
     async fn restore_profile(
         &self,
         runner: &mut Runner,
-        incident_id: &str,
         instance_id: &str,
         obs: &Observed,
         pre: &Ec2PreState,
     ) -> Result<(), StepFailed> {
-        let want = &pre.instance;
-        match (&want.instance_profile_arn, &obs.profile_association) {
+        self.reassociate_profile(runner, instance_id, obs, pre)
+            .await?;
+        let policy = revoke_instance_policy_name(instance_id);
+        for role in &pre.role_names {
+            runner
+                .step(
+                    &format!("remove-revoke-policy-{role}"),
+                    &DELETE_ROLE_POLICY,
+                    role,
+                    format!("delete {policy}"),
+                    || async {
+                        let out = self
+                            .iam
+                            .delete_role_policy()
+                            .role_name(role)
+                            .policy_name(&policy)
+                            .send()
+                            .await;
+                        match out {
+                            Ok(_) => Ok(StepResult::Changed(format!("deleted {policy}"))),
+                            Err(e) if e.code() == Some("NoSuchEntity") => {
+                                Ok(StepResult::AlreadyDone("no revoke policy".into()))
+                            }
+                            Err(e) => Err(err_text(e)),
+                        }
+                    },
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Step `reassociate-instance-profile`: the profile recorded before isolation.
+    async fn reassociate_profile(
+        &self,
+        runner: &mut Runner,
+        instance_id: &str,
+        obs: &Observed,
+        pre: &Ec2PreState,
+    ) -> Result<(), StepFailed> {
+        match (&pre.instance.instance_profile_arn, &obs.profile_association) {
             (Some(arn), None) => {
                 runner
                     .step(
@@ -150,72 +189,25 @@ impl Isolator {
                             Ok(StepResult::Changed(format!("associated {arn}")))
                         },
                     )
-                    .await?;
-                let name = arn.rsplit('/').next().unwrap_or(arn);
-                let roles = self
-                    .iam
-                    .get_instance_profile()
-                    .instance_profile_name(name)
-                    .send()
                     .await
-                    .map(|p| {
-                        p.instance_profile()
-                            .map(|ip| {
-                                ip.roles()
-                                    .iter()
-                                    .map(|r| r.role_name().to_string())
-                                    .collect::<Vec<_>>()
-                            })
-                            .unwrap_or_default()
-                    })
-                    .map_err(|e| StepFailed {
-                        step: "reassociate-instance-profile".into(),
-                        message: err_text(e),
-                    })?;
-                for role in roles {
-                    let policy = revoke_policy_name(incident_id);
-                    runner
-                        .step(
-                            &format!("remove-revoke-policy-{role}"),
-                            &DELETE_ROLE_POLICY,
-                            &role,
-                            format!("delete {policy}"),
-                            || async {
-                                match self
-                                    .iam
-                                    .delete_role_policy()
-                                    .role_name(&role)
-                                    .policy_name(&policy)
-                                    .send()
-                                    .await
-                                {
-                                    Ok(_) => Ok(StepResult::Changed(format!("deleted {policy}"))),
-                                    Err(e)
-                                        if e.as_service_error().and_then(|se| {
-                                            aws_sdk_iam::error::ProvideErrorMetadata::code(se)
-                                        }) == Some("NoSuchEntity") =>
-                                    {
-                                        Ok(StepResult::AlreadyDone("no revoke policy".into()))
-                                    }
-                                    Err(e) => Err(err_text(e)),
-                                }
-                            },
-                        )
-                        .await?;
-                }
             }
-            (Some(_), Some(_)) => runner.skip(
-                "reassociate-instance-profile",
-                instance_id,
-                "a profile is already associated".into(),
-            ),
-            (None, _) => runner.skip(
-                "reassociate-instance-profile",
-                instance_id,
-                "no profile before isolation".into(),
-            ),
+            (Some(_), Some(_)) => {
+                runner.skip(
+                    "reassociate-instance-profile",
+                    instance_id,
+                    "a profile is already associated".into(),
+                );
+                Ok(())
+            }
+            (None, _) => {
+                runner.skip(
+                    "reassociate-instance-profile",
+                    instance_id,
+                    "no profile before isolation".into(),
+                );
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     /// Step `tag-released`.

@@ -4,7 +4,8 @@
 use aws_sdk_iam::types::StatusType;
 use chrono::{DateTime, Utc};
 use ir_core::actions::{
-    revoke_older_sessions_policy, Runner, StepFailed, StepResult, TAG_INCIDENT, TAG_STATUS,
+    revoke_instance_credentials_policy, revoke_older_sessions_policy, Runner, StepFailed,
+    StepResult, TAG_INCIDENT, TAG_STATUS,
 };
 use ir_core::permissions::Permission;
 
@@ -38,7 +39,15 @@ impl Quarantiner {
                     .await?;
                 self.disable_console(runner, name, obs).await?;
             }
-            Target::Role { name } => {
+            Target::Role {
+                name,
+                instance_arn: Some(arn),
+            } => {
+                let policy = target.policy_name(incident_id);
+                self.revoke_instance_credentials(runner, &policy, name, arn, obs)
+                    .await?;
+            }
+            Target::Role { name, .. } => {
                 self.revoke_role_sessions(runner, incident_id, name, obs, cutoff)
                     .await?;
             }
@@ -184,6 +193,42 @@ impl Quarantiner {
                         .put_role_policy()
                         .role_name(role)
                         .policy_name(&name)
+                        .policy_document(&doc)
+                        .send()
+                        .await
+                        .map_err(err_text)?;
+                    Ok(StepResult::Changed(format!("{name} attached")))
+                },
+            )
+            .await
+    }
+
+    /// Step `revoke-instance-credentials`: inline Deny on the role for the credentials delivered
+    /// to one instance, wherever they are used; the role's other sessions keep working.
+    async fn revoke_instance_credentials(
+        &self,
+        runner: &mut Runner,
+        name: &str,
+        role: &str,
+        instance_arn: &str,
+        obs: &Observed,
+    ) -> Result<(), StepFailed> {
+        let in_place = obs.inline_policies.iter().any(|p| p == name);
+        let doc = revoke_instance_credentials_policy(instance_arn);
+        runner
+            .step(
+                "revoke-instance-credentials",
+                &PUT_ROLE_POLICY,
+                &format!("role/{role}"),
+                format!("{name}: deny the credentials of {instance_arn}"),
+                || async {
+                    if in_place {
+                        return Ok(StepResult::AlreadyDone(format!("{name} in place")));
+                    }
+                    self.iam
+                        .put_role_policy()
+                        .role_name(role)
+                        .policy_name(name)
                         .policy_document(&doc)
                         .send()
                         .await

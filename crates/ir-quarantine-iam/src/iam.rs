@@ -61,7 +61,7 @@ impl Quarantiner {
                 .await
                 .map(|_| ())
                 .map_err(err_text),
-            Target::Role { name } => self
+            Target::Role { name, .. } => self
                 .iam
                 .tag_role()
                 .role_name(name)

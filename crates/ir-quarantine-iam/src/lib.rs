@@ -12,8 +12,13 @@
 //!    its creation date is kept in the pre-state) — the user, keys and policies stay;
 //! 5. `tag-quarantined`: `ir:status=quarantined`, `ir:incident-id`.
 //!
-//! Roles, contain: `record-pre-state`, `revoke-sessions` (inline Deny for sessions issued before
-//! now), `tag-quarantined`. Root and service-linked roles are never changed: the record is
+//! Roles, contain: `record-pre-state`, then for an EC2 instance's session (instance-profile
+//! credentials, e.g. `InstanceCredentialExfiltration`) `revoke-instance-credentials`: inline
+//! policy `ir-revoke-instance-<instance>` denying everything to that instance's credentials
+//! (`ec2:SourceInstanceARN`), so the rest of the fleet sharing the role keeps working; for any
+//! other session `revoke-sessions` (inline Deny for every session of the role issued before now,
+//! which triage caps at `defaults.role_wide_revocation_max_tier`, approval by default); then
+//! `tag-quarantined`. Root and service-linked roles are never changed: the record is
 //! `skipped` with an escalation reason.
 //!
 //! Release removes the inline policy, re-activates the keys that were active in the stored
@@ -32,7 +37,8 @@ mod release;
 use std::collections::BTreeMap;
 
 use ir_core::actions::{
-    ContainmentError, ContainmentRecord, ContainmentRequest, Runner, Safety, StepFailed,
+    instance_session, revoke_instance_policy_name, ContainmentError, ContainmentRecord,
+    ContainmentRequest, Runner, Safety, StepFailed,
 };
 use ir_core::incident::Resource;
 use ir_core::permissions::{union, Permission, KILL_SWITCH_READ};
@@ -70,15 +76,35 @@ pub struct IamPreState {
 /// The principal a request is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    User { name: String, key: Option<String> },
-    Role { name: String },
+    User {
+        name: String,
+        key: Option<String>,
+    },
+    Role {
+        name: String,
+        /// The instance whose role credentials the finding is about (an instance-profile
+        /// session): only those are revoked, not every session of the role.
+        instance_arn: Option<String>,
+    },
 }
 
 impl Target {
     fn label(&self) -> String {
         match self {
             Target::User { name, .. } => format!("user/{name}"),
-            Target::Role { name } => format!("role/{name}"),
+            Target::Role { name, .. } => format!("role/{name}"),
+        }
+    }
+
+    /// The inline policy this playbook puts on the principal: per incident, or for an instance
+    /// session the instance's revoke policy (shared with ir-isolate-ec2: one per instance).
+    fn policy_name(&self, incident_id: &str) -> String {
+        match self {
+            Target::Role {
+                instance_arn: Some(arn),
+                ..
+            } => revoke_instance_policy_name(arn.rsplit('/').next().unwrap_or(arn)),
+            _ => iam::policy_name(incident_id),
         }
     }
 
@@ -124,9 +150,26 @@ impl Playbook for Quarantiner {
                 name: user_name.clone(),
                 key: access_key_id.clone(),
             }),
-            Some(Resource::IamRole { role_name, .. }) => Ok(Target::Role {
-                name: role_name.clone(),
-            }),
+            Some(Resource::IamRole {
+                role_name,
+                session_name,
+                ..
+            }) => {
+                let incident = &req.decision.incident;
+                let instance_arn = session_name
+                    .as_deref()
+                    .and_then(instance_session)
+                    .map(|id| {
+                        format!(
+                            "arn:{}:ec2:{}:{}:instance/{id}",
+                            incident.partition, incident.region, incident.account_id
+                        )
+                    });
+                Ok(Target::Role {
+                    name: role_name.clone(),
+                    instance_arn,
+                })
+            }
             Some(Resource::RootUser { .. }) => Err(Refusal::NeverTouch(
                 "the root user is never changed automatically: escalate to the account owner"
                     .into(),

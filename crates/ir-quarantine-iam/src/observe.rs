@@ -54,7 +54,7 @@ impl Quarantiner {
     pub(crate) async fn read_live(&self, target: &Target) -> Result<Observed, ContainmentError> {
         match target {
             Target::User { name, .. } => self.read_user(target, name).await,
-            Target::Role { name } => self.read_role(target, name).await,
+            Target::Role { name, .. } => self.read_role(target, name).await,
         }
     }
 

@@ -5,7 +5,7 @@ use aws_sdk_iam::types::StatusType;
 use ir_core::actions::{Runner, StepFailed, StepResult, TAG_INCIDENT, TAG_STATUS};
 use ir_core::permissions::Permission;
 
-use crate::iam::{err_text, policy_name, ROLE, TAG_ROLE, TAG_USER, UPDATE_ACCESS_KEY, USER};
+use crate::iam::{err_text, ROLE, TAG_ROLE, TAG_USER, UPDATE_ACCESS_KEY, USER};
 use crate::{IamPreState, Observed, Quarantiner, Target};
 
 pub(crate) const DELETE_USER_POLICY: Permission = Permission::new("iam:DeleteUserPolicy", USER);
@@ -39,7 +39,7 @@ impl Quarantiner {
         target: &Target,
         obs: &Observed,
     ) -> Result<(), StepFailed> {
-        let name = policy_name(incident_id);
+        let name = target.policy_name(incident_id);
         let has_policy = obs.inline_policies.contains(&name);
         runner
             .step(
@@ -69,7 +69,7 @@ impl Quarantiner {
                 .await
                 .map(|_| ())
                 .map_err(err_text),
-            Target::Role { name } => self
+            Target::Role { name, .. } => self
                 .iam
                 .delete_role_policy()
                 .role_name(name)
