@@ -160,12 +160,12 @@ async fn user_quarantine_denies_deactivates_disables_console_and_release_restore
     assert_eq!(rec.status, RecordStatus::Completed, "{:#?}", rec.steps);
 
     // Inline deny-all with a TokenIssueTime cut-off.
-    let name = format!("ir-quarantine-{}", decision.incident_id);
+    let name = "ir-quarantine";
     let pol = w
         .iam
         .get_user_policy()
         .user_name("deploy-bot")
-        .policy_name(&name)
+        .policy_name(name)
         .send()
         .await
         .expect("policy present");
@@ -250,7 +250,7 @@ async fn user_quarantine_denies_deactivates_disables_console_and_release_restore
         .iam
         .get_user_policy()
         .user_name("deploy-bot")
-        .policy_name(&name)
+        .policy_name(name)
         .send()
         .await
         .is_err());
@@ -434,9 +434,45 @@ async fn a_role_wide_revocation_waits_for_approval_then_denies_older_sessions() 
         .expect("contain");
     assert_declared(ir_quarantine_iam::FUNCTION_NAME, &rec);
     assert_eq!(rec.status, RecordStatus::Completed, "{:#?}", rec.steps);
-    let name = format!("ir-quarantine-{}", decision.incident_id);
+    let name = "ir-quarantine";
     let doc = role_policy(&w, "etl-runner-role", &name).await;
     assert!(doc.to_string().contains("aws:TokenIssueTime"), "{doc}");
+}
+
+#[tokio::test]
+async fn many_incidents_on_one_user_keep_one_quarantine_policy_within_the_inline_quota() {
+    // IAM refuses a user's inline policies past 2,048 characters in all (strict mode too): a
+    // policy per incident would stop quarantining a user after seven findings.
+    let w = world().await;
+    w.user("deploy-bot").await;
+    for n in 0..9 {
+        let decision = w
+            .decide("guardduty-iam-anomalous-behavior.json", |e| {
+                let id = format!("{n:032x}");
+                e["detail"]["id"] = id.clone().into();
+                e["detail"]["arn"] = format!(
+                    "arn:aws:guardduty:us-east-1:111122223333:detector/12abc34d567e8fa901bc2d34e56789f0/finding/{id}"
+                )
+                .into();
+            })
+            .await;
+        let rec = w
+            .quarantiner
+            .handle(approved(decision, Mode::Contain))
+            .await
+            .unwrap_or_else(|e| panic!("incident {n}: {e}"));
+        assert_eq!(rec.status, RecordStatus::Completed, "incident {n}");
+    }
+    let names = w
+        .iam
+        .list_user_policies()
+        .user_name("deploy-bot")
+        .send()
+        .await
+        .unwrap()
+        .policy_names()
+        .to_vec();
+    assert_eq!(names, ["ir-quarantine"]);
 }
 
 #[tokio::test]

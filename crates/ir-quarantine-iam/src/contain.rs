@@ -10,7 +10,8 @@ use ir_core::actions::{
 use ir_core::permissions::Permission;
 
 use crate::iam::{
-    err_text, policy_name, quarantine_policy, ROLE, TAG_ROLE, TAG_USER, UPDATE_ACCESS_KEY, USER,
+    err_text, quarantine_policy, QUARANTINE_POLICY, ROLE, TAG_ROLE, TAG_USER, UPDATE_ACCESS_KEY,
+    USER,
 };
 use crate::{Observed, Quarantiner, Target};
 
@@ -33,8 +34,7 @@ impl Quarantiner {
         let cutoff = Utc::now();
         match target {
             Target::User { name, key } => {
-                self.deny_user(runner, incident_id, name, obs, cutoff)
-                    .await?;
+                self.deny_user(runner, name, obs, cutoff).await?;
                 self.deactivate_keys(runner, name, key.as_deref(), obs)
                     .await?;
                 self.disable_console(runner, name, obs).await?;
@@ -43,29 +43,28 @@ impl Quarantiner {
                 name,
                 instance_arn: Some(arn),
             } => {
-                let policy = target.policy_name(incident_id);
+                let policy = target.policy_name();
                 self.revoke_instance_credentials(runner, &policy, name, arn, obs)
                     .await?;
             }
             Target::Role { name, .. } => {
-                self.revoke_role_sessions(runner, incident_id, name, obs, cutoff)
-                    .await?;
+                self.revoke_role_sessions(runner, name, obs, cutoff).await?;
             }
         }
         self.tag_quarantined(runner, incident_id, target, obs).await
     }
 
-    /// Step `deny-all`: inline policy `ir-quarantine-<incident>` on the user.
+    /// Step `deny-all`: inline policy `ir-quarantine` on the user (Deny `*` covers every later
+    /// incident too: a repeat finds it in place).
     async fn deny_user(
         &self,
         runner: &mut Runner,
-        incident_id: &str,
         user: &str,
         obs: &Observed,
         cutoff: DateTime<Utc>,
     ) -> Result<(), StepFailed> {
-        let name = policy_name(incident_id);
-        let in_place = obs.inline_policies.contains(&name);
+        let name = QUARANTINE_POLICY;
+        let in_place = obs.inline_policies.iter().any(|p| p == name);
         let doc = quarantine_policy(cutoff);
         runner
             .step(
@@ -80,7 +79,7 @@ impl Quarantiner {
                     self.iam
                         .put_user_policy()
                         .user_name(user)
-                        .policy_name(&name)
+                        .policy_name(name)
                         .policy_document(&doc)
                         .send()
                         .await
@@ -167,17 +166,18 @@ impl Quarantiner {
             .await
     }
 
-    /// Step `revoke-sessions`: inline Deny on the role for sessions issued before now.
+    /// Step `revoke-sessions`: inline policy `ir-quarantine` on the role, denying sessions issued
+    /// before now. A later incident moves the cutoff forward (the same one policy): sessions an
+    /// attacker opened since the first revocation die too.
     async fn revoke_role_sessions(
         &self,
         runner: &mut Runner,
-        incident_id: &str,
         role: &str,
         obs: &Observed,
         cutoff: DateTime<Utc>,
     ) -> Result<(), StepFailed> {
-        let name = policy_name(incident_id);
-        let in_place = obs.inline_policies.contains(&name);
+        let name = QUARANTINE_POLICY;
+        let in_place = obs.inline_policies.iter().any(|p| p == name);
         let doc = revoke_older_sessions_policy(cutoff);
         runner
             .step(
@@ -186,18 +186,19 @@ impl Quarantiner {
                 &format!("role/{role}"),
                 format!("{name}: deny sessions issued before {cutoff}"),
                 || async {
-                    if in_place {
-                        return Ok(StepResult::AlreadyDone(format!("{name} in place")));
-                    }
                     self.iam
                         .put_role_policy()
                         .role_name(role)
-                        .policy_name(&name)
+                        .policy_name(name)
                         .policy_document(&doc)
                         .send()
                         .await
                         .map_err(err_text)?;
-                    Ok(StepResult::Changed(format!("{name} attached")))
+                    Ok(StepResult::Changed(if in_place {
+                        format!("{name}: cutoff moved to {cutoff}")
+                    } else {
+                        format!("{name} attached")
+                    }))
                 },
             )
             .await

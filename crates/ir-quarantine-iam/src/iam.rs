@@ -26,10 +26,10 @@ pub(crate) fn is_no_such_entity<E: ProvideErrorMetadata>(e: &E) -> bool {
     e.code() == Some("NoSuchEntity")
 }
 
-/// The inline policy a response attaches (one per incident).
-pub(crate) fn policy_name(incident_id: &str) -> String {
-    format!("ir-quarantine-{incident_id}")
-}
+/// The inline policy quarantine attaches: one per principal, whatever the number of incidents,
+/// so repeated findings never grow the principal's inline policies towards IAM's aggregate quota
+/// (2,048 characters for a user, 10,240 for a role).
+pub(crate) const QUARANTINE_POLICY: &str = "ir-quarantine";
 
 /// Deny everything, and explicitly every session issued before `cutoff`.
 pub(crate) fn quarantine_policy(cutoff: chrono::DateTime<Utc>) -> String {

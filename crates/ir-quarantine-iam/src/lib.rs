@@ -4,8 +4,9 @@
 //! 1. `record-pre-state`: the user's state (each access key's status, and whether a console
 //!    password existed with its creation date) into the pre-state table
 //!    ([`ir_core::prestate`]), unless an earlier response recorded it first;
-//! 2. `deny-all`: inline policy `ir-quarantine-<incident>` — Deny `*`, plus a Deny for sessions
-//!    issued before now (`aws:TokenIssueTime`), so existing sessions die with it;
+//! 2. `deny-all`: inline policy `ir-quarantine` (one per principal, whatever the number of
+//!    incidents) — Deny `*`, plus a Deny for sessions issued before now (`aws:TokenIssueTime`),
+//!    so existing sessions die with it;
 //! 3. `deactivate-key-<id>`: the finding's key first, then (unless `IR_DEACTIVATE_ALL_KEYS=false`)
 //!    every other active key — set `Inactive`, never deleted;
 //! 4. `disable-console`: delete the login profile (the password is a credential, not evidence;
@@ -96,15 +97,16 @@ impl Target {
         }
     }
 
-    /// The inline policy this playbook puts on the principal: per incident, or for an instance
-    /// session the instance's revoke policy (shared with ir-isolate-ec2: one per instance).
-    fn policy_name(&self, incident_id: &str) -> String {
+    /// The inline policy this playbook puts on the principal: one per principal, or for an
+    /// instance session the instance's revoke policy (shared with ir-isolate-ec2: one per
+    /// instance).
+    fn policy_name(&self) -> String {
         match self {
             Target::Role {
                 instance_arn: Some(arn),
                 ..
             } => revoke_instance_policy_name(arn.rsplit('/').next().unwrap_or(arn)),
-            _ => iam::policy_name(incident_id),
+            _ => iam::QUARANTINE_POLICY.to_string(),
         }
     }
 

@@ -23,7 +23,7 @@ impl Quarantiner {
         obs: &Observed,
         pre: &IamPreState,
     ) -> Result<(), StepFailed> {
-        self.remove_policy(runner, incident_id, target, obs).await?;
+        self.remove_policy(runner, target, obs).await?;
         if let Target::User { name, .. } = target {
             self.reactivate_keys(runner, name, obs, pre).await?;
             note_console(runner, name, obs, pre);
@@ -31,15 +31,15 @@ impl Quarantiner {
         self.tag_released(runner, incident_id, target).await
     }
 
-    /// Step `remove-quarantine-policy`: delete `ir-quarantine-<incident>`.
+    /// Step `remove-quarantine-policy`: delete the principal's quarantine (or instance revoke)
+    /// policy.
     async fn remove_policy(
         &self,
         runner: &mut Runner,
-        incident_id: &str,
         target: &Target,
         obs: &Observed,
     ) -> Result<(), StepFailed> {
-        let name = target.policy_name(incident_id);
+        let name = target.policy_name();
         let has_policy = obs.inline_policies.contains(&name);
         runner
             .step(
