@@ -42,6 +42,12 @@ locals {
     RUST_LOG                 = "info"
     IR_KILL_SWITCH_PARAMETER = local.kill_switch_parameter
     IR_DRY_RUN               = tostring(var.dry_run)
+    # The response's own roles, and the break-glass/admin roles named in never_touch_principals:
+    # never quarantined, not even after an approval.
+    IR_NEVER_TOUCH = join(",", concat(
+      ["arn:${local.partition}:iam::${local.account}:role/${local.p}-*"],
+      var.never_touch_principals
+    ))
   }
   containment_env = merge(local.common_env, { IR_PRE_STATE_TABLE = aws_dynamodb_table.pre_state.name })
   notify_env = merge(

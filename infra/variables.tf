@@ -96,6 +96,12 @@ variable "log_retention_days" {
   default = 365
 }
 
+variable "never_touch_principals" {
+  description = "Glob patterns (ARNs or role/NAME, user/NAME) of principals never quarantined, not even after an approval: break-glass and administrator roles. The response's own roles are always added."
+  type        = list(string)
+  default     = []
+}
+
 variable "member_account_trusted_principal" {
   description = "Set in a member account to create the cross-account response role trusted by this ARN (multi-account); empty: none."
   type        = string

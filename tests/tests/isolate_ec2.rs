@@ -520,13 +520,15 @@ async fn kill_switch_returns_the_exact_plan_and_changes_nothing() {
 }
 
 #[tokio::test]
-async fn a_protected_tag_found_live_stops_containment() {
+async fn a_protected_tag_found_live_escalates_and_an_approval_contains() {
     let w = world().await;
     let decision = w.decision("guardduty-ec2-bitcointool-dns.json").await;
     assert!(
         !decision.protected,
         "the finding itself carried no protected tag"
     );
+    // Whoever controls the instance can tag it: the tag brings an analyst in, it does not opt
+    // the instance out.
     w.ec2
         .create_tags()
         .resources(&w.instance_id)
@@ -536,13 +538,24 @@ async fn a_protected_tag_found_live_stops_containment() {
         .unwrap();
     let rec = w
         .isolator
-        .handle(w.request(decision, Mode::Contain))
+        .handle(w.request(decision.clone(), Mode::Contain))
         .await
-        .expect("skip");
-    assert_eq!(rec.status, RecordStatus::Skipped);
-    assert!(rec.reason.as_deref().unwrap().contains("ir:protected=true"));
+        .expect("escalated");
+    assert_eq!(rec.status, RecordStatus::AwaitingApproval);
+    let reason = rec.reason.as_deref().unwrap();
+    assert!(reason.contains("ir:protected=true"), "{reason}");
+    assert!(reason.contains("analyst"), "{reason}");
     assert_eq!(eni_groups(&w.ec2, &w.instance_id).await, w.original_groups);
     assert!(w.profile_associated().await);
+
+    let mut approved = w.request(decision, Mode::Contain);
+    approved.approval = Some(Approval {
+        approver: "analyst@example.com".into(),
+        at: chrono::Utc::now(),
+    });
+    let rec = w.isolator.handle(approved).await.expect("contain");
+    assert_eq!(rec.status, RecordStatus::Completed, "{:#?}", rec.steps);
+    assert_ne!(eni_groups(&w.ec2, &w.instance_id).await, w.original_groups);
 }
 
 #[tokio::test]

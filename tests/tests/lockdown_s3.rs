@@ -280,7 +280,7 @@ async fn lockdown_merges_the_policy_is_idempotent_and_release_restores() {
 }
 
 #[tokio::test]
-async fn kill_switch_plans_and_protected_bucket_is_skipped() {
+async fn kill_switch_plans_and_a_protected_bucket_waits_for_an_analyst() {
     let w = world().await;
     let decision = w.decision().await;
     set_kill_switch(&w.ssm, KILL, "on").await.unwrap();
@@ -320,8 +320,9 @@ async fn kill_switch_plans_and_protected_bucket_is_skipped() {
         .lockdown
         .handle(w.request(decision, Mode::Contain))
         .await
-        .expect("skip");
-    assert_eq!(rec.status, RecordStatus::Skipped);
+        .expect("escalated");
+    assert_eq!(rec.status, RecordStatus::AwaitingApproval);
+    assert!(rec.reason.as_deref().unwrap().contains("ir:protected=true"));
     assert_eq!(w.bpa().await, None);
     assert_eq!(w.policy().await, w.original_policy);
 }

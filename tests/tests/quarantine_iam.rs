@@ -435,7 +435,7 @@ async fn a_role_wide_revocation_waits_for_approval_then_denies_older_sessions() 
     assert_declared(ir_quarantine_iam::FUNCTION_NAME, &rec);
     assert_eq!(rec.status, RecordStatus::Completed, "{:#?}", rec.steps);
     let name = "ir-quarantine";
-    let doc = role_policy(&w, "etl-runner-role", &name).await;
+    let doc = role_policy(&w, "etl-runner-role", name).await;
     assert!(doc.to_string().contains("aws:TokenIssueTime"), "{doc}");
 }
 

@@ -81,6 +81,58 @@ async fn ec2_auto_contains_then_an_approval_closes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_protected_tag_planted_on_the_instance_brings_an_analyst_in_and_cannot_opt_it_out() {
+    let w = world(600).await;
+    let id = instance(&w.sdk).await;
+    // The attacker on the instance tags it protected after the finding (tier auto).
+    aws_sdk_ec2::Client::new(&w.sdk)
+        .create_tags()
+        .resources(&id)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("ir:protected")
+                .value("true")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut event = event_json("guardduty-ec2-bitcointool-dns.json");
+    event["detail"]["resource"]["instanceDetails"]["instanceId"] = id.clone().into();
+    let incident = incident_of(&event);
+    let exec = w.start_execution("planted-protection", &event).await;
+    assert_eq!(
+        w.settle(&exec, Some(&incident)).await,
+        ExecutionStatus::Running
+    );
+    // Nothing changed yet: the response waits for an analyst instead of ending skipped.
+    let groups = eni_groups(&w, &id).await.remove(0);
+    assert!(
+        groups.iter().all(|g| !g.starts_with("ir-isolation-")),
+        "{groups:?}"
+    );
+    let r = w.review(&incident, "Approved", "d-protected").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(w.settle(&exec, None).await, ExecutionStatus::Succeeded);
+    let path = w.path(&exec).await;
+    assert_eq!(
+        path[path.len() - 4..],
+        [
+            "ContainAfterApproval?",
+            "IsolateEC2Approved",
+            "NotifyApproved",
+            "Closed"
+        ],
+        "{path:?}"
+    );
+    let groups = eni_groups(&w, &id).await.remove(0);
+    assert!(
+        groups.iter().all(|g| g.starts_with("ir-isolation-")),
+        "the approved response isolates the instance: {groups:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn iam_approval_tier_contains_only_after_approval() {
     let w = world(600).await;
     let key_id = user_with_key(&w.sdk, "deploy-bot").await;

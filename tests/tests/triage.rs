@@ -310,7 +310,6 @@ async fn protected_and_manual_decisions_never_allow_mutation() {
     let env = env().await;
     let triage = env.triage("incidents", false).await;
     for name in [
-        "guardduty-ec2-protected-cryptomining.json",
         "guardduty-iam-root-credential-usage.json",
         "guardduty-eks-privileged-container.json",
     ] {
@@ -318,6 +317,14 @@ async fn protected_and_manual_decisions_never_allow_mutation() {
         assert_eq!(out.primary.tier, Tier::Manual, "{name}");
         assert!(!out.primary.may_mutate(), "{name}");
     }
+    // A protected resource waits for an analyst (escalated, not skipped).
+    let out = triage
+        .handle(event_json("guardduty-ec2-protected-cryptomining.json"))
+        .await
+        .expect("protected");
+    assert_eq!(out.primary.tier, Tier::Approval);
+    assert!(out.primary.protected);
+    assert!(!out.primary.may_mutate());
 }
 
 #[tokio::test]

@@ -96,6 +96,10 @@ pub enum RecordStatus {
     Planned,
     /// The gate stopped the playbook before any change.
     Skipped,
+    /// The resource is protected (a tag found by triage or on the resource now): nothing was
+    /// changed, and the response waits for an analyst, whose approval runs the playbook. An
+    /// attacker who tags a resource they control cannot opt it out, only bring a human in.
+    AwaitingApproval,
     /// A step failed; the steps before it completed (see `steps`, `failed_step`).
     Partial,
 }
@@ -145,6 +149,8 @@ pub enum Gate {
     Proceed,
     DryRun(String),
     Skip(String),
+    /// Protected: an analyst must approve (the record is `awaiting_approval`).
+    Escalate(String),
 }
 
 /// Applies the gate. `live_protection` is a protected tag found on the resource just now.
@@ -159,18 +165,23 @@ pub fn gate(
         return Gate::Skip(format!("triage disposition is {}", d.disposition));
     }
     if request.mode == Mode::Contain {
-        match d.tier {
-            Tier::Manual => return Gate::Skip("tier is manual: no automatic containment".into()),
-            Tier::Approval if request.approval.is_none() => {
-                return Gate::Skip("tier is approval and no analyst has approved".into())
+        if d.tier == Tier::Manual {
+            return Gate::Skip("tier is manual: no automatic containment".into());
+        }
+        let protection = match (d.protected, live_protection) {
+            (_, Some(tag)) => Some(format!("resource is protected ({tag} found on it now)")),
+            (true, None) => Some("resource is protected (triage)".to_string()),
+            (false, None) => None,
+        };
+        if request.approval.is_none() {
+            if let Some(why) = protection {
+                return Gate::Escalate(format!(
+                    "{why}: escalated to an analyst, whose approval runs the playbook"
+                ));
             }
-            _ => {}
-        }
-        if d.protected {
-            return Gate::Skip("resource is protected (triage)".into());
-        }
-        if let Some(tag) = live_protection {
-            return Gate::Skip(format!("resource is protected ({tag} found on it now)"));
+            if d.tier == Tier::Approval {
+                return Gate::Skip("tier is approval and no analyst has approved".into());
+            }
         }
     }
     if let KillSwitchState::Engaged { reason } = kill_switch {
@@ -288,6 +299,11 @@ impl Runner {
         match gate(request, live_protection, kill_switch, forced_dry_run) {
             Gate::Skip(reason) => {
                 Start::Skipped(Runner::skipped(function, request, reason, started_at))
+            }
+            Gate::Escalate(reason) => {
+                let mut record = Runner::skipped(function, request, reason, started_at);
+                record.status = RecordStatus::AwaitingApproval;
+                Start::Skipped(record)
             }
             Gate::DryRun(reason) => Start::Run {
                 runner: Runner::new(function, &request.decision.incident_id, true),

@@ -20,7 +20,8 @@ pub struct TriageDecision {
     /// Every mutating step must only plan, not act (kill switch engaged or `IR_DRY_RUN`).
     pub dry_run: bool,
     pub kill_switch_engaged: bool,
-    /// A resource carries a protected tag: no automatic mutation.
+    /// The resource is protected (a protected tag or `protected_resources`): nothing changes
+    /// without an analyst's approval.
     pub protected: bool,
     pub matched_rule: Option<String>,
     pub suppressed_by: Option<String>,

@@ -10,9 +10,13 @@
 //! 3. tier: a configured custom action, else the first matching rule (a rule applies whatever the
 //!    severity unless it sets its own `min_severity`), else `manual` for severity below
 //!    `defaults.min_severity`, else `defaults.tier`;
-//! 4. safety caps that no policy can loosen: protected tags, the root user, service-linked roles
-//!    and resources without a playbook → `manual`; a resource that was the *target* (victim) of
-//!    the activity is capped at `defaults.target_max_tier`.
+//! 4. safety caps that no policy can loosen: `never_touch` resources, the root user,
+//!    service-linked roles and resources without a playbook → `manual`; a protected resource (a
+//!    protected tag, or `protected_resources`) → at most `approval`, escalated to an analyst
+//!    rather than skipped, since a tag can be written by whoever controls the resource; a
+//!    resource that was the *target* (victim) of the activity is capped at
+//!    `defaults.target_max_tier`; a role whose quarantine revokes every session at
+//!    `defaults.role_wide_revocation_max_tier`.
 
 use std::fmt;
 
@@ -238,6 +242,17 @@ pub struct Policy {
     pub suppressions: Vec<Suppression>,
     #[serde(default)]
     pub rules: Vec<Rule>,
+    /// Glob patterns over the primary resource's id and ARN (`i-…`, `role/NAME`,
+    /// `arn:aws:iam::*:role/prod-*`, `s3://bucket`): protected like a tagged resource (the
+    /// response waits for an analyst). Unlike a tag, nobody with access to the resource can
+    /// add or remove it.
+    #[serde(default)]
+    pub protected_resources: Vec<String>,
+    /// Glob patterns (as `protected_resources`) for resources that are never changed, not even
+    /// after an approval: the incident-response roles themselves, break-glass and administrator
+    /// roles. `IR_NEVER_TOUCH` (comma-separated, set by Terraform to the IR roles) adds to it.
+    #[serde(default)]
+    pub never_touch: Vec<String>,
 }
 
 fn default_protected_tags() -> Vec<TagMatch> {
@@ -283,7 +298,26 @@ impl LoadedPolicy {
     }
 
     /// `IR_POLICY` (inline TOML) wins over `IR_POLICY_FILE` (a path); neither → the default.
+    /// `IR_NEVER_TOUCH` (comma-separated globs) is added to `never_touch`.
     pub fn from_env() -> Result<LoadedPolicy, PolicyError> {
+        let mut loaded = LoadedPolicy::from_env_source()?;
+        if let Ok(extra) = std::env::var("IR_NEVER_TOUCH") {
+            loaded.add_never_touch(&extra);
+        }
+        Ok(loaded)
+    }
+
+    /// Adds comma-separated glob patterns to `never_touch`.
+    pub fn add_never_touch(&mut self, csv: &str) {
+        self.policy.never_touch.extend(
+            csv.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(String::from),
+        );
+    }
+
+    fn from_env_source() -> Result<LoadedPolicy, PolicyError> {
         if let Ok(inline) = std::env::var("IR_POLICY") {
             if !inline.trim().is_empty() {
                 return LoadedPolicy::from_toml(&inline, "IR_POLICY");
@@ -378,6 +412,38 @@ fn glob_any(patterns: &[String], candidates: &[String]) -> bool {
     })
 }
 
+/// The id and ARN forms of the incident's primary resource, for `protected_resources` and
+/// `never_touch`.
+fn primary_names(incident: &Incident) -> Vec<String> {
+    let Some(r) = incident.primary_resource() else {
+        return Vec::new();
+    };
+    let (p, account, region) = (&incident.partition, &incident.account_id, &incident.region);
+    let arn = match r {
+        Resource::Ec2Instance { instance_id, .. } => Some(format!(
+            "arn:{p}:ec2:{region}:{account}:instance/{instance_id}"
+        )),
+        Resource::IamUser { user_name, .. } => {
+            Some(format!("arn:{p}:iam::{account}:user/{user_name}"))
+        }
+        Resource::IamRole { role_name, .. } => {
+            Some(format!("arn:{p}:iam::{account}:role/{role_name}"))
+        }
+        Resource::RootUser { .. } => Some(format!("arn:{p}:iam::{account}:root")),
+        Resource::S3Bucket { bucket_name, .. } => Some(format!("arn:{p}:s3:::{bucket_name}")),
+        Resource::Other { .. } => None,
+    };
+    std::iter::once(r.display_id()).chain(arn).collect()
+}
+
+/// The first of `patterns` that matches one of `names`.
+fn first_match<'a>(patterns: &'a [String], names: &[String]) -> Option<&'a String> {
+    patterns.iter().find(|p| {
+        let m = WildMatch::new(p);
+        names.iter().any(|n| m.matches(n))
+    })
+}
+
 /// Names a suppression's `principals` patterns are matched against.
 fn principal_names(incident: &Incident) -> Vec<String> {
     let mut names = Vec::new();
@@ -459,7 +525,12 @@ impl Policy {
     pub fn evaluate(&self, incident: &Incident, now: DateTime<Utc>) -> PolicyDecision {
         let route = route_for(incident);
         let mut reasons = Vec::new();
-        let protected_tag = protected_tag(&self.protected_tags, incident.resource_tags());
+        let names = primary_names(incident);
+        let protected_tag =
+            protected_tag(&self.protected_tags, incident.resource_tags()).or_else(|| {
+                first_match(&self.protected_resources, &names)
+                    .map(|p| format!("protected_resources `{p}`"))
+            });
 
         if incident.archived {
             return PolicyDecision {
@@ -518,9 +589,18 @@ impl Policy {
             }
         };
         if let Some(tag) = &protected_tag {
+            // Escalated, not skipped: a tag is writable by whoever controls the resource, so it
+            // can only bring a human in, never opt the resource out of a response.
+            cap(
+                Tier::Approval,
+                format!("resource is protected ({tag}): an analyst must approve"),
+                &mut tier,
+            );
+        }
+        if let Some(p) = first_match(&self.never_touch, &names) {
             cap(
                 Tier::Manual,
-                format!("resource is protected ({tag})"),
+                format!("never changed: matches never_touch `{p}`"),
                 &mut tier,
             );
         }

@@ -80,13 +80,19 @@ tier = "auto"
 "#,
     );
     for name in [
-        "guardduty-ec2-protected-cryptomining.json",
         "guardduty-iam-root-credential-usage.json",
         "guardduty-eks-privileged-container.json",
     ] {
         let d = p.policy.evaluate(&incident(name), Utc::now());
         assert_eq!(d.tier, Tier::Manual, "{name}: {:?}", d.reasons);
     }
+    // Protected: escalated to an analyst, never more than approval.
+    let d = p.policy.evaluate(
+        &incident("guardduty-ec2-protected-cryptomining.json"),
+        Utc::now(),
+    );
+    assert_eq!(d.tier, Tier::Approval, "{:?}", d.reasons);
+    assert!(d.protected);
     let mut slr = incident("guardduty-iam-instance-credential-exfiltration.json");
     if let Some(ir_core::incident::Resource::IamRole { role_name, .. }) = slr.resources.first_mut()
     {
@@ -111,7 +117,7 @@ tier = "auto"
         .policy
         .evaluate(&incident("guardduty-ec2-tor-client.json"), Utc::now());
     assert!(d.protected);
-    assert_eq!(d.tier, Tier::Manual);
+    assert_eq!(d.tier, Tier::Approval);
 }
 
 #[test]
@@ -141,4 +147,42 @@ fn archived_findings_are_suppressed() {
     let d = p.policy.evaluate(&i, Utc::now());
     assert_eq!(d.disposition, Disposition::Suppressed);
     assert_eq!(d.suppressed_by.as_deref(), Some("archived"));
+}
+
+#[test]
+fn protected_resources_escalate_and_never_touch_is_never_changed() {
+    let mut p = policy(
+        r#"
+protected_resources = ["arn:aws:ec2:*:*:instance/i-0a1b2c3d4e5f6a7b8", "role/prod-*"]
+
+[[rules]]
+name = "everything-auto"
+tier = "auto"
+"#,
+    );
+    // By ARN: escalated to an analyst, like a protected tag, but no one on the resource can
+    // remove it.
+    let mut i = incident("guardduty-ec2-c2-activity.json");
+    if let Some(ir_core::incident::Resource::Ec2Instance { instance_id, .. }) =
+        i.resources.first_mut()
+    {
+        *instance_id = "i-0a1b2c3d4e5f6a7b8".into();
+    }
+    let d = p.policy.evaluate(&i, Utc::now());
+    assert_eq!(d.tier, Tier::Approval, "{:?}", d.reasons);
+    assert!(d.protected);
+    assert!(d.reasons.iter().any(|r| r.contains("protected_resources")));
+    // Another instance: untouched by the pattern.
+    let other = p
+        .policy
+        .evaluate(&incident("guardduty-ec2-c2-activity.json"), Utc::now());
+    assert_eq!(other.tier, Tier::Auto);
+    assert!(!other.protected);
+
+    // The IR roles (IR_NEVER_TOUCH, from Terraform) and break-glass roles: never changed.
+    p.add_never_touch("arn:aws:iam::*:role/etl-runner-*, arn:aws:iam::*:role/BreakGlass");
+    let role = incident("guardduty-iam-instance-credential-exfiltration.json");
+    let d = p.policy.evaluate(&role, Utc::now());
+    assert_eq!(d.tier, Tier::Manual, "{:?}", d.reasons);
+    assert!(d.reasons.iter().any(|r| r.contains("never_touch")));
 }
