@@ -253,6 +253,42 @@ class S3RulesTest(StrictCase):
             "Allow", {"StringEquals": {"aws:SourceVpce": "vpce-1a2b3c4d"}}))
 
 
+    def test_policy_principals(self):
+        iam, s3, bucket = self.c("iam"), self.s3, "evidence-bucket"
+        iam.create_role(RoleName="AWSReservedSSO_Admin_0123", Path="/aws-reserved/sso.amazonaws.com/",
+                        AssumeRolePolicyDocument=TRUST)
+
+        def deny(principal):
+            return json.dumps({"Version": "2012-10-17", "Statement": [{
+                "Effect": "Deny", "Principal": {"AWS": principal}, "Action": "s3:*",
+                "Resource": f"arn:aws:s3:::{bucket}/*"}]})
+
+        # The role's ARN without its path names no role.
+        self.assertRefused(lambda: s3.put_bucket_policy(Bucket=bucket, Policy=deny(
+            "arn:aws:iam::123456789012:role/AWSReservedSSO_Admin_0123")), "MalformedPolicy",
+            contains="Invalid principal")
+        self.assertRefused(lambda: s3.put_bucket_policy(Bucket=bucket, Policy=deny(
+            "arn:aws:iam::123456789012:user/nobody")), "MalformedPolicy")
+        s3.put_bucket_policy(Bucket=bucket, Policy=deny(
+            "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Admin_0123"))
+        s3.put_bucket_policy(Bucket=bucket, Policy=deny("arn:aws:iam::210987654321:role/elsewhere"))
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": f"arn:aws:s3:::{bucket}/*",
+            "Condition": {"StringLike": {"aws:userid": "AROAEXAMPLE:*"}}}]}))
+
+    def test_logging_same_region(self):
+        s3 = self.s3
+        s3.put_bucket_policy(Bucket="evidence-bucket", Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"}, "Action": ["s3:PutObject"],
+            "Resource": "arn:aws:s3:::evidence-bucket/*"}]}))
+        s3.create_bucket(Bucket="eu-data", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        s3.create_bucket(Bucket="us-data")
+        status = {"LoggingEnabled": {"TargetBucket": "evidence-bucket", "TargetPrefix": "logs/"}}
+        self.assertRefused(lambda: s3.put_bucket_logging(Bucket="eu-data", BucketLoggingStatus=status),
+                           "CrossLocationLoggingProhibitted", 403)
+        s3.put_bucket_logging(Bucket="us-data", BucketLoggingStatus=status)
+
+
 class IamEc2RulesTest(StrictCase):
     def test_inline_policy_aggregate(self):
         iam = self.c("iam")

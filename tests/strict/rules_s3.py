@@ -168,6 +168,75 @@ def check_public_policy(backend: Any, bucket_name: str, policy: Any) -> None:
         )
 
 
+_IAM_ARN = re.compile(r"^arn:[a-z-]+:iam::(\d{12}):(user|role)(/.*)?/([^/]+)$")
+
+
+@rule(
+    "s3-bucket-policy-principal",
+    "s3",
+    "MalformedPolicy",
+    "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html",
+)
+def check_policy_principals(backend: Any, policy: Any) -> None:
+    """S3 resolves every IAM user or role ARN in a bucket policy's Principal when the policy is
+    put: an ARN naming no such principal (a role ARN without the role's path, e.g. an IAM
+    Identity Center role under /aws-reserved/sso.amazonaws.com/, or a deleted user) is refused
+    with MalformedPolicy "Invalid principal in policy". Checked for principals of the emulator's
+    own account (another account's principals cannot be known here). Source: IAM User Guide,
+    "AWS JSON policy elements: Principal" (role and user ARNs, paths)."""
+    text = policy.decode("utf-8") if isinstance(policy, bytes) else str(policy)
+    try:
+        statements = json.loads(text).get("Statement", [])
+    except (ValueError, AttributeError):
+        return
+    statements = statements if isinstance(statements, list) else [statements]
+    from moto.iam.models import iam_backends
+
+    iam = iam_backends[backend.account_id]["global"]
+    for st in statements:
+        principal = st.get("Principal") if isinstance(st, dict) else None
+        arns = principal.get("AWS") if isinstance(principal, dict) else None
+        for arn in arns if isinstance(arns, list) else [arns]:
+            m = _IAM_ARN.match(str(arn or ""))
+            if not m or m.group(1) != backend.account_id:
+                continue
+            kind, path, name = m.group(2), (m.group(3) or "") + "/", m.group(4)
+            entities = iam.users if kind == "user" else iam.roles
+            known = any(
+                getattr(e, "name", None) == name and (getattr(e, "path", "/") or "/") == path
+                for e in entities.values()
+            )
+            if not known:
+                raise S3StrictError("MalformedPolicy", "Invalid principal in policy")
+
+
+@rule(
+    "s3-logging-same-region",
+    "s3",
+    "CrossLocationLoggingProhibitted",
+    "https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html",
+)
+def check_logging_region(backend: Any, bucket_name: str, logging_config: Any) -> None:
+    """Server access logs go to a bucket in the same Region as the source bucket: PutBucketLogging
+    with a target bucket elsewhere is refused with CrossLocationLoggingProhibitted (S3's own
+    spelling). Source: Amazon S3 User Guide, "Enabling Amazon S3 server access logging"
+    ("The source bucket and destination bucket must be in the same AWS Region")."""
+    target = (logging_config or {}).get("TargetBucket") if isinstance(logging_config, dict) else None
+    if not target:
+        return
+    try:
+        source_region = backend.get_bucket(bucket_name).region_name
+        target_region = backend.get_bucket(target).region_name
+    except Exception:  # noqa: BLE001 - moto answers NoSuchBucket itself
+        return
+    if source_region != target_region:
+        raise S3StrictError(
+            "CrossLocationLoggingProhibitted",
+            "Cross S3 location logging not allowed. ",
+            403,
+        )
+
+
 def install() -> None:
     from moto.s3.models import S3Backend
     from moto.s3.responses import S3Response
@@ -193,8 +262,17 @@ def install() -> None:
 
     def put_bucket_policy(self: Any, bucket_name: str, policy: Any) -> None:
         check_policy_size(policy)
+        check_policy_principals(self, policy)
         check_public_policy(self, bucket_name, policy)
         return original_policy(self, bucket_name, policy)
+
+    original_logging = S3Backend.put_bucket_logging
+
+    def put_bucket_logging(self: Any, bucket_name: str, logging_config: Any) -> None:
+        check_logging_region(self, bucket_name, logging_config)
+        return original_logging(self, bucket_name, logging_config)
+
+    S3Backend.put_bucket_logging = put_bucket_logging
 
     S3Response._bucket_tagging_from_body = bucket_tagging_from_body
     S3Response._tagging_from_xml = tagging_from_xml

@@ -21,6 +21,7 @@ const EVIDENCE: &str = "ir-evidence-111122223333";
 
 struct World {
     _moto: MotoServer,
+    sdk: aws_config::SdkConfig,
     s3: aws_sdk_s3::Client,
     ssm: aws_sdk_ssm::Client,
     lockdown: LockdownS3,
@@ -85,6 +86,7 @@ async fn world() -> World {
         s3,
         ssm,
         original_policy,
+        sdk,
         _moto: moto,
     }
 }
@@ -200,9 +202,11 @@ async fn lockdown_merges_the_policy_is_idempotent_and_release_restores() {
     );
     let deny = &stmts[1];
     assert_eq!(deny["Effect"], "Deny");
+    // By the user's unique id, under a condition: S3 never has to resolve a principal ARN.
+    assert_eq!(deny["Principal"], "*");
     assert_eq!(
-        deny["Principal"]["AWS"],
-        "arn:aws:iam::111122223333:user/deploy-bot"
+        deny["Condition"]["StringLike"]["aws:userid"],
+        "AIDAQEXAMPLEUSER0005"
     );
     assert_eq!(w.versioning().await.as_deref(), Some("Enabled"));
     assert_eq!(
@@ -372,4 +376,131 @@ async fn a_public_bucket_policy_gets_the_deny_before_block_public_access() {
     assert_eq!(rel.status, RecordStatus::Completed, "{:#?}", rel.steps);
     assert_eq!(w.bpa().await, None);
     assert_eq!(w.policy().await, public);
+}
+
+/// The S3 finding with its bucket renamed and its principal an IAM Identity Center session in
+/// the emulator's own account (`123456789012`).
+fn sso_finding(bucket: &str) -> serde_json::Value {
+    let mut e = event_json("guardduty-s3-block-public-access-disabled.json");
+    let d = &mut e["detail"];
+    d["accountId"] = "123456789012".into();
+    d["resource"]["s3BucketDetails"][0]["name"] = bucket.into();
+    d["resource"]["s3BucketDetails"][0]["arn"] = format!("arn:aws:s3:::{bucket}").into();
+    d["resource"]["accessKeyDetails"] = serde_json::json!({
+        "accessKeyId": "ASIAQEXAMPLESSO00001",
+        "principalId": "AROAQEXAMPLESSO00001:alice@example.com",
+        "userName": "AWSReservedSSO_Admin_0123",
+        "userType": "AssumedRole"
+    });
+    e
+}
+
+#[tokio::test]
+async fn an_identity_center_role_is_denied_by_unique_id_and_cross_region_logging_is_skipped() {
+    let w = world().await;
+    // The role lives under a path: `arn:aws:iam::123456789012:role/AWSReservedSSO_Admin_0123`
+    // names no role, and S3 refuses a policy naming it (strict `s3-bucket-policy-principal`).
+    let iam = aws_sdk_iam::Client::new(&w.sdk);
+    iam.create_role()
+        .role_name("AWSReservedSSO_Admin_0123")
+        .path("/aws-reserved/sso.amazonaws.com/")
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::123456789012:saml-provider/AWSSSO"},"Action":"sts:AssumeRoleWithSAML"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    let bucket = "eu-analytics-exports";
+    w.s3.create_bucket()
+        .bucket(bucket)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let decision = w
+        .triage
+        .handle(sso_finding(bucket))
+        .await
+        .expect("triage")
+        .primary;
+    let rec = w
+        .lockdown
+        .handle(w.request(decision, Mode::Contain))
+        .await
+        .expect("contain");
+    assert_declared(ir_lockdown_s3::FUNCTION_NAME, &rec);
+    assert_eq!(rec.status, RecordStatus::Completed, "{:#?}", rec.steps);
+    let step = |name: &str| rec.steps.iter().find(|s| s.step == name).unwrap().clone();
+    assert_eq!(step("deny-principal").outcome, Outcome::Succeeded);
+    let policy: serde_json::Value = serde_json::from_str(
+        w.s3.get_bucket_policy()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap()
+            .policy()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        policy["Statement"][0]["Condition"]["StringLike"]["aws:userid"], "AROAQEXAMPLESSO00001:*",
+        "every session of the role, whatever its path: {policy}"
+    );
+    // The evidence bucket is in us-east-1: S3 refuses cross-Region logging; recorded, not fatal.
+    let logging = step("enable-access-logging");
+    assert_eq!(logging.outcome, Outcome::Skipped, "{logging:?}");
+    assert!(
+        logging
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("CrossLocationLoggingProhibitted"),
+        "{logging:?}"
+    );
+    assert_eq!(step("enable-versioning").outcome, Outcome::Succeeded);
+}
+
+#[tokio::test]
+async fn a_deny_that_would_pass_the_20_kb_policy_limit_is_skipped_and_the_rest_still_runs() {
+    let w = world().await;
+    // A bucket policy just under S3's 20 KB: the Deny would push it over (PolicyTooLarge).
+    let mut statements = Vec::new();
+    let mut big = serde_json::json!({});
+    while big.to_string().len() < 20_300 {
+        let i = statements.len();
+        statements.push(
+            serde_json::json!({"Sid": format!("Partner{i:03}"), "Effect": "Allow",
+            "Principal": {"AWS": format!("arn:aws:iam::4444555{i:05}:root")},
+            "Action": "s3:GetObject", "Resource": format!("arn:aws:s3:::{BUCKET}/p{i:03}/*")}),
+        );
+        big = serde_json::json!({"Version": "2012-10-17", "Statement": statements});
+    }
+    let size = big.to_string().len();
+    assert!(size < 20_480, "{size}");
+    w.s3.put_bucket_policy()
+        .bucket(BUCKET)
+        .policy(big.to_string())
+        .send()
+        .await
+        .unwrap();
+    let rec = w
+        .lockdown
+        .handle(w.request(w.decision().await, Mode::Contain))
+        .await
+        .expect("contain");
+    assert_eq!(rec.status, RecordStatus::Completed, "{:#?}", rec.steps);
+    let deny = rec
+        .steps
+        .iter()
+        .find(|s| s.step == "deny-principal")
+        .unwrap();
+    assert_eq!(deny.outcome, Outcome::Skipped);
+    assert!(
+        deny.detail.as_deref().unwrap().contains("20480"),
+        "{deny:?}"
+    );
+    assert_eq!(w.policy().await, big, "the policy is left as it was");
+    assert_eq!(w.bpa().await, Some([true; 4]));
 }

@@ -12,9 +12,11 @@ use ir_core::actions::{
 use ir_core::permissions::{resource::S3_BUCKET, Permission};
 use ir_core::Tier;
 
-use crate::policy::{deny_sid, has_statement, merge_deny, offending_principal_arn};
+use crate::policy::{
+    deny_sid, has_statement, merge_deny, offending_principal, policy_size, POLICY_MAX_BYTES,
+};
 use crate::s3::{
-    err_text, PUT_LOGGING, PUT_POLICY, PUT_PUBLIC_ACCESS_BLOCK, PUT_TAGGING, PUT_VERSIONING,
+    code, err_text, PUT_LOGGING, PUT_POLICY, PUT_PUBLIC_ACCESS_BLOCK, PUT_TAGGING, PUT_VERSIONING,
 };
 use crate::{LockdownS3, Observed};
 
@@ -69,7 +71,9 @@ impl LockdownS3 {
             .await
     }
 
-    /// Step `deny-principal`: this incident's Deny merged into the bucket policy.
+    /// Step `deny-principal`: this incident's Deny merged into the bucket policy. Skipped, with
+    /// the reason, when the finding names no principal that can be denied safely or when the
+    /// merged policy would pass S3's 20 KB limit; the other steps still run.
     async fn deny_principal(
         &self,
         runner: &mut Runner,
@@ -79,32 +83,51 @@ impl LockdownS3 {
     ) -> Result<(), StepFailed> {
         let target = format!("s3://{bucket}");
         let sid = deny_sid(&req.decision.incident_id);
-        match offending_principal_arn(&req.decision.incident) {
-            Some(principal) => {
-                let present = has_statement(obs.policy.as_ref(), &sid);
-                let merged = merge_deny(obs.policy.as_ref(), &sid, &principal, bucket);
-                let kept = obs
-                    .policy
-                    .as_ref()
-                    .and_then(|p| p["Statement"].as_array().map(Vec::len))
-                    .unwrap_or(0);
-                runner
-                    .step("deny-principal", &PUT_POLICY, &target, format!("add Deny s3:* for {principal} as {sid}, keeping {kept} existing statement(s)"), || async {
-                        if present {
-                            return Ok(StepResult::AlreadyDone(format!("{sid} already in the policy")));
-                        }
-                        self.put_policy(bucket, &merged).await?;
-                        Ok(StepResult::Changed(format!("{sid} denies {principal}; {kept} existing statement(s) kept")))
-                    })
-                    .await?;
+        let incident = &req.decision.incident;
+        let principal = match offending_principal(incident) {
+            Ok(p) => p,
+            Err(why) => {
+                runner.skip("deny-principal", &target, why);
+                return Ok(());
             }
-            None => runner.skip(
+        };
+        let present = has_statement(obs.policy.as_ref(), &sid);
+        let merged = merge_deny(
+            obs.policy.as_ref(),
+            &sid,
+            &principal,
+            bucket,
+            &incident.partition,
+        );
+        let size = policy_size(&merged);
+        if !present && size > POLICY_MAX_BYTES {
+            runner.skip(
                 "deny-principal",
                 &target,
-                "the finding names no IAM principal to deny".into(),
-            ),
+                format!("the bucket policy with the Deny would be {size} bytes, over S3's {POLICY_MAX_BYTES}: not added (deny {principal} by hand)"),
+            );
+            return Ok(());
         }
-        Ok(())
+        let kept = obs
+            .policy
+            .as_ref()
+            .and_then(|p| p["Statement"].as_array().map(Vec::len))
+            .unwrap_or(0);
+        let plan =
+            format!("add Deny s3:* for {principal} as {sid}, keeping {kept} existing statement(s)");
+        runner
+            .step("deny-principal", &PUT_POLICY, &target, plan, || async {
+                if present {
+                    return Ok(StepResult::AlreadyDone(format!(
+                        "{sid} already in the policy"
+                    )));
+                }
+                self.put_policy(bucket, &merged).await?;
+                Ok(StepResult::Changed(format!(
+                    "{sid} denies {principal}; {kept} existing statement(s) kept"
+                )))
+            })
+            .await
     }
 
     /// Step `enable-versioning`.
@@ -160,7 +183,8 @@ impl LockdownS3 {
                                 .target_prefix(&prefix)
                                 .build()
                                 .map_err(|e| e.to_string())?;
-                            self.s3
+                            let out = self
+                                .s3
                                 .put_bucket_logging()
                                 .bucket(bucket)
                                 .bucket_logging_status(
@@ -169,11 +193,20 @@ impl LockdownS3 {
                                         .build(),
                                 )
                                 .send()
-                                .await
-                                .map_err(err_text)?;
-                            Ok(StepResult::Changed(format!(
-                                "logging to s3://{evidence}/{prefix}"
-                            )))
+                                .await;
+                            match out {
+                                Ok(_) => Ok(StepResult::Changed(format!(
+                                    "logging to s3://{evidence}/{prefix}"
+                                ))),
+                                // Logs only go to a bucket in the source bucket's Region.
+                                Err(e) if code(&e) == "CrossLocationLoggingProhibitted" => {
+                                    Ok(StepResult::Refused(format!(
+                                        "s3://{evidence} is in another Region than the bucket: {}",
+                                        err_text(e)
+                                    )))
+                                }
+                                Err(e) => Err(err_text(e)),
+                            }
                         },
                     )
                     .await?;

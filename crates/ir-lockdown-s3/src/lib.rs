@@ -43,7 +43,7 @@ use ir_core::prestate::{PreStateKey, PreStateStore};
 use serde::{Deserialize, Serialize};
 
 pub use config::LockdownConfig;
-pub use policy::{deny_sid, merge_deny, offending_principal_arn, remove_statement};
+pub use policy::{deny_sid, merge_deny, offending_principal, remove_statement, DenyTarget};
 
 pub const FUNCTION_NAME: &str = "ir-lockdown-s3";
 
