@@ -139,7 +139,25 @@ locals {
   # exactly the same rules in the emulator.
   rules = jsondecode(templatefile("${path.module}/event-rules.json.tftpl", {
     min_guardduty_severity = var.min_guardduty_severity
+    trusted_product_arns   = jsonencode([for p in local.trusted_products : { suffix = ":product/${p}" }])
+    # Only this deployment's own actions (created below; ids are unique in an account and
+    # Region, so no one can create another action with these ids once they exist).
+    custom_action_arns = jsonencode([for id, _ in local.custom_actions : { suffix = ":action/custom/${id}" }])
   }))
+
+  # Security Hub custom actions: id → name (the name is what the policy's [[custom_actions]]
+  # match) and description.
+  custom_actions = {
+    IRContain     = { name = "IR-Contain", description = "Contain the affected resource now (analyst-initiated)" }
+    IRInvestigate = { name = "IR-Investigate", description = "Open an incident: preserve evidence and notify, change nothing" }
+  }
+}
+
+resource "aws_securityhub_action_target" "response" {
+  for_each    = var.create_securityhub_actions ? local.custom_actions : {}
+  identifier  = each.key
+  name        = each.value.name
+  description = each.value.description
 }
 
 resource "aws_iam_role" "events" {

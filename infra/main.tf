@@ -38,12 +38,16 @@ locals {
     "arn:${local.partition}:secretsmanager:${local.region}:${local.account}:secret:${trimprefix(r, "secretsmanager:")}*")
   if startswith(r, "secretsmanager:")]
 
+  # Security Hub products whose findings may start a response: GuardDuty, and those opted in.
+  trusted_products = distinct(concat(["aws/guardduty"], var.trusted_securityhub_products))
+
   common_env = {
     RUST_LOG                 = "info"
     IR_KILL_SWITCH_PARAMETER = local.kill_switch_parameter
     IR_DRY_RUN               = tostring(var.dry_run)
     # The response's own roles, and the break-glass/admin roles named in never_touch_principals:
     # never quarantined, not even after an approval.
+    IR_TRUSTED_PRODUCTS = join(",", local.trusted_products)
     IR_NEVER_TOUCH = join(",", concat(
       ["arn:${local.partition}:iam::${local.account}:role/${local.p}-*"],
       var.never_touch_principals

@@ -96,6 +96,18 @@ variable "log_retention_days" {
   default = 365
 }
 
+variable "trusted_securityhub_products" {
+  description = "Security Hub products (company/product from the ProductArn, e.g. aws/inspector, aws/securityhub for CSPM controls) whose findings may start a response, besides aws/guardduty. Findings of other products are not delivered; a trusted product not by AWS gets at most tier approval."
+  type        = list(string)
+  default     = []
+}
+
+variable "create_securityhub_actions" {
+  description = "Create the Security Hub custom actions IR-Contain and IR-Investigate (Security Hub must be enabled in the account); the custom-action rule takes only these actions either way."
+  type        = bool
+  default     = true
+}
+
 variable "never_touch_principals" {
   description = "Glob patterns (ARNs or role/NAME, user/NAME) of principals never quarantined, not even after an approval: break-glass and administrator roles. The response's own roles are always added."
   type        = list(string)

@@ -8,14 +8,63 @@ use serde_json::{json, Value};
 
 use crate::fixtures::workspace_file;
 
+/// How the rules are deployed: the `min_guardduty_severity` and `trusted_securityhub_products`
+/// Terraform variables.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub min_guardduty_severity: u32,
+    /// Trusted besides `aws/guardduty`.
+    pub trusted_products: Vec<String>,
+}
+
+impl Delivery {
+    /// Terraform's defaults.
+    pub fn terraform_default() -> Delivery {
+        Delivery {
+            min_guardduty_severity: terraform_default_min_severity(),
+            trusted_products: Vec::new(),
+        }
+    }
+
+    /// Every trusted product, as Terraform's `local.trusted_products`.
+    pub fn products(&self) -> Vec<String> {
+        let mut all = vec!["aws/guardduty".to_string()];
+        for p in &self.trusted_products {
+            if !all.contains(p) {
+                all.push(p.clone());
+            }
+        }
+        all
+    }
+}
+
 /// The rules as Terraform creates them: (name, description, pattern), with the GuardDuty
-/// threshold filled in.
-pub fn rules(min_guardduty_severity: u32) -> Vec<(String, String, Value)> {
+/// threshold and the trusted products filled in.
+pub fn rules(delivery: &Delivery) -> Vec<(String, String, Value)> {
+    let products: Vec<Value> = delivery
+        .products()
+        .iter()
+        .map(|p| json!({ "suffix": format!(":product/{p}") }))
+        .collect();
     let text = std::fs::read_to_string(workspace_file("infra/event-rules.json.tftpl"))
         .expect("infra/event-rules.json.tftpl")
         .replace(
             "${min_guardduty_severity}",
-            &min_guardduty_severity.to_string(),
+            &delivery.min_guardduty_severity.to_string(),
+        )
+        .replace(
+            "${trusted_product_arns}",
+            &Value::Array(products).to_string(),
+        )
+        .replace(
+            "${custom_action_arns}",
+            &Value::Array(
+                terraform_custom_action_ids()
+                    .iter()
+                    .map(|id| json!({ "suffix": format!(":action/custom/{id}") }))
+                    .collect(),
+            )
+            .to_string(),
         );
     let rules: serde_json::Map<String, Value> =
         serde_json::from_str(&text).expect("the rules template is JSON once filled");
@@ -99,6 +148,27 @@ pub async fn call(moto: &MotoServer, action: &str, body: Value) -> Value {
     out
 }
 
+/// The ids of the Security Hub custom actions Terraform creates (`local.custom_actions` in
+/// infra/functions.tf).
+pub fn terraform_custom_action_ids() -> Vec<String> {
+    let text =
+        std::fs::read_to_string(workspace_file("infra/functions.tf")).expect("infra/functions.tf");
+    let block = text
+        .split_once("custom_actions = {")
+        .and_then(|(_, rest)| rest.split_once("\n  }"))
+        .map(|(block, _)| block)
+        .expect("local.custom_actions in infra/functions.tf");
+    block
+        .lines()
+        .filter_map(|l| {
+            l.trim()
+                .split_once("= {")
+                .map(|(id, _)| id.trim().to_string())
+        })
+        .filter(|id| !id.is_empty())
+        .collect()
+}
+
 /// The default of the `min_guardduty_severity` Terraform variable (infra/variables.tf).
 pub fn terraform_default_min_severity() -> u32 {
     let text =
@@ -115,14 +185,14 @@ pub fn terraform_default_min_severity() -> u32 {
 }
 
 /// Creates every rule with `state_machine_arn` as its target (through `role_arn`), as Terraform
-/// does, with GuardDuty findings of `min_guardduty_severity` and above.
+/// does with `delivery`'s variables.
 pub async fn create_rules(
     moto: &MotoServer,
     state_machine_arn: &str,
     role_arn: &str,
-    min_guardduty_severity: u32,
+    delivery: &Delivery,
 ) {
-    for (name, description, pattern) in rules(min_guardduty_severity) {
+    for (name, description, pattern) in rules(delivery) {
         let rule = format!("ir-{name}");
         call(
             moto,

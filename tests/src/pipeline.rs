@@ -16,6 +16,8 @@ use crate::fixtures::{
     create_incidents_table, pre_state_store, safety, set_kill_switch, workspace_file, KILL_SWITCH,
 };
 use crate::invoke::{handler, InvokeServer};
+
+pub use crate::eventbridge::Delivery;
 use crate::MotoServer;
 
 pub const EVIDENCE: &str = "ir-evidence-111122223333";
@@ -67,16 +69,12 @@ pub fn definition(review_timeout_seconds: u32) -> String {
 /// Starts everything; the review gate waits `review_timeout_seconds`; the EventBridge rules use
 /// the Terraform default GuardDuty threshold.
 pub async fn start(review_timeout_seconds: u32) -> Pipeline {
-    start_with(
-        review_timeout_seconds,
-        crate::eventbridge::terraform_default_min_severity(),
-    )
-    .await
+    start_with(review_timeout_seconds, Delivery::terraform_default()).await
 }
 
-/// [`start`], with the EventBridge rules deployed for GuardDuty findings of
-/// `min_guardduty_severity` and above (the `min_guardduty_severity` Terraform variable).
-pub async fn start_with(review_timeout_seconds: u32, min_guardduty_severity: u32) -> Pipeline {
+/// [`start`], with the EventBridge rules (and triage's trusted products) deployed as the
+/// Terraform variables in `delivery` say.
+pub async fn start_with(review_timeout_seconds: u32, delivery: Delivery) -> Pipeline {
     let invoke = InvokeServer::start().await.expect("invoke server");
     // IAM enforced: the harness acts as an administrator, each handler as a principal holding
     // exactly the permissions its crate declares (what Terraform gives its role).
@@ -140,7 +138,9 @@ pub async fn start_with(review_timeout_seconds: u32, min_guardduty_severity: u32
         .await;
 
     // The handlers, wired as each main.rs wires them, against the emulator.
-    let policy = ir_core::LoadedPolicy::default_policy().unwrap();
+    let mut policy = ir_core::LoadedPolicy::default_policy().unwrap();
+    // What Terraform passes as IR_TRUSTED_PRODUCTS.
+    policy.add_trusted_products(&delivery.products().join(","));
     // Further findings of an event fan out to this pipeline's own state machine (created below).
     let triage_config = ir_triage::TriageConfig {
         incidents_table: "incidents".into(),
@@ -291,7 +291,7 @@ pub async fn start_with(review_timeout_seconds: u32, min_guardduty_severity: u32
         &moto,
         &machine,
         "arn:aws:iam::123456789012:role/ir-events",
-        min_guardduty_severity,
+        &delivery,
     )
     .await;
     let as_approve = function_sdk(&moto, ir_approve::FUNCTION_NAME).await;

@@ -65,6 +65,8 @@ impl Tf {
             "-var=slack_webhook_secret=ssm:/ir/slack-webhook".into(),
             "-var=member_account_trusted_principal=arn:aws:iam::999988887777:role/ir-central"
                 .into(),
+            // moto 5.2.1 has no Security Hub action targets (CreateActionTarget is missing).
+            "-var=create_securityhub_actions=false".into(),
             "-no-color".into(),
             "-input=false".into(),
         ]
@@ -268,8 +270,18 @@ async fn terraform_applies_and_destroys_against_the_emulator() {
         .cloned()
         .unwrap();
     notified["detail"]["findings"][0]["Workflow"]["Status"] = "NOTIFIED".into();
-    assert!(!wanted_by_the_rules(&medium) && !wanted_by_the_rules(&notified));
-    sent.extend([medium, notified]);
+    // A forged finding: anyone allowed BatchImportFindings can import one of their own product
+    // that claims GuardDuty's type on any instance. Only trusted products are delivered.
+    let mut forged = notified.clone();
+    forged["detail"]["findings"][0]["Workflow"]["Status"] = "NEW".into();
+    forged["detail"]["findings"][0]["ProductArn"] =
+        "arn:aws:securityhub:us-east-1:111122223333:product/111122223333/default".into();
+    assert!(
+        !wanted_by_the_rules(&medium)
+            && !wanted_by_the_rules(&notified)
+            && !wanted_by_the_rules(&forged)
+    );
+    sent.extend([medium, notified, forged]);
     for event in &sent {
         ir_tests::eventbridge::put_event(&moto, event).await;
     }
@@ -347,8 +359,8 @@ async fn role_policy(iam: &aws_sdk_iam::Client, function: &str) -> String {
 }
 
 /// What the rules are for (issue 5): GuardDuty findings of severity HIGH or above (≥ 7), Security
-/// Hub imported findings labelled HIGH/CRITICAL that are NEW and ACTIVE, and every Security Hub
-/// custom action. Array fields match when any element does, as in EventBridge.
+/// Hub imported findings of GuardDuty (the default trusted product) labelled HIGH/CRITICAL that
+/// are NEW and ACTIVE, and every Security Hub custom action. Array fields match when any element does, as in EventBridge.
 fn wanted_by_the_rules(event: &serde_json::Value) -> bool {
     let d = &event["detail"];
     let any = |f: &dyn Fn(&serde_json::Value) -> bool| {
@@ -359,7 +371,12 @@ fn wanted_by_the_rules(event: &serde_json::Value) -> bool {
             d["severity"].as_f64().is_some_and(|s| s >= 7.0)
         }
         (Some("aws.securityhub"), Some("Security Hub Findings - Imported")) => {
-            any(&|f| matches!(f["Severity"]["Label"].as_str(), Some("HIGH" | "CRITICAL")))
+            // Only GuardDuty's findings are trusted by default (trusted_securityhub_products).
+            any(&|f| {
+                f["ProductArn"]
+                    .as_str()
+                    .is_some_and(|a| a.ends_with(":product/aws/guardduty"))
+            }) && any(&|f| matches!(f["Severity"]["Label"].as_str(), Some("HIGH" | "CRITICAL")))
                 && any(&|f| f["Workflow"]["Status"] == "NEW")
                 && any(&|f| f["RecordState"] == "ACTIVE")
         }

@@ -253,6 +253,28 @@ pub struct Policy {
     /// roles. `IR_NEVER_TOUCH` (comma-separated, set by Terraform to the IR roles) adds to it.
     #[serde(default)]
     pub never_touch: Vec<String>,
+    /// Security Hub products whose findings may start a containment, as `company/product`
+    /// from the ProductArn (`arn:…:securityhub:<region>::product/aws/guardduty`). Anyone allowed
+    /// `securityhub:BatchImportFindings` can import a finding of their own product saying
+    /// anything, so findings of any other product are notify-only (`manual`), and a trusted
+    /// product not made by AWS (`aws/…`) gets at most `approval`. Custom actions are an analyst's
+    /// choice and are not filtered. `IR_TRUSTED_PRODUCTS` (comma-separated, from Terraform's
+    /// `trusted_securityhub_products`, which also filters the EventBridge rule) adds to it.
+    #[serde(default = "default_trusted_products")]
+    pub trusted_products: Vec<String>,
+}
+
+fn default_trusted_products() -> Vec<String> {
+    vec!["aws/guardduty".into()]
+}
+
+/// `company/product` of a Security Hub ProductArn (`…:product/aws/guardduty`, or
+/// `…:<account>:product/<account>/default` for an account's own imports).
+pub fn product_of(product_arn: &str) -> Option<&str> {
+    product_arn
+        .rsplit_once(":product/")
+        .map(|(_, p)| p)
+        .filter(|p| !p.is_empty())
 }
 
 fn default_protected_tags() -> Vec<TagMatch> {
@@ -304,7 +326,20 @@ impl LoadedPolicy {
         if let Ok(extra) = std::env::var("IR_NEVER_TOUCH") {
             loaded.add_never_touch(&extra);
         }
+        if let Ok(extra) = std::env::var("IR_TRUSTED_PRODUCTS") {
+            loaded.add_trusted_products(&extra);
+        }
         Ok(loaded)
+    }
+
+    /// Adds comma-separated `company/product` names to `trusted_products`.
+    pub fn add_trusted_products(&mut self, csv: &str) {
+        self.policy.trusted_products.extend(
+            csv.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(String::from),
+        );
     }
 
     /// Adds comma-separated glob patterns to `never_touch`.
@@ -596,6 +631,26 @@ impl Policy {
                 format!("resource is protected ({tag}): an analyst must approve"),
                 &mut tier,
             );
+        }
+        if incident.custom_action.is_none() {
+            match incident.product_arn.as_deref().and_then(product_of) {
+                Some(product) if !self.trusted_products.iter().any(|t| t == product) => cap(
+                    Tier::Manual,
+                    format!("product `{product}` is not in trusted_products: notify only"),
+                    &mut tier,
+                ),
+                Some(product) if !product.starts_with("aws/") => cap(
+                    Tier::Approval,
+                    format!("`{product}` is not an AWS detector"),
+                    &mut tier,
+                ),
+                Some(_) => {}
+                None => cap(
+                    Tier::Manual,
+                    "the finding names no product: notify only".into(),
+                    &mut tier,
+                ),
+            }
         }
         if let Some(p) = first_match(&self.never_touch, &names) {
             cap(

@@ -186,3 +186,36 @@ tier = "auto"
     assert_eq!(d.tier, Tier::Manual, "{:?}", d.reasons);
     assert!(d.reasons.iter().any(|r| r.contains("never_touch")));
 }
+
+#[test]
+fn only_trusted_products_reach_containment_and_only_aws_detectors_at_auto() {
+    let mut p = policy(
+        r#"
+[[rules]]
+name = "everything-auto"
+tier = "auto"
+"#,
+    );
+    // Imported through Security Hub by GuardDuty: trusted.
+    let gd = incident("securityhub-imported-guardduty-credential-exfiltration.json");
+    assert_eq!(p.policy.evaluate(&gd, Utc::now()).tier, Tier::Auto);
+    // Forged: anyone allowed BatchImportFindings imports a finding of their own product with
+    // GuardDuty's type on the same resource. Notify only, never a mutating step.
+    let mut forged = gd.clone();
+    forged.product_arn =
+        Some("arn:aws:securityhub:us-east-1:111122223333:product/111122223333/default".into());
+    let d = p.policy.evaluate(&forged, Utc::now());
+    assert_eq!(d.tier, Tier::Manual, "{:?}", d.reasons);
+    assert!(d.reasons.iter().any(|r| r.contains("trusted_products")));
+    // Security Hub's own controls (CSPM) are not trusted by default.
+    let cspm = incident("securityhub-imported-s3-public-access-control.json");
+    assert_eq!(p.policy.evaluate(&cspm, Utc::now()).tier, Tier::Manual);
+    // Opted in (IR_TRUSTED_PRODUCTS from Terraform): an AWS product may be auto, a third-party
+    // one at most approval.
+    p.add_trusted_products("aws/securityhub, acme/edr");
+    assert_eq!(p.policy.evaluate(&cspm, Utc::now()).tier, Tier::Auto);
+    let mut third_party = gd.clone();
+    third_party.product_arn = Some("arn:aws:securityhub:us-east-1::product/acme/edr".into());
+    let d = p.policy.evaluate(&third_party, Utc::now());
+    assert_eq!(d.tier, Tier::Approval, "{:?}", d.reasons);
+}

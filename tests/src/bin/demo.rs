@@ -216,11 +216,20 @@ async fn pipeline_demo() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "(statemachine/incident-response.asl.json); every Lambda task runs the real Rust handler."
     );
-    // The rules are deployed as `terraform apply -var min_guardduty_severity=4` would: MEDIUM
-    // GuardDuty findings and up (the default, 7, is HIGH and up), so the leaked key's MEDIUM
-    // anomalous-behaviour finding reaches triage, whose policy sends it to review.
+    // The rules are deployed as `terraform apply -var min_guardduty_severity=4
+    // -var 'trusted_securityhub_products=["aws/securityhub"]'` would: MEDIUM GuardDuty findings
+    // and up (the default, 7, is HIGH and up), so the leaked key's MEDIUM anomalous-behaviour
+    // finding reaches triage, whose policy sends it to review; and Security Hub's own control
+    // findings (CSPM) are trusted besides GuardDuty's, so the S3.8 finding is delivered.
     const MIN_GUARDDUTY_SEVERITY: u32 = 4;
-    let p = pipeline::start_with(600, MIN_GUARDDUTY_SEVERITY).await;
+    let p = pipeline::start_with(
+        600,
+        pipeline::Delivery {
+            min_guardduty_severity: MIN_GUARDDUTY_SEVERITY,
+            trusted_products: vec!["aws/securityhub".into()],
+        },
+    )
+    .await;
     let ec2 = aws_sdk_ec2::Client::new(&p.sdk);
     let s3 = p.moto.s3_client(&p.sdk);
 
@@ -270,7 +279,7 @@ async fn pipeline_demo() -> Result<(), Box<dyn std::error::Error>> {
         "Each finding is put on the default event bus (PutEvents), where the three rules Terraform"
     );
     println!(
-        "creates (infra/event-rules.json.tftpl, here with min_guardduty_severity = {MIN_GUARDDUTY_SEVERITY})"
+        "creates (infra/event-rules.json.tftpl, here with min_guardduty_severity = {MIN_GUARDDUTY_SEVERITY} and aws/securityhub trusted)"
     );
     println!("start the state machine:\n");
     let mut started = Vec::new();
