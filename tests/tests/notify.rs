@@ -272,6 +272,7 @@ async fn an_opened_incident_reaches_every_channel_with_the_full_context() {
         artifact_count: Some(5),
         snapshot_ids: vec!["snap-0123".into()],
         gaps: vec![],
+        status: None,
     });
     let result = w.notifier(w.config()).handle(req).await.expect("notify");
     assert_eq!(result.ticket.as_deref(), Some("SEC-101"));

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use aws_sdk_sfn::types::ExecutionStatus;
 use ir_tests::fixtures::event_json;
 use ir_tests::pipeline::{instance, start as world, user_with_key};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn incident_of(event: &Value) -> String {
     ir_core::Incident::from_event_value(event.clone()).unwrap()[0]
@@ -47,7 +47,7 @@ async fn ec2_auto_contains_then_an_approval_closes() {
     );
     let mut path = w.path(&exec).await;
     path.retain(|s| !["PreserveEvidence", "Route", "IsolateEC2"].contains(&s.as_str()));
-    assert_eq!(path, expected(&["Collect", "ReviewGate"]));
+    assert_eq!(path, expected(&["Collect", "BranchFailed?", "ReviewGate"]));
     // Contained before review (tier auto): every ENI holds only the isolation group.
     let groups = eni_groups(&w, &id).await.remove(0);
     assert!(
@@ -129,6 +129,143 @@ async fn a_protected_tag_planted_on_the_instance_brings_an_analyst_in_and_cannot
     assert!(
         groups.iter().all(|g| g.starts_with("ir-isolation-")),
         "the approved response isolates the instance: {groups:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_custom_action_on_a_hundred_findings_stays_under_the_state_size_limit() {
+    // Step Functions fails an execution whose state passes 256 KB (strict `sfn-data-limit`)
+    // with States.DataLimitExceeded, which no Catch on States.ALL handles: the response would
+    // vanish without a notification. The first finding is answered here; the 99 others are
+    // archived copies (nothing fans out for them), each with a long description, so their
+    // decisions alone weigh far more than 256 KB if they were carried along.
+    let w = world(600).await;
+    let id = instance(&w.sdk).await;
+    let mut event = event_json("securityhub-custom-action-contain-ec2.json");
+    event["detail"]["findings"][0]["Resources"][0]["Id"] =
+        format!("arn:aws:ec2:us-east-1:111122223333:instance/{id}").into();
+    event["detail"]["findings"][0]["Resources"][0]["Details"]["AwsEc2Instance"]
+        .as_object_mut()
+        .map(|d| d.remove("IamInstanceProfileArn"));
+    let first = event["detail"]["findings"][0].clone();
+    let copies = (1..100).map(|n| {
+        json!({
+            "SchemaVersion": "2018-10-08",
+            "Id": format!("{}-copy-{n:03}", first["Id"].as_str().unwrap()),
+            "ProductArn": first["ProductArn"],
+            "GeneratorId": first["GeneratorId"],
+            "AwsAccountId": first["AwsAccountId"],
+            "Types": first["Types"],
+            "CreatedAt": first["CreatedAt"],
+            "UpdatedAt": first["UpdatedAt"],
+            "Severity": first["Severity"],
+            "Title": first["Title"],
+            "Description": "d".repeat(1000),
+            "Resources": [{"Type": "AwsEc2Instance", "Id": format!("arn:aws:ec2:us-east-1:111122223333:instance/i-0{n:016x}")}],
+            "RecordState": "ARCHIVED"
+        })
+    });
+    event["detail"]["findings"]
+        .as_array_mut()
+        .unwrap()
+        .extend(copies);
+    let size = event.to_string().len();
+    assert!(size < 256 * 1024, "the event itself fits: {size}");
+    let incident = incident_of(&event);
+    let exec = w.start_execution("hundred-findings", &event).await;
+    assert_eq!(
+        w.settle(&exec, Some(&incident)).await,
+        ExecutionStatus::Running,
+        "{:?}",
+        w.path(&exec).await
+    );
+    let path = w.path(&exec).await;
+    assert_eq!(
+        path[path.len() - 3..],
+        ["Collect", "BranchFailed?", "ReviewGate"],
+        "{path:?}"
+    );
+    let groups = eni_groups(&w, &id).await.remove(0);
+    assert!(
+        groups.iter().all(|g| g.starts_with("ir-isolation-")),
+        "{groups:?}"
+    );
+}
+
+/// The payload of the `failed` notification (ir-notify's input in NotifyFailed).
+fn failure_notification(w: &ir_tests::pipeline::Pipeline) -> Value {
+    w.invoke
+        .calls()
+        .into_iter()
+        .find(|c| c.function == "ir-notify" && c.payload["kind"] == "failed")
+        .expect("a failure notification")
+        .payload
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn evidence_that_fails_does_not_lose_the_containment_record() {
+    let w = world(600).await;
+    let id = instance(&w.sdk).await;
+    // The evidence store is gone: ir-preserve-evidence fails (EvidenceStoreFailed, retried).
+    let s3 = w.moto.s3_client(&w.sdk);
+    s3.delete_bucket()
+        .bucket(ir_tests::pipeline::EVIDENCE)
+        .send()
+        .await
+        .unwrap();
+    let mut event = event_json("guardduty-ec2-bitcointool-dns.json");
+    event["detail"]["resource"]["instanceDetails"]["instanceId"] = id.clone().into();
+    let exec = w.start_execution("evidence-fails", &event).await;
+    assert_eq!(w.settle(&exec, None).await, ExecutionStatus::Failed);
+    // moto 5.2.1 stops recording a Parallel's history at a branch's retried failure, so the
+    // path is read from what ran: the failure notification (NotifyFailed), then ResponseFailed.
+    let done = w
+        .sfn
+        .describe_execution()
+        .execution_arn(&exec)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.error(), Some("IncidentResponseFailed"));
+    // The instance was isolated, and the failure notification says so.
+    let groups = eni_groups(&w, &id).await.remove(0);
+    assert!(
+        groups.iter().all(|g| g.starts_with("ir-isolation-")),
+        "{groups:?}"
+    );
+    let sent = failure_notification(&w);
+    assert_eq!(sent["containment"][0]["status"], "completed", "{sent:#}");
+    assert_eq!(sent["evidence"]["status"], "failed", "{sent:#}");
+    assert!(sent["failure"]["Error"].is_string(), "{sent:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn containment_that_fails_does_not_lose_the_evidence_record() {
+    let w = world(600).await;
+    // No such instance: ir-isolate-ec2 fails (ResourceNotFound); evidence is still preserved.
+    let mut event = event_json("guardduty-ec2-bitcointool-dns.json");
+    event["detail"]["resource"]["instanceDetails"]["instanceId"] = "i-0000000000000dead".into();
+    let exec = w.start_execution("containment-fails", &event).await;
+    assert_eq!(w.settle(&exec, None).await, ExecutionStatus::Failed);
+    let path = w.path(&exec).await;
+    for state in [
+        "ContainmentFailed",
+        "BranchFailed?",
+        "ContainmentBranchFailed",
+        "NotifyFailed",
+    ] {
+        assert!(path.iter().any(|p| p == state), "{state}: {path:?}");
+    }
+    let sent = failure_notification(&w);
+    assert!(
+        sent["evidence"]["manifest_key"].is_string(),
+        "the evidence record reaches the notification: {sent:#}"
+    );
+    assert!(
+        sent["failure"]["Cause"]
+            .as_str()
+            .is_some_and(|c| c.contains("not found")),
+        "{sent:#}"
     );
 }
 
@@ -481,11 +618,11 @@ async fn every_sample_event_takes_its_expected_path() {
         );
         assert_eq!(path[..5], OPENING, "{name}");
         assert_eq!(
-            path[path.len() - 2..],
-            ["Collect", "ReviewGate"],
+            path[path.len() - 3..],
+            ["Collect", "BranchFailed?", "ReviewGate"],
             "{name}: {path:?}"
         );
-        let mut branches: Vec<&str> = path[5..path.len() - 2].iter().map(String::as_str).collect();
+        let mut branches: Vec<&str> = path[5..path.len() - 3].iter().map(String::as_str).collect();
         branches.sort();
         let mut want = vec!["PreserveEvidence", "Route", contain];
         want.sort();

@@ -133,6 +133,16 @@ impl ContainmentRecord {
         }
     }
 
+    /// The partial record a failed containment Lambda carried in its error: `cause` is the
+    /// `Cause` Step Functions gives a Catch (the Lambda's `{"errorType", "errorMessage"}`),
+    /// whose message is [`ContainmentError::Partial`]'s text.
+    pub fn from_failure_cause(cause: &str) -> Option<ContainmentRecord> {
+        let lambda: serde_json::Value = serde_json::from_str(cause).ok()?;
+        let message = lambda["errorMessage"].as_str()?;
+        let json = message.strip_prefix("containment incomplete: ")?;
+        serde_json::from_str(json).ok()
+    }
+
     /// Steps that changed something or found it already done.
     pub fn completed_steps(&self) -> Vec<&str> {
         self.steps

@@ -46,9 +46,15 @@ impl TriageDecision {
 /// What the triage function returns: the decision for the event's (first) finding, and the
 /// decisions for any further findings the same event carried (a Security Hub custom action can
 /// send several at once).
+///
+/// Only the primary decision is serialized (the Lambda's output, which the state machine carries
+/// into every later state): each further finding already has an execution of its own
+/// (ir-triage's fan-out), where its decision is recorded. Carried along, a hundred of them
+/// would pass Step Functions' 256 KB state limit, and `States.DataLimitExceeded` is not caught.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TriageOutput {
     #[serde(flatten)]
     pub primary: TriageDecision,
+    #[serde(skip_serializing, default)]
     pub related: Vec<TriageDecision>,
 }

@@ -60,6 +60,9 @@ pub struct EvidenceRef {
     pub snapshot_ids: Vec<String>,
     #[serde(default)]
     pub gaps: Vec<Value>,
+    /// `failed` when the evidence branch failed (the state machine's record of it).
+    #[serde(default)]
+    pub status: Option<String>,
 }
 
 /// A failed state (the `Catch` output: `Error` and `Cause`).
@@ -214,7 +217,15 @@ impl Message {
             facts.push(("First seen".to_string(), first.to_rfc3339()));
         }
         let mut actions = Vec::new();
-        for rec in &req.containment {
+        // A containment branch that failed hands over no record; its error carries the partial
+        // one (what completed, what failed).
+        let partial: Vec<ContainmentRecord> = match (&req.failure, req.containment.is_empty()) {
+            (Some(f), true) => ContainmentRecord::from_failure_cause(&f.cause)
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
+        };
+        for rec in req.containment.iter().chain(&partial) {
             for s in &rec.steps {
                 actions.push(format!(
                     "{}: {} — {}{}",
@@ -232,6 +243,9 @@ impl Message {
             }
         }
         if let Some(ev) = &req.evidence {
+            if ev.status.as_deref() == Some("failed") {
+                actions.push("evidence: preservation FAILED (see the failure below)".into());
+            }
             if let (Some(b), Some(k)) = (&ev.bucket, &ev.manifest_key) {
                 actions.push(format!(
                     "evidence: {} artifacts, manifest s3://{b}/{k} (sha256 {})",
