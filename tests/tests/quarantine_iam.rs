@@ -331,9 +331,16 @@ async fn stolen_instance_credentials_are_revoked_for_that_instance_only_and_rele
     let st = &doc["Statement"][0];
     assert_eq!(st["Effect"], "Deny");
     assert_eq!(st["Action"], "*");
+    // In any Region: the finding may come from another Region than the instance.
     assert_eq!(
-        st["Condition"]["StringEquals"]["ec2:SourceInstanceARN"],
-        "arn:aws:ec2:us-east-1:111122223333:instance/i-0d4e5f6a7b8c90004"
+        st["Condition"]["ArnLike"]["ec2:SourceInstanceARN"],
+        "arn:aws:ec2:*:111122223333:instance/i-0d4e5f6a7b8c90004"
+    );
+    // And any session of the role named after the instance: whoever calls AssumeRole picks the
+    // session name, so `i-…` alone proves nothing; `aws:userid` is `<role id>:<session>`.
+    assert_eq!(
+        doc["Statement"][1]["Condition"]["StringLike"]["aws:userid"],
+        "*:i-0d4e5f6a7b8c90004"
     );
     assert!(!doc.to_string().contains("aws:TokenIssueTime"), "{doc}");
     let tags = w

@@ -505,10 +505,20 @@ pub fn revoke_instance_policy_name(instance_id: &str) -> String {
     format!("ir-revoke-instance-{instance_id}")
 }
 
-/// Deny everything to the role credentials delivered to one instance (`ec2:SourceInstanceARN`),
-/// wherever they are used now: the other instances sharing the role keep working. A
-/// `TokenIssueTime` revocation on an instance role would cut the whole fleet off AWS.
-pub fn revoke_instance_credentials_policy(instance_arn: &str) -> String {
+/// Deny everything, on the role it is attached to, to the credentials of one instance wherever
+/// they are used now, and to any session of the role named after the instance: the other
+/// instances sharing the role keep working. (A `TokenIssueTime` revocation on an instance role
+/// would cut the whole fleet off AWS.)
+///
+/// Two statements, because a session name is chosen by whoever calls `sts:AssumeRole`: the
+/// instance's own credentials carry `ec2:SourceInstanceARN` (matched in any Region: a finding may
+/// come from another Region than the instance); a session someone named `i-…` does not, but its
+/// `aws:userid` is `<role id>:<session name>`, as the instance's is.
+pub fn revoke_instance_credentials_policy(
+    partition: &str,
+    account: &str,
+    instance_id: &str,
+) -> String {
     serde_json::json!({
         "Version": "2012-10-17",
         "Statement": [{
@@ -516,7 +526,13 @@ pub fn revoke_instance_credentials_policy(instance_arn: &str) -> String {
             "Effect": "Deny",
             "Action": "*",
             "Resource": "*",
-            "Condition": {"StringEquals": {"ec2:SourceInstanceARN": instance_arn}}
+            "Condition": {"ArnLike": {"ec2:SourceInstanceARN": format!("arn:{partition}:ec2:*:{account}:instance/{instance_id}")}}
+        }, {
+            "Sid": "IncidentResponseRevokeInstanceNamedSessions",
+            "Effect": "Deny",
+            "Action": "*",
+            "Resource": "*",
+            "Condition": {"StringLike": {"aws:userid": format!("*:{instance_id}")}}
         }]
     })
     .to_string()

@@ -3,8 +3,7 @@
 //! credentials, and marked.
 
 use ir_core::actions::{
-    revoke_instance_credentials_policy, revoke_instance_policy_name, Runner, StepFailed,
-    StepResult, TAG_INCIDENT, TAG_STATUS,
+    revoke_instance_policy_name, Runner, StepFailed, StepResult, TAG_INCIDENT, TAG_STATUS,
 };
 use ir_core::permissions::{resource, Permission};
 
@@ -36,7 +35,7 @@ impl Isolator {
         &self,
         runner: &mut Runner,
         incident_id: &str,
-        instance_arn: &str,
+        revoke: &str,
         instance_id: &str,
         obs: &Observed,
         pre: &Ec2PreState,
@@ -46,7 +45,7 @@ impl Isolator {
         self.leave_auto_scaling(runner, instance_id, obs).await?;
         self.swap_enis(runner, obs, &pre.vpc_id).await?;
         self.keep_alive(runner, instance_id, obs).await?;
-        self.cut_role_credentials(runner, instance_arn, instance_id, obs)
+        self.cut_role_credentials(runner, revoke, instance_id, obs)
             .await?;
         self.tag_isolated(runner, incident_id, instance_id, obs)
             .await
@@ -282,11 +281,10 @@ impl Isolator {
     async fn cut_role_credentials(
         &self,
         runner: &mut Runner,
-        instance_arn: &str,
+        policy: &str,
         instance_id: &str,
         obs: &Observed,
     ) -> Result<(), StepFailed> {
-        let policy = revoke_instance_credentials_policy(instance_arn);
         let name = revoke_instance_policy_name(instance_id);
         for role in &obs.role_names {
             runner
@@ -294,13 +292,13 @@ impl Isolator {
                     &format!("revoke-instance-credentials-{role}"),
                     &PUT_ROLE_POLICY,
                     role,
-                    format!("{name}: deny the credentials of {instance_arn}"),
+                    format!("{name}: deny the credentials of {instance_id}"),
                     || async {
                         self.iam
                             .put_role_policy()
                             .role_name(role)
                             .policy_name(&name)
-                            .policy_document(&policy)
+                            .policy_document(policy)
                             .send()
                             .await
                             .map_err(err_text)?;

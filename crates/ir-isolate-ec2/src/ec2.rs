@@ -283,7 +283,9 @@ pub(crate) async fn find_group(
 pub(crate) fn is_unsupported<E: aws_sdk_ec2::error::ProvideErrorMetadata>(e: &E) -> bool {
     matches!(
         e.code(),
-        Some("UnsupportedOperation" | "UnsupportedInstanceAttribute")
+        Some(
+            "UnsupportedOperation" | "UnsupportedInstanceAttribute" | "InvalidParameterCombination"
+        )
     )
 }
 

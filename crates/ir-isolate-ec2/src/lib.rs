@@ -22,8 +22,9 @@
 //!    root) is recorded as skipped with AWS's answer, and the playbook goes on;
 //! 7. `revoke-instance-credentials-<role>`: inline policy `ir-revoke-instance-<instance>` on
 //!    each of the instance profile's roles, denying everything to the credentials delivered to
-//!    this instance (`ec2:SourceInstanceARN`), wherever they are used; the rest of the fleet
-//!    sharing the role is untouched. Then `disassociate-instance-profile`;
+//!    this instance (`ec2:SourceInstanceARN`), wherever they are used, and to any session of the
+//!    role named after it; the rest of the fleet sharing the role is untouched. Then
+//!    `disassociate-instance-profile`;
 //! 8. `tag-isolated`: `ir:status=isolated`, `ir:incident-id`.
 //!
 //! Release restores ENI groups, flags, shutdown behaviour and the instance profile, removes the
@@ -43,7 +44,8 @@ mod release;
 use std::collections::BTreeMap;
 
 use ir_core::actions::{
-    ContainmentError, ContainmentRecord, ContainmentRequest, Runner, Safety, StepFailed,
+    revoke_instance_credentials_policy, ContainmentError, ContainmentRecord, ContainmentRequest,
+    Runner, Safety, StepFailed,
 };
 use ir_core::incident::Resource;
 use ir_core::permissions::{union, Permission, KILL_SWITCH_READ};
@@ -159,14 +161,15 @@ impl Playbook for Isolator {
         pre: &Ec2PreState,
     ) -> Result<(), StepFailed> {
         let incident = &req.decision.incident;
-        let arn = format!(
-            "arn:{}:ec2:{}:{}:instance/{instance_id}",
-            incident.partition, incident.region, incident.account_id
+        let revoke = revoke_instance_credentials_policy(
+            &incident.partition,
+            &incident.account_id,
+            instance_id,
         );
         self.isolate(
             runner,
             &req.decision.incident_id,
-            &arn,
+            &revoke,
             instance_id,
             obs,
             pre,

@@ -198,10 +198,18 @@ impl LockdownS3 {
                                 Ok(_) => Ok(StepResult::Changed(format!(
                                     "logging to s3://{evidence}/{prefix}"
                                 ))),
-                                // Logs only go to a bucket in the source bucket's Region.
-                                Err(e) if code(&e) == "CrossLocationLoggingProhibitted" => {
+                                // Logs only go to a bucket of the same account in the source
+                                // bucket's Region (S3 spells the code both ways).
+                                Err(e)
+                                    if matches!(
+                                        code(&e),
+                                        "CrossLocationLoggingProhibitted"
+                                            | "CrossLocationLoggingProhibited"
+                                            | "InvalidTargetBucketForLogging"
+                                    ) =>
+                                {
                                     Ok(StepResult::Refused(format!(
-                                        "s3://{evidence} is in another Region than the bucket: {}",
+                                        "s3://{evidence} cannot take this bucket's logs (another Region or account): {}",
                                         err_text(e)
                                     )))
                                 }

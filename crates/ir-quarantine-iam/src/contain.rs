@@ -7,6 +7,7 @@ use ir_core::actions::{
     revoke_instance_credentials_policy, revoke_older_sessions_policy, Runner, StepFailed,
     StepResult, TAG_INCIDENT, TAG_STATUS,
 };
+use ir_core::incident::Incident;
 use ir_core::permissions::Permission;
 
 use crate::iam::{
@@ -27,11 +28,16 @@ impl Quarantiner {
     pub(crate) async fn quarantine(
         &self,
         runner: &mut Runner,
-        incident_id: &str,
+        incident: &Incident,
         target: &Target,
         obs: &Observed,
     ) -> Result<(), StepFailed> {
         let cutoff = Utc::now();
+        let (incident_id, partition, account) = (
+            incident.incident_id.as_str(),
+            incident.partition.as_str(),
+            incident.account_id.as_str(),
+        );
         match target {
             Target::User { name, key } => {
                 self.deny_user(runner, name, obs, cutoff).await?;
@@ -41,10 +47,11 @@ impl Quarantiner {
             }
             Target::Role {
                 name,
-                instance_arn: Some(arn),
+                instance: Some(id),
             } => {
                 let policy = target.policy_name();
-                self.revoke_instance_credentials(runner, &policy, name, arn, obs)
+                let doc = revoke_instance_credentials_policy(partition, account, id);
+                self.revoke_instance_credentials(runner, &policy, name, id, &doc, obs)
                     .await?;
             }
             Target::Role { name, .. } => {
@@ -211,17 +218,17 @@ impl Quarantiner {
         runner: &mut Runner,
         name: &str,
         role: &str,
-        instance_arn: &str,
+        instance: &str,
+        doc: &str,
         obs: &Observed,
     ) -> Result<(), StepFailed> {
         let in_place = obs.inline_policies.iter().any(|p| p == name);
-        let doc = revoke_instance_credentials_policy(instance_arn);
         runner
             .step(
                 "revoke-instance-credentials",
                 &PUT_ROLE_POLICY,
                 &format!("role/{role}"),
-                format!("{name}: deny the credentials of {instance_arn}"),
+                format!("{name}: deny the credentials of {instance} and sessions named after it"),
                 || async {
                     if in_place {
                         return Ok(StepResult::AlreadyDone(format!("{name} in place")));
@@ -230,7 +237,7 @@ impl Quarantiner {
                         .put_role_policy()
                         .role_name(role)
                         .policy_name(name)
-                        .policy_document(&doc)
+                        .policy_document(doc)
                         .send()
                         .await
                         .map_err(err_text)?;

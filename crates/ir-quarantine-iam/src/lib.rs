@@ -84,8 +84,9 @@ pub enum Target {
     Role {
         name: String,
         /// The instance whose role credentials the finding is about (an instance-profile
-        /// session): only those are revoked, not every session of the role.
-        instance_arn: Option<String>,
+        /// session, named after the instance): only those are revoked, not every session of the
+        /// role.
+        instance: Option<String>,
     },
 }
 
@@ -103,9 +104,8 @@ impl Target {
     fn policy_name(&self) -> String {
         match self {
             Target::Role {
-                instance_arn: Some(arn),
-                ..
-            } => revoke_instance_policy_name(arn.rsplit('/').next().unwrap_or(arn)),
+                instance: Some(id), ..
+            } => revoke_instance_policy_name(id),
             _ => iam::QUARANTINE_POLICY.to_string(),
         }
     }
@@ -157,19 +157,13 @@ impl Playbook for Quarantiner {
                 session_name,
                 ..
             }) => {
-                let incident = &req.decision.incident;
-                let instance_arn = session_name
+                let instance = session_name
                     .as_deref()
                     .and_then(instance_session)
-                    .map(|id| {
-                        format!(
-                            "arn:{}:ec2:{}:{}:instance/{id}",
-                            incident.partition, incident.region, incident.account_id
-                        )
-                    });
+                    .map(String::from);
                 Ok(Target::Role {
                     name: role_name.clone(),
-                    instance_arn,
+                    instance,
                 })
             }
             Some(Resource::RootUser { .. }) => Err(Refusal::NeverTouch(
@@ -221,7 +215,7 @@ impl Playbook for Quarantiner {
         obs: &Observed,
         _pre: &IamPreState,
     ) -> Result<(), StepFailed> {
-        self.quarantine(runner, &req.decision.incident_id, target, obs)
+        self.quarantine(runner, &req.decision.incident, target, obs)
             .await
     }
 
