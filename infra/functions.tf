@@ -1,7 +1,9 @@
 # --- Lambda functions (one role each, least privilege) ----------------------------------
 
 resource "aws_iam_role" "function" {
-  for_each = local.functions
+  # The names alone (not local.functions): the evidence key's policy names a role, and the
+  # functions' settings name the key.
+  for_each = toset(local.function_names)
   name     = "${local.p}-${trimprefix(each.key, "ir-")}"
   assume_role_policy = jsonencode({
     Version   = "2012-10-17"
@@ -36,6 +38,10 @@ resource "aws_lambda_function" "function" {
   source_code_hash = filebase64sha256("${var.lambda_zip_dir}/${each.key}/bootstrap.zip")
   memory_size      = 256
   timeout          = local.lambda_timeout_seconds[each.key]
+  # An auth-NONE URL lets anyone invoke ir-approve (the HMAC is checked inside): capped, so
+  # a flood cannot take the account's concurrency from the containment functions, which have
+  # theirs reserved.
+  reserved_concurrent_executions = lookup(var.reserved_concurrency, each.key, null) == null ? -1 : var.reserved_concurrency[each.key]
 
   environment {
     variables = each.value.env
@@ -121,6 +127,8 @@ resource "aws_sfn_state_machine" "response" {
     quarantine_iam_function_arn = aws_lambda_function.function["ir-quarantine-iam"].arn
     lockdown_s3_function_arn    = aws_lambda_function.function["ir-lockdown-s3"].arn
     review_timeout_seconds      = var.review_timeout_seconds
+    # The review gate is Jira: without it the flow notifies and closes (ReviewGate? in the ASL).
+    review_gate = var.jira_url != ""
   })
 
   logging_configuration {
@@ -130,6 +138,13 @@ resource "aws_sfn_state_machine" "response" {
   }
 
   depends_on = [aws_iam_role_policy.state_machine]
+
+  lifecycle {
+    precondition {
+      condition     = (var.jira_url == "") == (var.jira_credentials_secret == "") && (var.jira_url == "") == (length(var.approvers) == 0)
+      error_message = "The review gate needs jira_url, jira_credentials_secret and approvers together (with jira_project and jira_webhook_secret), or none of them (no review gate)."
+    }
+  }
 }
 
 # --- EventBridge: HIGH/CRITICAL GuardDuty and Security Hub findings, custom actions ----------
@@ -189,6 +204,67 @@ resource "aws_cloudwatch_event_target" "finding" {
   rule     = aws_cloudwatch_event_rule.finding[each.key].name
   arn      = aws_sfn_state_machine.response.arn
   role_arn = aws_iam_role.events.arn
+  # A finding EventBridge cannot deliver (StartExecution throttled or denied) is retried for a
+  # day, then kept in the dead-letter queue instead of dropped; both raise an alarm.
+  retry_policy {
+    maximum_event_age_in_seconds = 86400
+    maximum_retry_attempts       = 185
+  }
+  dead_letter_config {
+    arn = aws_sqs_queue.undelivered.arn
+  }
+}
+
+resource "aws_sqs_queue" "undelivered" {
+  name                      = "${local.p}-undelivered-findings"
+  message_retention_seconds = 1209600
+  sqs_managed_sse_enabled   = true
+}
+
+resource "aws_sqs_queue_policy" "undelivered" {
+  queue_url = aws_sqs_queue.undelivered.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "EventBridgeDeadLetters"
+      Effect    = "Allow"
+      Principal = { Service = "events.amazonaws.com" }
+      Action    = "sqs:SendMessage"
+      Resource  = aws_sqs_queue.undelivered.arn
+      Condition = { ArnEquals = { "aws:SourceArn" = [for r in aws_cloudwatch_event_rule.finding : r.arn] } }
+    }]
+  })
+}
+
+resource "aws_cloudwatch_metric_alarm" "undelivered" {
+  alarm_name          = "${local.p}-findings-undelivered"
+  alarm_description   = "A finding could not start the incident response: read it from the dead-letter queue and respond by hand."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = aws_sqs_queue.undelivered.name }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+}
+
+resource "aws_cloudwatch_metric_alarm" "failed_invocations" {
+  for_each            = local.rules
+  alarm_name          = "${local.p}-${each.key}-failed-invocations"
+  alarm_description   = "EventBridge could not start the incident response for a finding (rule ${each.key}); it is retried, then dead-lettered."
+  namespace           = "AWS/Events"
+  metric_name         = "FailedInvocations"
+  dimensions          = { RuleName = aws_cloudwatch_event_rule.finding[each.key].name }
+  statistic           = "Sum"
+  period              = 60
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alerts.arn]
 }
 
 # --- alarms --------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ locals {
   region    = var.aws_region
   p         = var.name_prefix
 
-  kill_switch_parameter = "/incident-response/kill-switch"
+  # Per deployment: two deployments (staging, production) in one account and Region must not
+  # share, or collide on, one kill switch.
+  kill_switch_parameter = "/${var.name_prefix}/incident-response/kill-switch"
 
   # Built from its name, not read from the resource: the state machine refers to ir-triage, and
   # ir-triage starts executions of it (one per further finding of a multi-finding event).
@@ -106,7 +108,10 @@ locals {
     ]
   }
 
-  # One entry per Lambda: its environment and exactly the actions its code declares.
+  function_names = ["ir-triage", "ir-isolate-ec2", "ir-quarantine-iam", "ir-lockdown-s3", "ir-preserve-evidence", "ir-notify", "ir-approve"]
+
+  # One entry per Lambda (the keys are function_names): its environment and exactly the actions
+  # its code declares.
   functions = {
     "ir-triage" = {
       env = merge(local.common_env, {
@@ -216,11 +221,49 @@ resource "aws_kms_key" "evidence" {
   description             = "${local.p} incident evidence"
   enable_key_rotation     = true
   deletion_window_in_days = 30
+  # Who may read evidence is named here, not left to every IAM policy of the account: the
+  # account's administrators manage the key (without decrypting through it by default), the
+  # evidence function encrypts, S3 uses it for the bucket, and evidence_reader_arns decrypt.
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = concat([
+      {
+        Sid       = "AccountAdministersTheKey"
+        Effect    = "Allow"
+        Principal = { AWS = "arn:${local.partition}:iam::${local.account}:root" }
+        Action = ["kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*", "kms:Update*",
+          "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*", "kms:TagResource", "kms:UntagResource",
+        "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion"]
+        Resource = "*"
+      },
+      {
+        Sid       = "EvidenceFunctionEncrypts"
+        Effect    = "Allow"
+        Principal = { AWS = aws_iam_role.function["ir-preserve-evidence"].arn }
+        Action    = ["kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt", "kms:DescribeKey"]
+        Resource  = "*"
+      }],
+      length(var.evidence_reader_arns) == 0 ? [] : [{
+        Sid       = "EvidenceReadersDecrypt"
+        Effect    = "Allow"
+        Principal = { AWS = var.evidence_reader_arns }
+        Action    = ["kms:Decrypt", "kms:DescribeKey"]
+        Resource  = "*"
+    }])
+  })
+  # Evidence under COMPLIANCE retention can never be deleted: a destroyed key would leave it
+  # unreadable for good. `terraform state rm` first, deliberately, to tear a deployment down.
+  lifecycle {
+    prevent_destroy = true
+  }
 }
 
 resource "aws_s3_bucket" "evidence" {
   bucket              = "${local.p}-evidence-${local.account}-${local.region}"
   object_lock_enabled = true
+  lifecycle {
+    prevent_destroy = true
+  }
 }
 
 resource "aws_s3_bucket_versioning" "evidence" {

@@ -108,6 +108,23 @@ variable "create_securityhub_actions" {
   default     = true
 }
 
+variable "evidence_reader_arns" {
+  description = "IAM principals (role ARNs of the forensics team) allowed to decrypt evidence with the evidence key."
+  type        = list(string)
+  default     = []
+}
+
+variable "reserved_concurrency" {
+  description = "Reserved concurrency per function (null: none). ir-approve is reachable by anyone through its URL, so it is capped; the containment functions keep capacity however busy the account's other Lambdas are. Each reservation comes off the account's unreserved pool (which must keep 100)."
+  type        = map(number)
+  default = {
+    "ir-approve"        = 5
+    "ir-isolate-ec2"    = 10
+    "ir-quarantine-iam" = 10
+    "ir-lockdown-s3"    = 10
+  }
+}
+
 variable "never_touch_principals" {
   description = "Glob patterns (ARNs or role/NAME, user/NAME) of principals never quarantined, not even after an approval: break-glass and administrator roles. The response's own roles are always added."
   type        = list(string)

@@ -34,7 +34,9 @@ provider "aws" {
       s3             = endpoints.value
       secretsmanager = endpoints.value
       sfn            = endpoints.value
+      securityhub    = endpoints.value
       sns            = endpoints.value
+      sqs            = endpoints.value
       ssm            = endpoints.value
       sts            = endpoints.value
     }

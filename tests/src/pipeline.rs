@@ -40,15 +40,23 @@ pub struct Pipeline {
     pub machine: String,
 }
 
-/// The ASL with Terraform's placeholders filled the way `infra/` fills them.
+/// The ASL with Terraform's placeholders filled the way `infra/` fills them (Jira configured,
+/// so with the review gate).
 pub fn definition(review_timeout_seconds: u32) -> String {
+    definition_with(review_timeout_seconds, true)
+}
+
+/// [`definition`], with or without the review gate (Terraform: `jira_url` set or not).
+pub fn definition_with(review_timeout_seconds: u32, review_gate: bool) -> String {
     let mut text =
         std::fs::read_to_string(workspace_file("statemachine/incident-response.asl.json"))
             .expect("read ASL");
-    text = text.replace(
-        "${review_timeout_seconds}",
-        &review_timeout_seconds.to_string(),
-    );
+    text = text
+        .replace(
+            "${review_timeout_seconds}",
+            &review_timeout_seconds.to_string(),
+        )
+        .replace("${review_gate}", &review_gate.to_string());
     for (var, function) in [
         ("triage_function_arn", "ir-triage"),
         ("notify_function_arn", "ir-notify"),

@@ -35,6 +35,13 @@ struct Tf {
 
 impl Tf {
     fn run(&self, args: &[&str]) -> String {
+        let (ok, text) = self.try_run(args);
+        assert!(ok, "terraform {args:?} failed:\n{text}");
+        text
+    }
+
+    /// Runs terraform; whether it succeeded, and what it printed.
+    fn try_run(&self, args: &[&str]) -> (bool, String) {
         let out = Command::new("terraform")
             .arg(format!("-chdir={}", self.dir.display()))
             .args(args)
@@ -50,8 +57,7 @@ impl Tf {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(out.status.success(), "terraform {args:?} failed:\n{text}");
-        text
+        (out.status.success(), text)
     }
 
     fn vars(&self) -> Vec<String> {
@@ -207,7 +213,7 @@ async fn terraform_applies_and_destroys_against_the_emulator() {
     assert!(tables.table_names().contains(&"ir-approvals".to_string()));
     let kill = aws_sdk_ssm::Client::new(&sdk)
         .get_parameter()
-        .name("/incident-response/kill-switch")
+        .name("/ir/incident-response/kill-switch")
         .send()
         .await
         .unwrap();
@@ -328,8 +334,41 @@ async fn terraform_applies_and_destroys_against_the_emulator() {
     );
     assert_eq!(started, want, "the executions EventBridge started");
 
+    // The review gate is Jira: Jira without approvers (or approvers without Jira) is refused
+    // at plan time, before anything is deployed half-configured.
+    let mut plan = vec!["plan"];
+    plan.extend(vars.iter().map(String::as_str));
+    plan.push("-var=approvers=[]"); // the last -var wins
+    let (ok, out) = tf.try_run(&plan);
+    assert!(!ok && out.contains("review gate needs"), "{out}");
+    // Undelivered findings are dead-lettered, not dropped.
+    let queues = aws_sdk_sqs::Client::new(&sdk)
+        .list_queues()
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        queues
+            .queue_urls()
+            .iter()
+            .any(|q| q.ends_with("/ir-undelivered-findings")),
+        "{queues:?}"
+    );
+
     let mut destroy = vec!["destroy", "-auto-approve"];
     destroy.extend(vars.iter().map(String::as_str));
+    // The evidence key and bucket refuse to be destroyed: COMPLIANCE-locked evidence would
+    // outlive its key, unreadable. Tearing down means removing them from the state on purpose.
+    let (ok, out) = tf.try_run(&destroy);
+    assert!(!ok && out.contains("prevent_destroy"), "{out}");
+    let state = format!("-state={}", work.join("terraform.tfstate").display());
+    tf.run(&[
+        "state",
+        "rm",
+        &state,
+        "aws_kms_key.evidence",
+        "aws_s3_bucket.evidence",
+    ]);
     let out = tf.run(&destroy);
     assert!(out.contains("Destroy complete!"), "{out}");
     let machines = sfn.list_state_machines().send().await.unwrap();

@@ -47,7 +47,10 @@ async fn ec2_auto_contains_then_an_approval_closes() {
     );
     let mut path = w.path(&exec).await;
     path.retain(|s| !["PreserveEvidence", "Route", "IsolateEC2"].contains(&s.as_str()));
-    assert_eq!(path, expected(&["Collect", "BranchFailed?", "ReviewGate"]));
+    assert_eq!(
+        path,
+        expected(&["Collect", "BranchFailed?", "ReviewGate?", "ReviewGate"])
+    );
     // Contained before review (tier auto): every ENI holds only the isolation group.
     let groups = eni_groups(&w, &id).await.remove(0);
     assert!(
@@ -181,8 +184,8 @@ async fn a_custom_action_on_a_hundred_findings_stays_under_the_state_size_limit(
     );
     let path = w.path(&exec).await;
     assert_eq!(
-        path[path.len() - 3..],
-        ["Collect", "BranchFailed?", "ReviewGate"],
+        path[path.len() - 4..],
+        ["Collect", "BranchFailed?", "ReviewGate?", "ReviewGate"],
         "{path:?}"
     );
     let groups = eni_groups(&w, &id).await.remove(0);
@@ -267,6 +270,60 @@ async fn containment_that_fails_does_not_lose_the_evidence_record() {
             .is_some_and(|c| c.contains("not found")),
         "{sent:#}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_jira_the_response_contains_by_tier_notifies_and_closes() {
+    let w = world(600).await;
+    // The machine as Terraform deploys it without jira_url: no review gate.
+    let machine = w
+        .sfn
+        .create_state_machine()
+        .name("ir-incident-response-no-review")
+        .definition(ir_tests::pipeline::definition_with(600, false))
+        .role_arn("arn:aws:iam::123456789012:role/ir-state-machine")
+        .send()
+        .await
+        .unwrap()
+        .state_machine_arn;
+    let id = instance(&w.sdk).await;
+    let mut event = event_json("guardduty-ec2-bitcointool-dns.json");
+    event["detail"]["resource"]["instanceDetails"]["instanceId"] = id.clone().into();
+    let exec = w
+        .sfn
+        .start_execution()
+        .state_machine_arn(&machine)
+        .name("no-review")
+        .input(event.to_string())
+        .send()
+        .await
+        .unwrap()
+        .execution_arn;
+    assert_eq!(w.settle(&exec, None).await, ExecutionStatus::Succeeded);
+    let path = w.path(&exec).await;
+    assert_eq!(
+        path[path.len() - 4..],
+        [
+            "BranchFailed?",
+            "ReviewGate?",
+            "NotifyNoReview",
+            "ClosedWithoutReview"
+        ],
+        "{path:?}"
+    );
+    // Tier auto contained; nobody is asked for a review that cannot come.
+    let groups = eni_groups(&w, &id).await.remove(0);
+    assert!(
+        groups.iter().all(|g| g.starts_with("ir-isolation-")),
+        "{groups:?}"
+    );
+    let calls = w.invoke.calls();
+    assert!(calls.iter().any(|c| c.function == "ir-notify"
+        && c.payload["kind"] == "no_review"
+        && c.error_type.is_none()));
+    assert!(!calls
+        .iter()
+        .any(|c| c.function == "ir-notify" && c.payload["kind"] == "approval_requested"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -618,11 +675,11 @@ async fn every_sample_event_takes_its_expected_path() {
         );
         assert_eq!(path[..5], OPENING, "{name}");
         assert_eq!(
-            path[path.len() - 3..],
-            ["Collect", "BranchFailed?", "ReviewGate"],
+            path[path.len() - 4..],
+            ["Collect", "BranchFailed?", "ReviewGate?", "ReviewGate"],
             "{name}: {path:?}"
         );
-        let mut branches: Vec<&str> = path[5..path.len() - 3].iter().map(String::as_str).collect();
+        let mut branches: Vec<&str> = path[5..path.len() - 4].iter().map(String::as_str).collect();
         branches.sort();
         let mut want = vec!["PreserveEvidence", "Route", contain];
         want.sort();

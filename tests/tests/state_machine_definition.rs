@@ -68,8 +68,12 @@ fn every_task_outlasts_its_lambda_and_retries_a_timed_out_sandbox() {
     let template =
         std::fs::read_to_string(workspace_file("statemachine/incident-response.asl.json"))
             .expect("ASL");
-    let asl: Value = serde_json::from_str(&template.replace("${review_timeout_seconds}", "86400"))
-        .expect("ASL JSON");
+    let asl: Value = serde_json::from_str(
+        &template
+            .replace("${review_timeout_seconds}", "86400")
+            .replace("${review_gate}", "true"),
+    )
+    .expect("ASL JSON");
     let timeouts = lambda_timeouts();
     assert!(timeouts["ir-isolate-ec2"] >= 300, "{timeouts:?}");
     let tasks: Vec<_> = states(&asl)

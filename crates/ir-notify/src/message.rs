@@ -25,6 +25,9 @@ pub enum Kind {
     ReviewTimedOut,
     /// A step of the state machine failed (its Catch path).
     Failed,
+    /// No review gate is deployed (no Jira): what tier auto contained stays; what needed an
+    /// approval was not changed and is for people now.
+    NoReview,
 }
 
 impl Kind {
@@ -36,6 +39,7 @@ impl Kind {
             Kind::Released => "released",
             Kind::ReviewTimedOut => "review_timed_out",
             Kind::Failed => "failed",
+            Kind::NoReview => "no_review",
         }
     }
 
@@ -180,6 +184,7 @@ impl Message {
             Kind::Released => format!("Rejected, containment released: {title} on {resource}"),
             Kind::ReviewTimedOut => format!("Review timed out: {title} on {resource}"),
             Kind::Failed => format!("Incident response FAILED: {title} on {resource}"),
+            Kind::NoReview => format!("Closed without review: {title} on {resource}"),
         };
         let mut summary = inc
             .description
@@ -291,6 +296,7 @@ impl Message {
             )),
             Kind::ReviewTimedOut => Some("Nobody reviewed in time: containment stays in place; review the ticket now.".into()),
             Kind::Failed => Some("Automated response did not complete: investigate and contain manually.".into()),
+            Kind::NoReview => Some("No review gate is deployed (Jira not configured): what was contained stays in place; anything awaiting an approval (tier approval, a protected resource) was not changed: review and contain it by hand.".into()),
             Kind::Opened if d.tier == ir_core::Tier::Manual => {
                 Some("Manual tier: no automatic containment. Investigate now.".into())
             }

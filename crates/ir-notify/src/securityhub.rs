@@ -113,6 +113,13 @@ pub fn finding_update(req: &NotifyRequest, ticket: Option<&str>) -> Option<Findi
                 d.incident_id
             ),
         ),
+        Kind::NoReview => (
+            None,
+            format!(
+                "Incident {}: no review gate is deployed; the automated response ended here, for people to review.{ticket}",
+                d.incident_id
+            ),
+        ),
         Kind::ReviewTimedOut => (
             None,
             format!(
