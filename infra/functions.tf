@@ -1,10 +1,38 @@
 # --- Lambda functions (one role each, least privilege) ----------------------------------
 
+# The ceiling every incident-response role lives under, whatever a policy attached to it later
+# says: only the actions some function declares, and never a change to these roles themselves
+# or to their boundary.
+resource "aws_iam_policy" "boundary" {
+  name        = "${local.p}-boundary"
+  description = "Permissions boundary of the incident-response roles"
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid      = "OnlyDeclaredActions"
+        Effect   = "Allow"
+        Action   = sort(distinct(concat(local.logs_statement.Action, flatten([for fn, sts in local.permissions : [for st in sts : st.Action if st.Effect == "Allow"]]))))
+        Resource = "*"
+      },
+      {
+        Sid    = "NeverTheResponseRoles"
+        Effect = "Deny"
+        Action = ["iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:AttachRolePolicy", "iam:DetachRolePolicy",
+          "iam:UpdateAssumeRolePolicy", "iam:PutRolePermissionsBoundary", "iam:DeleteRolePermissionsBoundary",
+        "iam:TagRole", "iam:UntagRole", "iam:PassRole"]
+        Resource = "arn:${local.partition}:iam::${local.account}:role/${local.p}-*"
+      },
+    ]
+  })
+}
+
 resource "aws_iam_role" "function" {
   # The names alone (not local.functions): the evidence key's policy names a role, and the
   # functions' settings name the key.
-  for_each = toset(local.function_names)
-  name     = "${local.p}-${trimprefix(each.key, "ir-")}"
+  for_each             = toset(local.function_names)
+  name                 = "${local.p}-${trimprefix(each.key, "ir-")}"
+  permissions_boundary = aws_iam_policy.boundary.arn
   assume_role_policy = jsonencode({
     Version   = "2012-10-17"
     Statement = [{ Effect = "Allow", Principal = { Service = "lambda.amazonaws.com" }, Action = "sts:AssumeRole" }]

@@ -95,7 +95,7 @@ locals {
   }
   declared_statements = {
     for fn, statements in local.permissions : fn => [
-      for st in statements : {
+      for st in statements : merge({
         Effect = st.Effect
         Action = st.Action
         Resource = lookup(local.permission_lists, st.Resource, [
@@ -104,7 +104,9 @@ locals {
             "{evidence_bucket}", aws_s3_bucket.evidence.bucket),
           "{partition}", local.partition), "{account}", local.account), "{region}", local.region), "{prefix}", local.p)
         ])
-      } if length(lookup(local.permission_lists, st.Resource, ["one"])) > 0
+        # A declared condition (e.g. iam:PassedToService, ec2:CreateAction) goes with it.
+      }, { for k, v in { Condition = lookup(st, "Condition", null) } : k => v if v != null })
+      if length(lookup(local.permission_lists, st.Resource, ["one"])) > 0
     ]
   }
 

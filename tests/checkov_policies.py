@@ -44,9 +44,10 @@ def rendered_tf() -> str:
             resource = EXAMPLE.get(st["Resource"], st["Resource"])
             for k, v in PARTS.items():
                 resource = resource.replace(k, v)
-            doc["Statement"].append(
-                {"Effect": st["Effect"], "Action": st["Action"], "Resource": resource}
-            )
+            statement = {"Effect": st["Effect"], "Action": st["Action"], "Resource": resource}
+            if "Condition" in st:
+                statement["Condition"] = st["Condition"]
+            doc["Statement"].append(statement)
         blocks.append(
             f'resource "aws_iam_role_policy" "{function}" {{\n'
             f'  name   = "{function}"\n  role   = "{function}"\n'

@@ -54,24 +54,31 @@ pub fn undeclared_calls(function: &str, record: &serde_json::Value) -> Vec<Strin
 /// The policy document a function's principal gets in the emulator: its declared statements,
 /// placeholders filled for the local pipeline (`tokens`: placeholder → value). moto compares
 /// resource ARNs only for S3 and IAM roles (for other services the request's resource is `*`, so
-/// a scoped statement could never match); there the resource becomes `*`. The declared scopes
-/// themselves are what Terraform grants (`infra/permissions.json`, checked by tests/permissions.rs).
+/// a scoped statement could never match); there the resource becomes `*`. moto evaluates no
+/// condition keys in identity policies, so conditions are left out (the Allow is then broader
+/// than Terraform's), and a Deny is kept only where moto compares its resource (widened to `*`
+/// it would deny everything). The declared statements themselves are what Terraform grants
+/// (`infra/permissions.json`, checked by tests/permissions.rs).
 pub fn emulator_policy(function: &str, tokens: &[(&str, &str)]) -> String {
     let declared = declared();
     let permissions = declared.get(function).cloned().unwrap_or_default();
     let statements: Vec<serde_json::Value> = statements(&permissions)
         .into_iter()
-        .map(|s| {
+        .filter_map(|s| {
             let mut resource = s.resource.to_string();
             for (token, value) in tokens {
                 resource = resource.replace(token, value);
             }
-            let compared = resource.starts_with("arn:aws:s3:::")
-                || (resource.starts_with("arn:aws:iam::") && resource.contains(":role/"));
-            if !compared || resource.contains('{') {
+            let compared = !resource.contains('{')
+                && (resource.starts_with("arn:aws:s3:::")
+                    || (resource.starts_with("arn:aws:iam::") && resource.contains(":role/")));
+            if !compared {
+                if s.effect == "Deny" {
+                    return None;
+                }
                 resource = "*".into();
             }
-            serde_json::json!({"Effect": s.effect, "Action": s.action, "Resource": resource})
+            Some(serde_json::json!({"Effect": s.effect, "Action": s.action, "Resource": resource}))
         })
         .collect();
     serde_json::json!({"Version": "2012-10-17", "Statement": statements}).to_string()

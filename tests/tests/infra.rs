@@ -226,6 +226,29 @@ async fn terraform_applies_and_destroys_against_the_emulator() {
             && doc.contains("states:StartExecution"),
         "{doc}"
     );
+    // Declared conditions reach the role policy; every role has the boundary.
+    let doc = role_policy(&iam, "ir-isolate-ec2").await;
+    assert!(
+        doc.contains("iam:PassedToService") && doc.contains("ec2.amazonaws.com"),
+        "{doc}"
+    );
+    assert!(
+        doc.contains(r#""Effect":"Deny""#) && doc.contains("role/ir-*"),
+        "{doc}"
+    );
+    let role = iam
+        .get_role()
+        .role_name("ir-isolate-ec2")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        role.role()
+            .and_then(|r| r.permissions_boundary())
+            .and_then(|b| b.permissions_boundary_arn())
+            .is_some_and(|a| a.ends_with(":policy/ir-boundary")),
+        "{role:?}"
+    );
     let doc = role_policy(&iam, "ir-notify").await;
     assert!(
         doc.contains("securityhub:BatchUpdateFindings") && doc.contains("sns:Publish"),

@@ -15,18 +15,57 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-/// One IAM action on one resource pattern.
+/// One IAM action on one resource pattern, allowed (or, for a guard rail, denied), optionally
+/// only under one condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Permission {
     /// `service:Action`, exactly as IAM names it.
     pub action: &'static str,
     /// ARN template (placeholders in braces) or `*` for actions that support no resource scope.
     pub resource: &'static str,
+    pub effect: Effect,
+    /// `(operator, key, value)`, e.g. `("StringEquals", "iam:PassedToService", "ec2.amazonaws.com")`.
+    pub condition: Option<(&'static str, &'static str, &'static str)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Effect {
+    Allow,
+    Deny,
 }
 
 impl Permission {
     pub const fn new(action: &'static str, resource: &'static str) -> Permission {
-        Permission { action, resource }
+        Permission {
+            action,
+            resource,
+            effect: Effect::Allow,
+            condition: None,
+        }
+    }
+
+    /// An explicit Deny (a guard rail no other grant can lift): e.g. the function's IAM calls on
+    /// the incident-response roles themselves.
+    pub const fn deny(action: &'static str, resource: &'static str) -> Permission {
+        Permission {
+            action,
+            resource,
+            effect: Effect::Deny,
+            condition: None,
+        }
+    }
+
+    /// The same permission, only when `key` `operator` `value`.
+    pub const fn when(
+        self,
+        operator: &'static str,
+        key: &'static str,
+        value: &'static str,
+    ) -> Permission {
+        Permission {
+            condition: Some((operator, key, value)),
+            ..self
+        }
     }
 }
 
@@ -53,6 +92,10 @@ pub mod resource {
     pub const S3_BUCKET: &str = "arn:{partition}:s3:::*";
 }
 
+/// The incident-response roles themselves (`<prefix>-*`): a function that changes IAM roles is
+/// denied changing these, so neither a bug nor a crafted finding can turn it on its own kind.
+pub const SELF_ROLES: &str = "arn:{partition}:iam::{account}:role/{prefix}-*";
+
 /// The kill switch read before any mutating step.
 pub const KILL_SWITCH_READ: Permission = Permission::new("ssm:GetParameter", resource::KILL_SWITCH);
 
@@ -75,20 +118,37 @@ pub struct Statement {
     pub effect: &'static str,
     pub action: Vec<&'static str>,
     pub resource: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition: Option<BTreeMap<&'static str, BTreeMap<&'static str, &'static str>>>,
 }
 
-/// IAM policy statements: one per resource template, actions sorted, so the rendering is stable.
+/// IAM policy statements: one per effect, resource template and condition, actions sorted, so
+/// the rendering is stable.
 pub fn statements(permissions: &[Permission]) -> Vec<Statement> {
-    let mut by_resource: BTreeMap<&'static str, BTreeSet<&'static str>> = BTreeMap::new();
+    type Key = (
+        Effect,
+        &'static str,
+        Option<(&'static str, &'static str, &'static str)>,
+    );
+    let mut grouped: BTreeMap<Key, BTreeSet<&'static str>> = BTreeMap::new();
     for p in permissions {
-        by_resource.entry(p.resource).or_default().insert(p.action);
+        grouped
+            .entry((p.effect, p.resource, p.condition))
+            .or_default()
+            .insert(p.action);
     }
-    by_resource
+    grouped
         .into_iter()
-        .map(|(resource, actions)| Statement {
-            effect: "Allow",
+        .map(|((effect, resource, condition), actions)| Statement {
+            effect: match effect {
+                Effect::Allow => "Allow",
+                Effect::Deny => "Deny",
+            },
             action: actions.into_iter().collect(),
             resource,
+            condition: condition.map(|(operator, key, value)| {
+                BTreeMap::from([(operator, BTreeMap::from([(key, value)]))])
+            }),
         })
         .collect()
 }
@@ -107,6 +167,24 @@ mod tests {
         assert_eq!(u, vec![C, A, B]);
         assert!(declares(&u, "iam:GetUser"));
         assert!(!declares(&u, "iam:TagUser"));
+    }
+
+    #[test]
+    fn conditions_and_denies_are_statements_of_their_own() {
+        const PASS: Permission = Permission::new("iam:PassRole", resource::IAM_ROLE).when(
+            "StringEquals",
+            "iam:PassedToService",
+            "ec2.amazonaws.com",
+        );
+        const GUARD: Permission = Permission::deny(
+            "iam:PutRolePolicy",
+            "arn:{partition}:iam::{account}:role/{prefix}-*",
+        );
+        let s = serde_json::to_string(&statements(&[PASS, GUARD])).unwrap();
+        assert_eq!(
+            s,
+            r#"[{"Effect":"Allow","Action":["iam:PassRole"],"Resource":"arn:{partition}:iam::{account}:role/*","Condition":{"StringEquals":{"iam:PassedToService":"ec2.amazonaws.com"}}},{"Effect":"Deny","Action":["iam:PutRolePolicy"],"Resource":"arn:{partition}:iam::{account}:role/{prefix}-*"}]"#
+        );
     }
 
     #[test]

@@ -16,8 +16,12 @@ pub(crate) const CREATE_SECURITY_GROUP: Permission =
     Permission::new("ec2:CreateSecurityGroup", resource::EC2_VPC);
 pub(crate) const CREATE_SECURITY_GROUP_SG: Permission =
     Permission::new("ec2:CreateSecurityGroup", resource::EC2_SECURITY_GROUP);
-pub(crate) const TAG_NEW_GROUP: Permission =
-    Permission::new("ec2:CreateTags", resource::EC2_SECURITY_GROUP);
+/// Tags only as part of creating the group (TagSpecifications), not on any group.
+pub(crate) const TAG_NEW_GROUP: Permission = Permission::new(
+    "ec2:CreateTags",
+    resource::EC2_SECURITY_GROUP,
+)
+.when("StringEquals", "ec2:CreateAction", "CreateSecurityGroup");
 pub(crate) const AUTHORIZE_INGRESS: Permission = Permission::new(
     "ec2:AuthorizeSecurityGroupIngress",
     resource::EC2_SECURITY_GROUP,

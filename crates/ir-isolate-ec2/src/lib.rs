@@ -48,7 +48,7 @@ use ir_core::actions::{
     Runner, Safety, StepFailed,
 };
 use ir_core::incident::Resource;
-use ir_core::permissions::{union, Permission, KILL_SWITCH_READ};
+use ir_core::permissions::{union, Permission, KILL_SWITCH_READ, SELF_ROLES};
 use ir_core::playbook::{Playbook, Refusal};
 use ir_core::prestate::{PreStateKey, PreStateStore};
 use serde::{Deserialize, Serialize};
@@ -66,8 +66,16 @@ pub fn permissions() -> Vec<Permission> {
         ec2::PERMISSIONS,
         contain::PERMISSIONS,
         release::PERMISSIONS,
+        GUARD_RAILS,
     ])
 }
+
+/// Never on the incident-response roles themselves, whatever else allows it.
+const GUARD_RAILS: &[Permission] = &[
+    Permission::deny("iam:PutRolePolicy", SELF_ROLES),
+    Permission::deny("iam:DeleteRolePolicy", SELF_ROLES),
+    Permission::deny("iam:PassRole", SELF_ROLES),
+];
 
 /// Instance-level state before isolation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

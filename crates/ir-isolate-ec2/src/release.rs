@@ -12,7 +12,11 @@ use crate::{ec2, err_text, Ec2PreState, Isolator, Observed};
 pub(crate) const ASSOCIATE_PROFILE: Permission =
     Permission::new("ec2:AssociateIamInstanceProfile", resource::EC2_INSTANCE);
 /// Re-associating the original profile passes its role to EC2.
-pub(crate) const PASS_ROLE: Permission = Permission::new("iam:PassRole", resource::IAM_ROLE);
+pub(crate) const PASS_ROLE: Permission = Permission::new("iam:PassRole", resource::IAM_ROLE).when(
+    "StringEquals",
+    "iam:PassedToService",
+    "ec2.amazonaws.com",
+);
 pub(crate) const DELETE_ROLE_POLICY: Permission =
     Permission::new("iam:DeleteRolePolicy", resource::IAM_ROLE);
 

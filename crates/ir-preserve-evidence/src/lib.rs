@@ -53,7 +53,12 @@ const SNAPSHOTS: &[ir_core::permissions::Permission] = {
         Permission::new("ec2:DescribeSnapshots", ANY),
         Permission::new("ec2:CreateSnapshot", resource::EC2_VOLUME),
         Permission::new("ec2:CreateSnapshot", resource::EC2_SNAPSHOT),
-        Permission::new("ec2:CreateTags", resource::EC2_SNAPSHOT),
+        // Tags only as part of CreateSnapshot (TagSpecifications): no tag on anything else.
+        Permission::new("ec2:CreateTags", resource::EC2_SNAPSHOT).when(
+            "StringEquals",
+            "ec2:CreateAction",
+            "CreateSnapshot",
+        ),
     ]
 };
 

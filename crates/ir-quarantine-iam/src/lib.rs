@@ -42,7 +42,7 @@ use ir_core::actions::{
     ContainmentRequest, Runner, Safety, StepFailed,
 };
 use ir_core::incident::Resource;
-use ir_core::permissions::{union, Permission, KILL_SWITCH_READ};
+use ir_core::permissions::{union, Permission, KILL_SWITCH_READ, SELF_ROLES};
 use ir_core::playbook::{Playbook, Refusal};
 use ir_core::prestate::{PreStateKey, PreStateStore};
 use serde::{Deserialize, Serialize};
@@ -60,8 +60,16 @@ pub fn permissions() -> Vec<Permission> {
         iam::PERMISSIONS,
         contain::PERMISSIONS,
         release::PERMISSIONS,
+        GUARD_RAILS,
     ])
 }
+
+/// Never on the incident-response roles themselves, whatever else allows it.
+const GUARD_RAILS: &[Permission] = &[
+    Permission::deny("iam:PutRolePolicy", SELF_ROLES),
+    Permission::deny("iam:DeleteRolePolicy", SELF_ROLES),
+    Permission::deny("iam:TagRole", SELF_ROLES),
+];
 
 /// State before quarantine (kept in the pre-state table).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
