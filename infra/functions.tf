@@ -181,8 +181,9 @@ locals {
   # The patterns live in event-rules.json.tftpl so the local pipeline (tests, make demo) creates
   # exactly the same rules in the emulator.
   rules = jsondecode(templatefile("${path.module}/event-rules.json.tftpl", {
-    min_guardduty_severity = var.min_guardduty_severity
-    trusted_product_arns   = jsonencode([for p in local.trusted_products : { suffix = ":product/${p}" }])
+    min_guardduty_severity  = var.min_guardduty_severity
+    guardduty_type_prefixes = jsonencode([for t in var.guardduty_types_any_severity : { prefix = t }])
+    trusted_product_arns    = jsonencode([for p in local.trusted_products : { suffix = ":product/${p}" }])
     # Only this deployment's own actions (created below; ids are unique in an account and
     # Region, so no one can create another action with these ids once they exist).
     custom_action_arns = jsonencode([for id, _ in local.custom_actions : { suffix = ":action/custom/${id}" }])

@@ -22,9 +22,27 @@ variable "review_timeout_seconds" {
 }
 
 variable "min_guardduty_severity" {
-  description = "GuardDuty findings at or above this score start the response (7 = HIGH)."
+  description = "GuardDuty findings at or above this score start the response (7 = HIGH); below it, only the types in guardduty_types_any_severity do."
   type        = number
   default     = 7
+}
+
+variable "guardduty_types_any_severity" {
+  description = "GuardDuty finding-type prefixes delivered whatever their severity: the types the policy has rules for that GuardDuty rates LOW or MEDIUM (a public bucket is severity 2, anomalous IAM behaviour 5). Keep in step with the policy's rules (a test checks the default policy)."
+  type        = list(string)
+  default = [
+    "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.",
+    "Policy:S3/BucketBlockPublicAccessDisabled",
+    "Policy:S3/BucketAnonymousAccessGranted",
+    "Policy:S3/BucketPublicAccessGranted",
+    "Policy:S3/AccountBlockPublicAccessDisabled",
+    "CredentialAccess:IAMUser/",
+    "Stealth:IAMUser/",
+    "Persistence:IAMUser/",
+    "PrivilegeEscalation:IAMUser/",
+    "Exfiltration:S3/",
+    "Impact:S3/",
+  ]
 }
 
 variable "evidence_retention_days" {

@@ -13,6 +13,8 @@ use crate::fixtures::workspace_file;
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub min_guardduty_severity: u32,
+    /// `guardduty_types_any_severity`.
+    pub guardduty_types_any_severity: Vec<String>,
     /// Trusted besides `aws/guardduty`.
     pub trusted_products: Vec<String>,
 }
@@ -22,6 +24,7 @@ impl Delivery {
     pub fn terraform_default() -> Delivery {
         Delivery {
             min_guardduty_severity: terraform_default_min_severity(),
+            guardduty_types_any_severity: terraform_default_types_any_severity(),
             trusted_products: Vec::new(),
         }
     }
@@ -51,6 +54,17 @@ pub fn rules(delivery: &Delivery) -> Vec<(String, String, Value)> {
         .replace(
             "${min_guardduty_severity}",
             &delivery.min_guardduty_severity.to_string(),
+        )
+        .replace(
+            "${guardduty_type_prefixes}",
+            &Value::Array(
+                delivery
+                    .guardduty_types_any_severity
+                    .iter()
+                    .map(|t| json!({ "prefix": t }))
+                    .collect(),
+            )
+            .to_string(),
         )
         .replace(
             "${trusted_product_arns}",
@@ -166,6 +180,24 @@ pub fn terraform_custom_action_ids() -> Vec<String> {
                 .map(|(id, _)| id.trim().to_string())
         })
         .filter(|id| !id.is_empty())
+        .collect()
+}
+
+/// The default of the `guardduty_types_any_severity` Terraform variable (infra/variables.tf).
+pub fn terraform_default_types_any_severity() -> Vec<String> {
+    let text =
+        std::fs::read_to_string(workspace_file("infra/variables.tf")).expect("infra/variables.tf");
+    let block = text
+        .split_once("variable \"guardduty_types_any_severity\"")
+        .and_then(|(_, rest)| rest.split_once("default = ["))
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .map(|(list, _)| list)
+        .expect("the variable has a list default");
+    block
+        .lines()
+        .map(|l| l.trim().trim_end_matches(',').trim_matches('"'))
+        .filter(|t| !t.is_empty())
+        .map(String::from)
         .collect()
 }
 

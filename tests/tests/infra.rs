@@ -406,6 +406,29 @@ async fn terraform_applies_and_destroys_against_the_emulator() {
     let _ = std::fs::remove_dir_all(&work);
 }
 
+/// Every rule of the default policy can fire: a GuardDuty finding type a rule is for is
+/// delivered by the severity threshold (the rule's own `min_severity` at or above it) or by
+/// `guardduty_types_any_severity` — a rule the deployed EventBridge rules never feed is dead.
+#[test]
+fn every_rule_of_the_default_policy_is_fed_by_the_deployed_rules() {
+    let policy = ir_core::LoadedPolicy::default_policy().unwrap().policy;
+    let threshold = f64::from(ir_tests::eventbridge::terraform_default_min_severity());
+    let types = ir_tests::eventbridge::terraform_default_types_any_severity();
+    for rule in &policy.rules {
+        if rule.min_severity.is_some_and(|m| m >= threshold) {
+            continue;
+        }
+        for glob in &rule.finding_types {
+            let stem = glob.trim_end_matches('*');
+            assert!(
+                types.iter().any(|p| stem.starts_with(p.as_str())),
+                "rule `{}`: `{glob}` findings below severity {threshold} are never delivered",
+                rule.name
+            );
+        }
+    }
+}
+
 /// The inline policy Terraform gives `function`'s role, decoded.
 async fn role_policy(iam: &aws_sdk_iam::Client, function: &str) -> String {
     let policy = iam
@@ -430,7 +453,11 @@ fn wanted_by_the_rules(event: &serde_json::Value) -> bool {
     };
     match (event["source"].as_str(), event["detail-type"].as_str()) {
         (Some("aws.guardduty"), Some("GuardDuty Finding")) => {
+            let types = ir_tests::eventbridge::terraform_default_types_any_severity();
             d["severity"].as_f64().is_some_and(|s| s >= 7.0)
+                || d["type"]
+                    .as_str()
+                    .is_some_and(|t| types.iter().any(|p| t.starts_with(p.as_str())))
         }
         (Some("aws.securityhub"), Some("Security Hub Findings - Imported")) => {
             // Only GuardDuty's findings are trusted by default (trusted_securityhub_products).

@@ -227,6 +227,7 @@ async fn pipeline_demo() -> Result<(), Box<dyn std::error::Error>> {
         pipeline::Delivery {
             min_guardduty_severity: MIN_GUARDDUTY_SEVERITY,
             trusted_products: vec!["aws/securityhub".into()],
+            ..pipeline::Delivery::terraform_default()
         },
     )
     .await;
