@@ -199,3 +199,73 @@ pub fn default_protected_tags() -> Vec<ir_core::policy::TagMatch> {
         .policy
         .protected_tags
 }
+
+/// The trust policy of an EC2 instance role.
+pub const EC2_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+
+/// Role `role` in instance profile `profile`, as an instance's credentials come from; returns the
+/// profile's ARN.
+pub async fn instance_profile(iam: &aws_sdk_iam::Client, role: &str, profile: &str) -> String {
+    iam.create_role()
+        .role_name(role)
+        .assume_role_policy_document(EC2_TRUST)
+        .send()
+        .await
+        .expect("role");
+    let out = iam
+        .create_instance_profile()
+        .instance_profile_name(profile)
+        .send()
+        .await
+        .expect("instance profile");
+    iam.add_role_to_instance_profile()
+        .instance_profile_name(profile)
+        .role_name(role)
+        .send()
+        .await
+        .expect("role in profile");
+    out.instance_profile()
+        .map(|p| p.arn().to_string())
+        .expect("profile ARN")
+}
+
+/// A VPC `<prefix>.0.0/16` with one subnet `<prefix>.1.0/24`: (VPC id, subnet id).
+pub async fn vpc_with_subnet(ec2: &aws_sdk_ec2::Client, prefix: &str) -> (String, String) {
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block(format!("{prefix}.0.0/16"))
+        .send()
+        .await
+        .expect("VPC");
+    let vpc_id = vpc
+        .vpc()
+        .and_then(|v| v.vpc_id())
+        .expect("VPC id")
+        .to_string();
+    let subnet = ec2
+        .create_subnet()
+        .vpc_id(&vpc_id)
+        .cidr_block(format!("{prefix}.1.0/24"))
+        .send()
+        .await
+        .expect("subnet");
+    let subnet_id = subnet
+        .subnet()
+        .and_then(|s| s.subnet_id())
+        .expect("subnet id")
+        .to_string();
+    (vpc_id, subnet_id)
+}
+
+/// An image the emulator can launch.
+pub async fn any_image(ec2: &aws_sdk_ec2::Client) -> String {
+    ec2.describe_images()
+        .send()
+        .await
+        .expect("images")
+        .images()
+        .first()
+        .and_then(|i| i.image_id())
+        .expect("an image")
+        .to_string()
+}

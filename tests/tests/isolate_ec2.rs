@@ -10,7 +10,8 @@ use ir_core::prestate::PreStateKey;
 use ir_core::TriageDecision;
 use ir_isolate_ec2::{IsolateConfig, Isolator};
 use ir_tests::fixtures::{
-    assert_declared, event_json, live_triage, pre_state_store, safety, set_kill_switch, KILL_SWITCH,
+    any_image, assert_declared, event_json, instance_profile, live_triage, pre_state_store, safety,
+    set_kill_switch, vpc_with_subnet, KILL_SWITCH,
 };
 use ir_tests::MotoServer;
 use ir_triage::Triage;
@@ -37,21 +38,7 @@ async fn world() -> World {
     let ssm = aws_sdk_ssm::Client::new(&sdk);
     let triage = live_triage(&sdk, "incidents").await;
 
-    let vpc = ec2
-        .create_vpc()
-        .cidr_block("10.20.0.0/16")
-        .send()
-        .await
-        .unwrap();
-    let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
-    let subnet = ec2
-        .create_subnet()
-        .vpc_id(&vpc_id)
-        .cidr_block("10.20.1.0/24")
-        .send()
-        .await
-        .unwrap();
-    let subnet_id = subnet.subnet().unwrap().subnet_id().unwrap().to_string();
+    let (vpc_id, subnet_id) = vpc_with_subnet(&ec2, "10.20").await;
     let sg = |name: &'static str| {
         let ec2 = ec2.clone();
         let vpc_id = vpc_id.clone();
@@ -71,30 +58,8 @@ async fn world() -> World {
     let app = sg("batch-workers").await;
     let metrics = sg("internal-metrics").await;
 
-    iam.create_role()
-        .role_name("batch-role")
-        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#)
-        .send()
-        .await
-        .unwrap();
-    let profile = iam
-        .create_instance_profile()
-        .instance_profile_name("batch-profile")
-        .send()
-        .await
-        .unwrap();
-    let profile_arn = profile.instance_profile().unwrap().arn().to_string();
-    iam.add_role_to_instance_profile()
-        .instance_profile_name("batch-profile")
-        .role_name("batch-role")
-        .send()
-        .await
-        .unwrap();
-
-    let image = ec2.describe_images().send().await.unwrap().images()[0]
-        .image_id()
-        .unwrap()
-        .to_string();
+    let profile_arn = instance_profile(&iam, "batch-role", "batch-profile").await;
+    let image = any_image(&ec2).await;
     let run = ec2
         .run_instances()
         .image_id(image)

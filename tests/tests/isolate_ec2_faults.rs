@@ -17,7 +17,10 @@ use aws_smithy_types::config_bag::ConfigBag;
 use ir_core::actions::{ContainmentRequest, Mode, RecordStatus};
 use ir_core::audit::Outcome;
 use ir_isolate_ec2::{IsolateConfig, Isolator};
-use ir_tests::fixtures::{assert_declared, event_json, live_triage, pre_state_store, safety};
+use ir_tests::fixtures::{
+    any_image, assert_declared, event_json, instance_profile, live_triage, pre_state_store, safety,
+    vpc_with_subnet,
+};
 use ir_tests::MotoServer;
 
 /// Fails the `nth` ModifyNetworkInterfaceAttribute call (1-based) before it is sent.
@@ -63,16 +66,7 @@ async fn setup(spot: bool) -> Setup {
     let sdk = moto.sdk_config().await;
     let ec2 = aws_sdk_ec2::Client::new(&sdk);
     let iam = aws_sdk_iam::Client::new(&sdk);
-    let vpc = ec2.create_vpc().cidr_block("10.40.0.0/16").send().await;
-    let vpc_id = vpc.unwrap().vpc().unwrap().vpc_id().unwrap().to_string();
-    let subnet = ec2
-        .create_subnet()
-        .vpc_id(&vpc_id)
-        .cidr_block("10.40.1.0/24")
-        .send()
-        .await
-        .unwrap();
-    let subnet_id = subnet.subnet().unwrap().subnet_id().unwrap().to_string();
+    let (vpc_id, subnet_id) = vpc_with_subnet(&ec2, "10.40").await;
     let app = ec2
         .create_security_group()
         .group_name("app")
@@ -82,29 +76,8 @@ async fn setup(spot: bool) -> Setup {
         .await
         .unwrap();
     let app = app.group_id().unwrap().to_string();
-    iam.create_role()
-        .role_name("worker-role")
-        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#)
-        .send()
-        .await
-        .unwrap();
-    let profile = iam
-        .create_instance_profile()
-        .instance_profile_name("worker-profile")
-        .send()
-        .await
-        .unwrap();
-    let profile_arn = profile.instance_profile().unwrap().arn().to_string();
-    iam.add_role_to_instance_profile()
-        .instance_profile_name("worker-profile")
-        .role_name("worker-role")
-        .send()
-        .await
-        .unwrap();
-    let image = ec2.describe_images().send().await.unwrap().images()[0]
-        .image_id()
-        .unwrap()
-        .to_string();
+    let profile_arn = instance_profile(&iam, "worker-role", "worker-profile").await;
+    let image = any_image(&ec2).await;
     let mut run = ec2
         .run_instances()
         .image_id(image)

@@ -29,12 +29,36 @@ fn expected(tail: &[&str]) -> Vec<String> {
     OPENING.iter().chain(tail).map(|s| s.to_string()).collect()
 }
 
+/// The bitcoin-mining GuardDuty sample, about instance `id`.
+fn bitcoin_on(id: &str) -> Value {
+    let mut event = event_json("guardduty-ec2-bitcointool-dns.json");
+    event["detail"]["resource"]["instanceDetails"]["instanceId"] = id.into();
+    event
+}
+
+/// Every ENI of instance `id` holds only the isolation group.
+async fn assert_isolated(w: &ir_tests::pipeline::Pipeline, id: &str) {
+    let groups = eni_groups(w, id).await.remove(0);
+    assert!(
+        groups.iter().all(|g| g.starts_with("ir-isolation-")),
+        "{id} is not isolated: {groups:?}"
+    );
+}
+
+/// The execution's last states are `tail`.
+async fn assert_path_ends(w: &ir_tests::pipeline::Pipeline, exec: &str, tail: &[&str]) {
+    let path = w.path(exec).await;
+    assert!(
+        path.len() >= tail.len() && path[path.len() - tail.len()..] == *tail,
+        "{path:?} does not end with {tail:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ec2_auto_contains_then_an_approval_closes() {
     let w = world(600).await;
     let id = instance(&w.sdk).await;
-    let mut event = event_json("guardduty-ec2-bitcointool-dns.json");
-    event["detail"]["resource"]["instanceDetails"]["instanceId"] = id.clone().into();
+    let event = bitcoin_on(&id);
     let incident = incident_of(&event);
     // Through EventBridge: PutEvents on the default bus, the GuardDuty rule starts the execution.
     let exec = w
@@ -52,11 +76,7 @@ async fn ec2_auto_contains_then_an_approval_closes() {
         expected(&["Collect", "BranchFailed?", "ReviewGate?", "ReviewGate"])
     );
     // Contained before review (tier auto): every ENI holds only the isolation group.
-    let groups = eni_groups(&w, &id).await.remove(0);
-    assert!(
-        groups.iter().all(|g| g.starts_with("ir-isolation-")),
-        "{groups:?}"
-    );
+    assert_isolated(&w, &id).await;
     let r = w.review(&incident, "Approved", "d-1").await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(w.settle(&exec, None).await, ExecutionStatus::Succeeded);
@@ -100,8 +120,7 @@ async fn a_protected_tag_planted_on_the_instance_brings_an_analyst_in_and_cannot
         .send()
         .await
         .unwrap();
-    let mut event = event_json("guardduty-ec2-bitcointool-dns.json");
-    event["detail"]["resource"]["instanceDetails"]["instanceId"] = id.clone().into();
+    let event = bitcoin_on(&id);
     let incident = incident_of(&event);
     let exec = w.start_execution("planted-protection", &event).await;
     assert_eq!(
@@ -117,22 +136,18 @@ async fn a_protected_tag_planted_on_the_instance_brings_an_analyst_in_and_cannot
     let r = w.review(&incident, "Approved", "d-protected").await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(w.settle(&exec, None).await, ExecutionStatus::Succeeded);
-    let path = w.path(&exec).await;
-    assert_eq!(
-        path[path.len() - 4..],
-        [
+    assert_path_ends(
+        &w,
+        &exec,
+        &[
             "ContainAfterApproval?",
             "IsolateEC2Approved",
             "NotifyApproved",
-            "Closed"
+            "Closed",
         ],
-        "{path:?}"
-    );
-    let groups = eni_groups(&w, &id).await.remove(0);
-    assert!(
-        groups.iter().all(|g| g.starts_with("ir-isolation-")),
-        "the approved response isolates the instance: {groups:?}"
-    );
+    )
+    .await;
+    assert_isolated(&w, &id).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -182,17 +197,13 @@ async fn a_custom_action_on_a_hundred_findings_stays_under_the_state_size_limit(
         "{:?}",
         w.path(&exec).await
     );
-    let path = w.path(&exec).await;
-    assert_eq!(
-        path[path.len() - 4..],
-        ["Collect", "BranchFailed?", "ReviewGate?", "ReviewGate"],
-        "{path:?}"
-    );
-    let groups = eni_groups(&w, &id).await.remove(0);
-    assert!(
-        groups.iter().all(|g| g.starts_with("ir-isolation-")),
-        "{groups:?}"
-    );
+    assert_path_ends(
+        &w,
+        &exec,
+        &["Collect", "BranchFailed?", "ReviewGate?", "ReviewGate"],
+    )
+    .await;
+    assert_isolated(&w, &id).await;
 }
 
 /// The payload of the `failed` notification (ir-notify's input in NotifyFailed).
@@ -216,8 +227,7 @@ async fn evidence_that_fails_does_not_lose_the_containment_record() {
         .send()
         .await
         .unwrap();
-    let mut event = event_json("guardduty-ec2-bitcointool-dns.json");
-    event["detail"]["resource"]["instanceDetails"]["instanceId"] = id.clone().into();
+    let event = bitcoin_on(&id);
     let exec = w.start_execution("evidence-fails", &event).await;
     assert_eq!(w.settle(&exec, None).await, ExecutionStatus::Failed);
     // moto 5.2.1 stops recording a Parallel's history at a branch's retried failure, so the
@@ -231,11 +241,7 @@ async fn evidence_that_fails_does_not_lose_the_containment_record() {
         .unwrap();
     assert_eq!(done.error(), Some("IncidentResponseFailed"));
     // The instance was isolated, and the failure notification says so.
-    let groups = eni_groups(&w, &id).await.remove(0);
-    assert!(
-        groups.iter().all(|g| g.starts_with("ir-isolation-")),
-        "{groups:?}"
-    );
+    assert_isolated(&w, &id).await;
     let sent = failure_notification(&w);
     assert_eq!(sent["containment"][0]["status"], "completed", "{sent:#}");
     assert_eq!(sent["evidence"]["status"], "failed", "{sent:#}");
@@ -246,8 +252,7 @@ async fn evidence_that_fails_does_not_lose_the_containment_record() {
 async fn containment_that_fails_does_not_lose_the_evidence_record() {
     let w = world(600).await;
     // No such instance: ir-isolate-ec2 fails (ResourceNotFound); evidence is still preserved.
-    let mut event = event_json("guardduty-ec2-bitcointool-dns.json");
-    event["detail"]["resource"]["instanceDetails"]["instanceId"] = "i-0000000000000dead".into();
+    let event = bitcoin_on("i-0000000000000dead");
     let exec = w.start_execution("containment-fails", &event).await;
     assert_eq!(w.settle(&exec, None).await, ExecutionStatus::Failed);
     let path = w.path(&exec).await;
@@ -287,8 +292,7 @@ async fn without_jira_the_response_contains_by_tier_notifies_and_closes() {
         .unwrap()
         .state_machine_arn;
     let id = instance(&w.sdk).await;
-    let mut event = event_json("guardduty-ec2-bitcointool-dns.json");
-    event["detail"]["resource"]["instanceDetails"]["instanceId"] = id.clone().into();
+    let event = bitcoin_on(&id);
     let exec = w
         .sfn
         .start_execution()
@@ -300,23 +304,19 @@ async fn without_jira_the_response_contains_by_tier_notifies_and_closes() {
         .unwrap()
         .execution_arn;
     assert_eq!(w.settle(&exec, None).await, ExecutionStatus::Succeeded);
-    let path = w.path(&exec).await;
-    assert_eq!(
-        path[path.len() - 4..],
-        [
+    assert_path_ends(
+        &w,
+        &exec,
+        &[
             "BranchFailed?",
             "ReviewGate?",
             "NotifyNoReview",
-            "ClosedWithoutReview"
+            "ClosedWithoutReview",
         ],
-        "{path:?}"
-    );
+    )
+    .await;
     // Tier auto contained; nobody is asked for a review that cannot come.
-    let groups = eni_groups(&w, &id).await.remove(0);
-    assert!(
-        groups.iter().all(|g| g.starts_with("ir-isolation-")),
-        "{groups:?}"
-    );
+    assert_isolated(&w, &id).await;
     let calls = w.invoke.calls();
     assert!(calls.iter().any(|c| c.function == "ir-notify"
         && c.payload["kind"] == "no_review"
