@@ -58,6 +58,21 @@ async fn assert_path_ends(w: &ir_tests::pipeline::Pipeline, exec: &str, tail: &[
 async fn ec2_auto_contains_then_an_approval_closes() {
     let w = world(600).await;
     let id = instance(&w.sdk).await;
+    // With an instance profile: the revocation runs as ir-isolate-ec2's principal, which holds
+    // only its declared permissions (iam:PutRolePolicy on roles, denied on the response's own).
+    let iam = aws_sdk_iam::Client::new(&w.sdk);
+    let profile = ir_tests::fixtures::instance_profile(&iam, "batch-role", "batch-profile").await;
+    aws_sdk_ec2::Client::new(&w.sdk)
+        .associate_iam_instance_profile()
+        .instance_id(&id)
+        .iam_instance_profile(
+            aws_sdk_ec2::types::IamInstanceProfileSpecification::builder()
+                .arn(profile)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
     let event = bitcoin_on(&id);
     let incident = incident_of(&event);
     // Through EventBridge: PutEvents on the default bus, the GuardDuty rule starts the execution.
@@ -75,8 +90,19 @@ async fn ec2_auto_contains_then_an_approval_closes() {
         path,
         expected(&["Collect", "BranchFailed?", "ReviewGate?", "ReviewGate"])
     );
-    // Contained before review (tier auto): every ENI holds only the isolation group.
+    // Contained before review (tier auto): every ENI holds only the isolation group, and the
+    // instance's role credentials are revoked.
     assert_isolated(&w, &id).await;
+    let policies = iam
+        .list_role_policies()
+        .role_name("batch-role")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        policies.policy_names(),
+        [format!("ir-revoke-instance-{id}")]
+    );
     let r = w.review(&incident, "Approved", "d-1").await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(w.settle(&exec, None).await, ExecutionStatus::Succeeded);

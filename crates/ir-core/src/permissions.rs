@@ -105,9 +105,11 @@ pub fn union(groups: &[&[Permission]]) -> Vec<Permission> {
     set.into_iter().collect()
 }
 
-/// Whether `action` is declared in `permissions`.
+/// Whether `action` is allowed by `permissions` (a guard-rail Deny of it does not count).
 pub fn declares(permissions: &[Permission], action: &str) -> bool {
-    permissions.iter().any(|p| p.action == action)
+    permissions
+        .iter()
+        .any(|p| p.action == action && p.effect == Effect::Allow)
 }
 
 /// One IAM policy statement; fields in the order IAM documents them, whatever serde_json's
@@ -167,6 +169,10 @@ mod tests {
         assert_eq!(u, vec![C, A, B]);
         assert!(declares(&u, "iam:GetUser"));
         assert!(!declares(&u, "iam:TagUser"));
+        assert!(!declares(
+            &[Permission::deny("iam:TagUser", resource::IAM_USER)],
+            "iam:TagUser"
+        ));
     }
 
     #[test]
