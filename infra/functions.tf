@@ -180,7 +180,8 @@ resource "aws_sfn_state_machine" "response" {
 locals {
   # The patterns live in event-rules.json.tftpl so the local pipeline (tests, make demo) creates
   # exactly the same rules in the emulator.
-  rules = jsondecode(templatefile("${path.module}/event-rules.json.tftpl", {
+  rules = { for name, rule in local.rule_templates : name => rule if !(name == "guardduty-policy-types" && length(var.guardduty_types_any_severity) == 0) }
+  rule_templates = jsondecode(templatefile("${path.module}/event-rules.json.tftpl", {
     min_guardduty_severity  = var.min_guardduty_severity
     guardduty_type_prefixes = jsonencode([for t in var.guardduty_types_any_severity : { prefix = t }])
     trusted_product_arns    = jsonencode([for p in local.trusted_products : { suffix = ":product/${p}" }])
@@ -191,9 +192,12 @@ locals {
 
   # Security Hub custom actions: id → name (the name is what the policy's [[custom_actions]]
   # match) and description.
+  # Ids are unique per account and Region: each deployment's start with its prefix (IR… for
+  # the default "ir"), letters and digits only, at most 20 characters.
+  action_id_prefix = substr(upper(replace(local.p, "/[^a-zA-Z0-9]/", "")), 0, 7)
   custom_actions = {
-    IRContain     = { name = "IR-Contain", description = "Contain the affected resource now (analyst-initiated)" }
-    IRInvestigate = { name = "IR-Investigate", description = "Open an incident: preserve evidence and notify, change nothing" }
+    "${local.action_id_prefix}Contain"     = { name = "IR-Contain", description = "Contain the affected resource now (analyst-initiated)" }
+    "${local.action_id_prefix}Investigate" = { name = "IR-Investigate", description = "Open an incident: preserve evidence and notify, change nothing" }
   }
 }
 

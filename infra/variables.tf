@@ -133,13 +133,10 @@ variable "evidence_reader_arns" {
 }
 
 variable "reserved_concurrency" {
-  description = "Reserved concurrency per function (null: none). ir-approve is reachable by anyone through its URL, so it is capped; the containment functions keep capacity however busy the account's other Lambdas are. Each reservation comes off the account's unreserved pool (which must keep 100)."
+  description = "Reserved concurrency per function (absent: none). A reservation is a ceiling as well as a guarantee: ir-approve, reachable by anyone through its URL, is capped so a flood cannot take the account's concurrency from the containment functions; reserve for the containment functions only with room for a burst (a custom action on many findings runs one containment each). Each reservation comes off the account's unreserved pool, which must keep 100."
   type        = map(number)
   default = {
-    "ir-approve"        = 5
-    "ir-isolate-ec2"    = 10
-    "ir-quarantine-iam" = 10
-    "ir-lockdown-s3"    = 10
+    "ir-approve" = 10
   }
 }
 

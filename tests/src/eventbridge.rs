@@ -84,6 +84,10 @@ pub fn rules(delivery: &Delivery) -> Vec<(String, String, Value)> {
         serde_json::from_str(&text).expect("the rules template is JSON once filled");
     rules
         .into_iter()
+        // Terraform leaves this rule out when the list is empty (EventBridge refuses `[]`).
+        .filter(|(name, _)| {
+            name != "guardduty-policy-types" || !delivery.guardduty_types_any_severity.is_empty()
+        })
         .map(|(name, r)| {
             let description = r["description"].as_str().unwrap_or_default().to_string();
             (name, description, r["pattern"].clone())
@@ -172,6 +176,7 @@ pub fn terraform_custom_action_ids() -> Vec<String> {
         .and_then(|(_, rest)| rest.split_once("\n  }"))
         .map(|(block, _)| block)
         .expect("local.custom_actions in infra/functions.tf");
+    // `"${local.action_id_prefix}Contain"`, the prefix being "IR" for the default name prefix.
     block
         .lines()
         .filter_map(|l| {
@@ -180,6 +185,10 @@ pub fn terraform_custom_action_ids() -> Vec<String> {
                 .map(|(id, _)| id.trim().to_string())
         })
         .filter(|id| !id.is_empty())
+        .map(|id| {
+            id.trim_matches('"')
+                .replace("${local.action_id_prefix}", "IR")
+        })
         .collect()
 }
 

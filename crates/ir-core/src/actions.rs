@@ -3,10 +3,12 @@
 //!
 //! Gate order (first that applies wins):
 //! 1. the decision is not `respond` → skipped;
-//! 2. contain only: tier `manual` → skipped; tier `approval` without an analyst's approval → skipped;
-//! 3. contain only: a protected tag (from triage, or found live on the resource now) → skipped;
+//! 2. contain only: tier `manual` → skipped;
+//! 3. contain only, without an analyst's approval: a protected resource (triage's decision, or a
+//!    protected tag found live on the resource now) → `awaiting_approval` (escalated: the
+//!    approval runs the playbook); tier `approval` → skipped;
 //! 4. dry-run (from triage, the kill switch read *now*, or the function's `IR_DRY_RUN`) → the
-//!    exact plan is returned, every step `dry_run`, nothing changed.
+//!    exact plan is returned, every step `dry_run`, nothing changed. An approval never lifts it.
 
 use std::future::Future;
 

@@ -472,11 +472,28 @@ fn primary_names(incident: &Incident) -> Vec<String> {
 }
 
 /// The first of `patterns` that matches one of `names`.
+///
+/// The names carry no IAM path (findings do not give one), so a pattern with a path — an IAM
+/// Identity Center role `…:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_*` — is also tried
+/// without it.
 fn first_match<'a>(patterns: &'a [String], names: &[String]) -> Option<&'a String> {
     patterns.iter().find(|p| {
-        let m = WildMatch::new(p);
-        names.iter().any(|n| m.matches(n))
+        let plain = without_iam_path(p);
+        [WildMatch::new(p), WildMatch::new(&plain)]
+            .iter()
+            .any(|m| names.iter().any(|n| m.matches(n)))
     })
+}
+
+/// `arn:…:role/a/b/name` → `arn:…:role/name` (users likewise); anything else unchanged.
+fn without_iam_path(pattern: &str) -> String {
+    for kind in [":role/", ":user/"] {
+        if let Some((head, rest)) = pattern.split_once(kind) {
+            let name = rest.rsplit('/').next().unwrap_or(rest);
+            return format!("{head}{kind}{name}");
+        }
+    }
+    pattern.to_string()
 }
 
 /// Names a suppression's `principals` patterns are matched against.

@@ -97,6 +97,14 @@ pub fn offending_principal(incident: &Incident) -> Result<DenyTarget, String> {
         return Err(format!("`{name}` is not an IAM {kind} name: not denied"));
     }
     let (partition, account) = (&incident.partition, &incident.account_id);
+    if !matches!(partition.as_str(), "aws" | "aws-cn" | "aws-us-gov")
+        || account.len() != 12
+        || !account.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(format!(
+            "`{partition}`/`{account}` is not an AWS partition and account id: not denied"
+        ));
+    }
     Ok(DenyTarget::PrincipalArn(vec![
         format!("arn:{partition}:iam::{account}:{kind}/{name}"),
         format!("arn:{partition}:iam::{account}:{kind}/*/{name}"),
