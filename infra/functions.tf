@@ -269,13 +269,44 @@ resource "aws_sqs_queue_policy" "undelivered" {
   })
 }
 
-resource "aws_cloudwatch_metric_alarm" "undelivered" {
-  alarm_name          = "${local.p}-findings-undelivered"
-  alarm_description   = "A finding could not start the incident response: read it from the dead-letter queue and respond by hand."
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateNumberOfMessagesVisible"
-  dimensions          = { QueueName = aws_sqs_queue.undelivered.name }
-  statistic           = "Maximum"
+# --- alarms: each to the SNS topic on the first occurrence ---------------------------------
+
+locals {
+  alarms = merge(
+    {
+      "incident-response-failed" = {
+        description = "An incident response execution failed: contain manually and check the failure notification."
+        namespace   = "AWS/States"
+        metric      = "ExecutionsFailed"
+        dimensions  = tomap({ StateMachineArn = aws_sfn_state_machine.response.arn })
+        statistic   = "Sum"
+      }
+      "findings-undelivered" = {
+        description = "A finding could not start the incident response: read it from the dead-letter queue and respond by hand."
+        namespace   = "AWS/SQS"
+        metric      = "ApproximateNumberOfMessagesVisible"
+        dimensions  = tomap({ QueueName = aws_sqs_queue.undelivered.name })
+        statistic   = "Maximum"
+      }
+    },
+    { for name, rule in aws_cloudwatch_event_rule.finding : "${name}-failed-invocations" => {
+      description = "EventBridge could not start the incident response for a finding (rule ${name}); it is retried, then dead-lettered."
+      namespace   = "AWS/Events"
+      metric      = "FailedInvocations"
+      dimensions  = tomap({ RuleName = rule.name })
+      statistic   = "Sum"
+    } },
+  )
+}
+
+resource "aws_cloudwatch_metric_alarm" "response" {
+  for_each            = local.alarms
+  alarm_name          = "${local.p}-${each.key}"
+  alarm_description   = each.value.description
+  namespace           = each.value.namespace
+  metric_name         = each.value.metric
+  dimensions          = each.value.dimensions
+  statistic           = each.value.statistic
   period              = 60
   evaluation_periods  = 1
   threshold           = 1
@@ -284,37 +315,10 @@ resource "aws_cloudwatch_metric_alarm" "undelivered" {
   alarm_actions       = [aws_sns_topic.alerts.arn]
 }
 
-resource "aws_cloudwatch_metric_alarm" "failed_invocations" {
-  for_each            = local.rules
-  alarm_name          = "${local.p}-${each.key}-failed-invocations"
-  alarm_description   = "EventBridge could not start the incident response for a finding (rule ${each.key}); it is retried, then dead-lettered."
-  namespace           = "AWS/Events"
-  metric_name         = "FailedInvocations"
-  dimensions          = { RuleName = aws_cloudwatch_event_rule.finding[each.key].name }
-  statistic           = "Sum"
-  period              = 60
-  evaluation_periods  = 1
-  threshold           = 1
-  comparison_operator = "GreaterThanOrEqualToThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_sns_topic.alerts.arn]
-}
-
-# --- alarms --------------------------------------------------------------------------------
-
-resource "aws_cloudwatch_metric_alarm" "failed_executions" {
-  alarm_name          = "${local.p}-incident-response-failed"
-  alarm_description   = "An incident response execution failed: contain manually and check the failure notification."
-  namespace           = "AWS/States"
-  metric_name         = "ExecutionsFailed"
-  dimensions          = { StateMachineArn = aws_sfn_state_machine.response.arn }
-  statistic           = "Sum"
-  period              = 60
-  evaluation_periods  = 1
-  threshold           = 1
-  comparison_operator = "GreaterThanOrEqualToThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_sns_topic.alerts.arn]
+# The failed-executions alarm of earlier versions, kept (not replaced) on upgrade.
+moved {
+  from = aws_cloudwatch_metric_alarm.failed_executions
+  to   = aws_cloudwatch_metric_alarm.response["incident-response-failed"]
 }
 
 # --- multi-account: the role a central responder assumes in a member account -----------------

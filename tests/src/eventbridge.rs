@@ -6,7 +6,7 @@
 use crate::MotoServer;
 use serde_json::{json, Value};
 
-use crate::fixtures::workspace_file;
+use crate::fixtures::{terraform_between, workspace_file};
 
 /// How the rules are deployed: the `min_guardduty_severity` and `trusted_securityhub_products`
 /// Terraform variables.
@@ -169,13 +169,7 @@ pub async fn call(moto: &MotoServer, action: &str, body: Value) -> Value {
 /// The ids of the Security Hub custom actions Terraform creates (`local.custom_actions` in
 /// infra/functions.tf).
 pub fn terraform_custom_action_ids() -> Vec<String> {
-    let text =
-        std::fs::read_to_string(workspace_file("infra/functions.tf")).expect("infra/functions.tf");
-    let block = text
-        .split_once("custom_actions = {")
-        .and_then(|(_, rest)| rest.split_once("\n  }"))
-        .map(|(block, _)| block)
-        .expect("local.custom_actions in infra/functions.tf");
+    let block = terraform_between("functions.tf", "custom_actions = {", "\n  }");
     // `"${local.action_id_prefix}Contain"`, the prefix being "IR" for the default name prefix.
     block
         .lines()
@@ -194,15 +188,17 @@ pub fn terraform_custom_action_ids() -> Vec<String> {
 
 /// The default of the `guardduty_types_any_severity` Terraform variable (infra/variables.tf).
 pub fn terraform_default_types_any_severity() -> Vec<String> {
-    let text =
-        std::fs::read_to_string(workspace_file("infra/variables.tf")).expect("infra/variables.tf");
-    let block = text
-        .split_once("variable \"guardduty_types_any_severity\"")
-        .and_then(|(_, rest)| rest.split_once("default = ["))
-        .and_then(|(_, rest)| rest.split_once(']'))
-        .map(|(list, _)| list)
+    let variable = terraform_between(
+        "variables.tf",
+        "variable \"guardduty_types_any_severity\"",
+        "\n}",
+    );
+    let (_, list) = variable
+        .split_once("default = [")
         .expect("the variable has a list default");
-    block
+    list.split(']')
+        .next()
+        .unwrap_or_default()
         .lines()
         .map(|l| l.trim().trim_end_matches(',').trim_matches('"'))
         .filter(|t| !t.is_empty())
@@ -212,13 +208,7 @@ pub fn terraform_default_types_any_severity() -> Vec<String> {
 
 /// The default of the `min_guardduty_severity` Terraform variable (infra/variables.tf).
 pub fn terraform_default_min_severity() -> u32 {
-    let text =
-        std::fs::read_to_string(workspace_file("infra/variables.tf")).expect("infra/variables.tf");
-    let block = text
-        .split("variable \"min_guardduty_severity\"")
-        .nth(1)
-        .expect("the variable is declared");
-    block
+    terraform_between("variables.tf", "variable \"min_guardduty_severity\"", "\n}")
         .lines()
         .find_map(|l| l.trim().strip_prefix("default"))
         .and_then(|rest| rest.trim().trim_start_matches('=').trim().parse().ok())

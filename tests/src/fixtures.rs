@@ -200,6 +200,17 @@ pub fn default_protected_tags() -> Vec<ir_core::policy::TagMatch> {
         .protected_tags
 }
 
+/// The text of `infra/<file>` between the first `start` and the next `end` after it: how the
+/// tests read a Terraform setting (a variable's default, a local) they must agree with.
+pub fn terraform_between(file: &str, start: &str, end: &str) -> String {
+    let text = std::fs::read_to_string(workspace_file(&format!("infra/{file}")))
+        .unwrap_or_else(|e| panic!("infra/{file}: {e}"));
+    text.split_once(start)
+        .and_then(|(_, rest)| rest.split_once(end))
+        .map(|(block, _)| block.to_string())
+        .unwrap_or_else(|| panic!("`{start}` … `{end}` in infra/{file}"))
+}
+
 /// The trust policy of an EC2 instance role.
 pub const EC2_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use ir_tests::fixtures::workspace_file;
+use ir_tests::fixtures::{terraform_between, workspace_file};
 use serde_json::Value;
 
 /// Errors Lambda raises for a sandbox that timed out or died, and for throttling.
@@ -21,13 +21,7 @@ const TRANSIENT: [&str; 7] = [
 
 /// `local.lambda_timeout_seconds` from infra/main.tf: function → seconds.
 fn lambda_timeouts() -> BTreeMap<String, u64> {
-    let main = std::fs::read_to_string(workspace_file("infra/main.tf")).expect("main.tf");
-    let block = main
-        .split_once("lambda_timeout_seconds = {")
-        .and_then(|(_, rest)| rest.split_once('}'))
-        .map(|(block, _)| block)
-        .expect("local.lambda_timeout_seconds in infra/main.tf");
-    block
+    terraform_between("main.tf", "lambda_timeout_seconds = {", "}")
         .lines()
         .filter_map(|l| {
             let (k, v) = l.split_once('=')?;

@@ -101,10 +101,7 @@ impl ApproveConfig {
 }
 
 pub fn parse_approvers(list: &str) -> Vec<String> {
-    list.split(',')
-        .map(|a| a.trim().to_string())
-        .filter(|a| !a.is_empty())
-        .collect()
+    ir_core::config::csv_list(list)
 }
 
 /// The review outcome, as sent to the state machine (SendTaskSuccess output, or the

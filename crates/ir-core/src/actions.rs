@@ -539,8 +539,3 @@ pub fn revoke_instance_credentials_policy(
     })
     .to_string()
 }
-
-/// Inline policy name for the session-revoke policy of an incident.
-pub fn revoke_policy_name(incident_id: &str) -> String {
-    format!("ir-revoke-sessions-{incident_id}")
-}

@@ -3,6 +3,15 @@
 use crate::error::ConfigError;
 
 /// A required setting.
+/// The non-empty, trimmed items of a comma-separated list (`a, b,,c` → `a`, `b`, `c`).
+pub fn csv_list(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(String::from)
+        .collect()
+}
+
 pub fn env_required(name: &'static str) -> Result<String, ConfigError> {
     match std::env::var(name) {
         Ok(v) if !v.trim().is_empty() => Ok(v),

@@ -334,22 +334,14 @@ impl LoadedPolicy {
 
     /// Adds comma-separated `company/product` names to `trusted_products`.
     pub fn add_trusted_products(&mut self, csv: &str) {
-        self.policy.trusted_products.extend(
-            csv.split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(String::from),
-        );
+        self.policy
+            .trusted_products
+            .extend(crate::config::csv_list(csv));
     }
 
     /// Adds comma-separated glob patterns to `never_touch`.
     pub fn add_never_touch(&mut self, csv: &str) {
-        self.policy.never_touch.extend(
-            csv.split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(String::from),
-        );
+        self.policy.never_touch.extend(crate::config::csv_list(csv));
     }
 
     fn from_env_source() -> Result<LoadedPolicy, PolicyError> {
