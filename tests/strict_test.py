@@ -169,7 +169,7 @@ class ModelConstraintTest(StrictCase):
         self.assertEqual(status, 200)
         self.assertEqual(report["failed"], {})
         self.assertEqual(sorted(report["loaded"]), sorted(PROJECT_SERVICES))
-        self.assertEqual(len(report["loaded"]), 17)
+        self.assertEqual(len(report["loaded"]), 18)
         self.assertGreater(report["patterns"], 400)
         self.assertEqual(report["patterns_skipped"], [])
 
@@ -179,7 +179,7 @@ class ModelConstraintTest(StrictCase):
         names = {r["name"] for r in rules}
         for name in ("model-constraints-query", "s3-tag-syntax", "s3-bucket-policy-size",
                      "s3-block-public-policy", "iam-inline-policy-aggregate-size",
-                     "iam-tags-per-resource", "ec2-tag-restrictions", "ec2-spot-termination-protection",
+                     "iam-tags-per-resource", "ec2-tag-restrictions", "ec2-spot-termination-protection", "elbv2-register-target-vpc",
                      "dynamodb-item-size", "sfn-data-limit", "lambda-function-url-public-access"):
             self.assertIn(name, names)
         for r in rules:
@@ -336,6 +336,21 @@ class IamEc2RulesTest(StrictCase):
             InstanceId=spot, DisableApiTermination={"Value": True}), "UnsupportedOperation")
         on_demand = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
         ec2.modify_instance_attribute(InstanceId=on_demand, DisableApiTermination={"Value": True})
+
+    def test_target_in_another_vpc(self):
+        ec2, elbv2 = self.c("ec2"), self.c("elbv2")
+        vpcs, instances = [], []
+        for n in (1, 2):
+            vpc = ec2.create_vpc(CidrBlock=f"10.{n}.0.0/16")["Vpc"]["VpcId"]
+            subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.{n}.1.0/24")["Subnet"]["SubnetId"]
+            vpcs.append(vpc)
+            instances.append(ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1,
+                                               SubnetId=subnet)["Instances"][0]["InstanceId"])
+        group = elbv2.create_target_group(Name="web", Protocol="HTTP", Port=80, VpcId=vpcs[0],
+                                          TargetType="instance")["TargetGroups"][0]["TargetGroupArn"]
+        self.assertRefused(lambda: elbv2.register_targets(
+            TargetGroupArn=group, Targets=[{"Id": instances[1]}]), "InvalidTarget", contains=vpcs[0])
+        elbv2.register_targets(TargetGroupArn=group, Targets=[{"Id": instances[0]}])
 
 
 class DataRulesTest(StrictCase):

@@ -280,3 +280,20 @@ pub async fn any_image(ec2: &aws_sdk_ec2::Client) -> String {
         .expect("an image")
         .to_string()
 }
+
+/// ir-isolate-ec2 wired to the emulator behind `sdk` (root credentials), with the default
+/// policy's protected tags.
+pub async fn isolator(
+    sdk: &aws_config::SdkConfig,
+    config: ir_isolate_ec2::IsolateConfig,
+) -> ir_isolate_ec2::Isolator {
+    ir_isolate_ec2::Isolator {
+        ec2: aws_sdk_ec2::Client::new(sdk),
+        autoscaling: aws_sdk_autoscaling::Client::new(sdk),
+        elbv2: aws_sdk_elasticloadbalancingv2::Client::new(sdk),
+        iam: aws_sdk_iam::Client::new(sdk),
+        safety: safety(sdk),
+        pre_state: pre_state_store(sdk).await,
+        config,
+    }
+}

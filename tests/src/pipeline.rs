@@ -180,6 +180,7 @@ pub async fn start_with(review_timeout_seconds: u32, delivery: Delivery) -> Pipe
     let isolator = std::sync::Arc::new(ir_isolate_ec2::Isolator {
         ec2: aws_sdk_ec2::Client::new(&as_isolate),
         autoscaling: aws_sdk_autoscaling::Client::new(&as_isolate),
+        elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&as_isolate),
         iam: aws_sdk_iam::Client::new(&as_isolate),
         safety: safety(&as_isolate),
         pre_state: pre_state_of(&as_isolate),

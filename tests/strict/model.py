@@ -35,7 +35,7 @@ from botocore.model import Shape
 from . import StrictError, error_response, log_once, rule
 
 PROJECT_SERVICES = (
-    "iam ec2 s3 autoscaling dynamodb ssm stepfunctions sns sqs kms secretsmanager "
+    "iam ec2 s3 autoscaling elbv2 dynamodb ssm stepfunctions sns sqs kms secretsmanager "
     "cloudtrail securityhub events lambda sts logs"
 ).split()
 

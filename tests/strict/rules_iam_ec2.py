@@ -1,4 +1,4 @@
-"""IAM and EC2 limits that the botocore models do not carry."""
+"""IAM, EC2 and Elastic Load Balancing limits that the botocore models do not carry."""
 
 from __future__ import annotations
 
@@ -147,6 +147,37 @@ def check_spot_termination(response: Any, params: dict[str, Any]) -> None:
             "UnsupportedOperation",
             "Modifying 'disableApiTermination' is not supported for spot instances.",
         )
+
+
+@rule(
+    "elbv2-register-target-vpc",
+    "elbv2",
+    "InvalidTarget",
+    "https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_RegisterTargets.html",
+)
+@on_request("elbv2", "RegisterTargets")
+def check_target_vpc(response: Any, params: dict[str, Any]) -> None:
+    """An instance can only be registered in a target group of its own VPC: RegisterTargets of
+    an instance from another VPC is refused ("The specified target does not exist, is not in
+    the same VPC as the target group, or has an unsupported instance type"). Source: Elastic
+    Load Balancing API Reference, RegisterTargets, Errors: InvalidTarget."""
+    from moto.ec2.models import ec2_backends
+    from moto.elbv2.models import elbv2_backends
+
+    group = elbv2_backends[response.current_account][response.region].target_groups.get(
+        params.get("TargetGroupArn")
+    )
+    if group is None or group.target_type != "instance":
+        return
+    ec2 = ec2_backends[response.current_account][response.region]
+    for target in params.get("Targets") or []:
+        instance = ec2.get_instance_by_id(target.get("Id"))
+        if instance is not None and instance.vpc_id != group.vpc_id:
+            raise StrictError(
+                "InvalidTarget",
+                f"The following targets are not in the target group VPC '{group.vpc_id}': "
+                f"'{target.get('Id')}'",
+            )
 
 
 def install() -> None:

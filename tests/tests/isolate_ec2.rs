@@ -10,8 +10,8 @@ use ir_core::prestate::PreStateKey;
 use ir_core::TriageDecision;
 use ir_isolate_ec2::{IsolateConfig, Isolator};
 use ir_tests::fixtures::{
-    any_image, assert_declared, event_json, instance_profile, live_triage, pre_state_store, safety,
-    set_kill_switch, vpc_with_subnet, KILL_SWITCH,
+    self, any_image, assert_declared, event_json, instance_profile, live_triage, set_kill_switch,
+    vpc_with_subnet, KILL_SWITCH,
 };
 use ir_tests::MotoServer;
 use ir_triage::Triage;
@@ -114,19 +114,15 @@ async fn world() -> World {
     }
 }
 
-/// The isolation function wired to the emulator behind `sdk`, with the default policy's
-/// protected tags.
+/// The isolation function wired to the emulator behind `sdk`.
 async fn isolator(sdk: &aws_config::SdkConfig, forensic_ingress_cidr: Option<&str>) -> Isolator {
-    Isolator {
-        ec2: aws_sdk_ec2::Client::new(sdk),
-        autoscaling: aws_sdk_autoscaling::Client::new(sdk),
-        iam: aws_sdk_iam::Client::new(sdk),
-        safety: safety(sdk),
-        pre_state: pre_state_store(sdk).await,
-        config: IsolateConfig {
+    fixtures::isolator(
+        sdk,
+        IsolateConfig {
             forensic_ingress_cidr: forensic_ingress_cidr.map(|c| c.parse().expect("CIDR")),
         },
-    }
+    )
+    .await
 }
 
 /// ENI id → sorted group ids, read from the ENIs.

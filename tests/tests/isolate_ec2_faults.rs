@@ -117,6 +117,7 @@ async fn isolator(s: &Setup, ec2: aws_sdk_ec2::Client) -> Isolator {
     Isolator {
         ec2,
         autoscaling: aws_sdk_autoscaling::Client::new(&s.sdk),
+        elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&s.sdk),
         iam: aws_sdk_iam::Client::new(&s.sdk),
         safety: safety(&s.sdk),
         pre_state: pre_state_store(&s.sdk).await,

@@ -43,6 +43,8 @@ impl Isolator {
         // Out of its Auto Scaling group first: an isolated instance fails its health checks, and
         // Auto Scaling would terminate it (termination protection does not stop that).
         self.leave_auto_scaling(runner, instance_id, obs).await?;
+        // Then out of the load balancers, whose flows security groups do not cut.
+        self.leave_target_groups(runner, instance_id, obs).await?;
         self.swap_enis(runner, obs, &pre.vpc_id).await?;
         self.keep_alive(runner, instance_id, obs).await?;
         self.cut_role_credentials(runner, revoke, instance_id, obs)

@@ -1,14 +1,17 @@
 //! ir-isolate-ec2: network-isolate a compromised instance without destroying it, and undo it.
 //!
 //! Contain, in order (each step recorded; dry-run records the plan):
-//! 1. `record-pre-state`: the instance's protection flags, shutdown behaviour, instance profile
-//!    and each ENI's security groups — the state `release` restores — into the pre-state table
-//!    ([`ir_core::prestate`]), unless an earlier response recorded them (the stored original
+//! 1. `record-pre-state`: the instance's protection flags, shutdown behaviour, instance
+//!    profile, each ENI's security groups and the target groups it is registered in — the state
+//!    `release` restores — into the pre-state table ([`ir_core::prestate`]), unless an earlier response recorded them (the stored original
 //!    wins, so a repeat never records the isolated state as "original");
 //! 2. Auto Scaling: `asg-protect-from-scale-in`, `asg-detach` (desired capacity kept, so a
 //!    replacement launches; detaching also deregisters it from the group's load balancers and
 //!    target groups). This comes before the swap: an isolated instance fails its health checks
-//!    and Auto Scaling would terminate it, which termination protection does not prevent;
+//!    and Auto Scaling would terminate it, which termination protection does not prevent.
+//!    Then `deregister-<target group>` for every target group the instance (or one of its
+//!    addresses, for `ip` groups) is still registered in: a load balancer's flows are tracked
+//!    whatever the security groups say;
 //! 3. `ensure-isolation-group`: security group `ir-isolation-<vpc>` in the instance's VPC, no
 //!    ingress (except `IR_FORENSIC_INGRESS_CIDR` on TCP 22, if set), default egress revoked;
 //! 4. `ensure-untracked-group`: `ir-untrack-<vpc>`, all traffic in and out from `0.0.0.0/0` and
@@ -28,9 +31,11 @@
 //! 8. `tag-isolated`: `ir:status=isolated`, `ir:incident-id`.
 //!
 //! Release restores ENI groups, flags, shutdown behaviour and the instance profile, removes the
-//! instance's revoke policy from the recorded roles, tags `ir:status=released` and marks the stored pre-state released. It does not
-//! re-attach the instance to its Auto Scaling group (that would change capacity): the record
-//! says so.
+//! instance's revoke policy from the recorded roles, registers a standalone instance in its
+//! recorded target groups again (`register-<target group>`), tags `ir:status=released` and
+//! marks the stored pre-state released. It does not re-attach the instance to its Auto Scaling
+//! group (that would change capacity, and re-attaching brings back its target groups): the
+//! record says so.
 //!
 //! Every AWS call is declared as a [`Permission`] beside the code that makes it; [`permissions`]
 //! is the function's whole IAM policy.
@@ -38,6 +43,7 @@
 mod config;
 mod contain;
 mod ec2;
+mod elbv2;
 mod observe;
 mod release;
 
@@ -54,6 +60,7 @@ use ir_core::prestate::{PreStateKey, PreStateStore};
 use serde::{Deserialize, Serialize};
 
 pub use config::IsolateConfig;
+pub use elbv2::Registration;
 
 pub const FUNCTION_NAME: &str = "ir-isolate-ec2";
 
@@ -64,6 +71,7 @@ pub fn permissions() -> Vec<Permission> {
         ir_core::prestate::PERMISSIONS,
         observe::PERMISSIONS,
         ec2::PERMISSIONS,
+        elbv2::PERMISSIONS,
         contain::PERMISSIONS,
         release::PERMISSIONS,
         GUARD_RAILS,
@@ -100,6 +108,9 @@ pub struct Ec2PreState {
     pub eni_groups: BTreeMap<String, Vec<String>>,
     pub role_names: Vec<String>,
     pub auto_scaling_group: Option<String>,
+    /// Where load balancers sent traffic to it (empty in records from before this field).
+    #[serde(rename = "tg", default)]
+    pub target_registrations: Vec<Registration>,
 }
 
 /// The live view of the instance this run works from.
@@ -112,6 +123,7 @@ pub struct Observed {
     profile_association: Option<(String, String)>,
     role_names: Vec<String>,
     auto_scaling_group: Option<String>,
+    target_registrations: Vec<Registration>,
 }
 
 fn err_text<E: std::error::Error>(e: E) -> String {
@@ -202,6 +214,7 @@ impl Playbook for Isolator {
 pub struct Isolator {
     pub ec2: aws_sdk_ec2::Client,
     pub autoscaling: aws_sdk_autoscaling::Client,
+    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
     pub iam: aws_sdk_iam::Client,
     pub safety: Safety,
     pub pre_state: PreStateStore,

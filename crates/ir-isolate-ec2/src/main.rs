@@ -14,6 +14,7 @@ async fn main() -> Result<(), Error> {
     let isolator = Isolator {
         ec2: aws_sdk_ec2::Client::new(&sdk),
         autoscaling: aws_sdk_autoscaling::Client::new(&sdk),
+        elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
         iam: aws_sdk_iam::Client::new(&sdk),
         safety: ir_core::actions::Safety::from_env(
             aws_sdk_ssm::Client::new(&sdk),

@@ -81,29 +81,7 @@ impl Isolator {
             .iter()
             .filter_map(|n| n.network_interface_id().map(str::to_string))
             .collect();
-        // ENI groups from the ENIs themselves (the instance view can lag behind ENI changes).
-        let mut eni_groups = BTreeMap::new();
-        if !eni_ids.is_empty() {
-            let enis = self
-                .ec2
-                .describe_network_interfaces()
-                .set_network_interface_ids(Some(eni_ids))
-                .send()
-                .await
-                .map_err(|e| read(DESCRIBE_ENIS.action, err_text(e)))?;
-            for n in enis.network_interfaces() {
-                let Some(id) = n.network_interface_id() else {
-                    continue;
-                };
-                eni_groups.insert(
-                    id.to_string(),
-                    n.groups()
-                        .iter()
-                        .filter_map(|g| g.group_id().map(str::to_string))
-                        .collect(),
-                );
-            }
-        }
+        let (eni_groups, addresses) = self.read_enis(eni_ids).await?;
         let attr = |name: InstanceAttributeName| {
             self.ec2
                 .describe_instance_attribute()
@@ -186,6 +164,9 @@ impl Isolator {
             .auto_scaling_instances()
             .iter()
             .find_map(|i| i.auto_scaling_group_name().map(str::to_string));
+        let target_registrations = self
+            .target_registrations(&vpc_id, instance_id, &addresses)
+            .await?;
         Ok(Observed {
             vpc_id,
             tags,
@@ -199,7 +180,56 @@ impl Isolator {
             profile_association,
             role_names,
             auto_scaling_group,
+            target_registrations,
         })
+    }
+
+    /// Each ENI's security groups and every address (IPv4 and IPv6) of the instance, read from
+    /// the ENIs themselves (the instance view can lag behind ENI changes).
+    async fn read_enis(
+        &self,
+        eni_ids: Vec<String>,
+    ) -> Result<(BTreeMap<String, Vec<String>>, Vec<String>), ContainmentError> {
+        let mut eni_groups = BTreeMap::new();
+        let mut addresses = Vec::new();
+        if eni_ids.is_empty() {
+            return Ok((eni_groups, addresses));
+        }
+        let enis = self
+            .ec2
+            .describe_network_interfaces()
+            .set_network_interface_ids(Some(eni_ids))
+            .send()
+            .await
+            .map_err(|e| ContainmentError::Read {
+                what: DESCRIBE_ENIS.action.to_string(),
+                message: err_text(e),
+            })?;
+        for n in enis.network_interfaces() {
+            let Some(id) = n.network_interface_id() else {
+                continue;
+            };
+            eni_groups.insert(
+                id.to_string(),
+                n.groups()
+                    .iter()
+                    .filter_map(|g| g.group_id().map(str::to_string))
+                    .collect(),
+            );
+            addresses.extend(
+                n.private_ip_addresses()
+                    .iter()
+                    .filter_map(|a| a.private_ip_address().map(str::to_string)),
+            );
+            addresses.extend(
+                n.ipv6_addresses()
+                    .iter()
+                    .filter_map(|a| a.ipv6_address().map(str::to_string)),
+            );
+        }
+        addresses.sort();
+        addresses.dedup();
+        Ok((eni_groups, addresses))
     }
 }
 
@@ -213,5 +243,6 @@ pub(crate) fn observed_pre_state(instance_id: &str, obs: &Observed) -> Ec2PreSta
         eni_groups: obs.eni_groups.clone(),
         role_names: obs.role_names.clone(),
         auto_scaling_group: obs.auto_scaling_group.clone(),
+        target_registrations: obs.target_registrations.clone(),
     }
 }

@@ -35,12 +35,13 @@ impl Isolator {
         self.restore_groups(runner, obs, pre).await?;
         self.restore_instance(runner, instance_id, obs, pre).await?;
         self.restore_profile(runner, instance_id, obs, pre).await?;
-        if let Some(asg) = &pre.auto_scaling_group {
-            runner.skip(
+        match &pre.auto_scaling_group {
+            Some(asg) => runner.skip(
                 "asg-reattach",
                 asg,
-                format!("not re-attached automatically (would change capacity): aws autoscaling attach-instances --auto-scaling-group-name {asg} --instance-ids {instance_id}"),
-            );
+                format!("not re-attached automatically (would change capacity; re-attaching also registers it with the group's target groups): aws autoscaling attach-instances --auto-scaling-group-name {asg} --instance-ids {instance_id}"),
+            ),
+            None => self.rejoin_target_groups(runner, obs, pre).await?,
         }
         self.tag_released(runner, incident_id, instance_id).await
     }
