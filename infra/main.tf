@@ -123,7 +123,11 @@ locals {
       statements = local.declared_statements["ir-triage"]
     }
     "ir-isolate-ec2" = {
-      env        = local.containment_env
+      env = merge(local.containment_env, {
+        IR_NACL_ISOLATION = tostring(var.nacl_isolation)
+        }, var.forensic_ingress_cidr == "" ? {} : {
+        IR_FORENSIC_INGRESS_CIDR = var.forensic_ingress_cidr
+      })
       statements = local.declared_statements["ir-isolate-ec2"]
     }
     "ir-quarantine-iam" = {

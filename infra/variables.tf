@@ -57,6 +57,22 @@ variable "dry_run" {
   default     = false
 }
 
+variable "nacl_isolation" {
+  description = "Also deny an isolated instance's addresses in every network ACL of its VPC (IR_NACL_ISOLATION): cuts flows that NAT gateways, load balancers and endpoints in other subnets track, which security groups cannot."
+  type        = bool
+  default     = false
+}
+
+variable "forensic_ingress_cidr" {
+  description = "Let responders reach isolated instances on TCP 22 from this CIDR (IR_FORENSIC_INGRESS_CIDR); empty for none."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.forensic_ingress_cidr == "" || can(cidrhost(var.forensic_ingress_cidr, 0))
+    error_message = "forensic_ingress_cidr must be a CIDR such as 192.0.2.10/32, or empty."
+  }
+}
+
 variable "securityhub_update" {
   description = "ir-notify moves the finding's Security Hub workflow status (NOTIFIED on open, RESOLVED on approval) and adds notes (IR_SECURITYHUB_UPDATE)."
   type        = bool

@@ -180,6 +180,7 @@ class ModelConstraintTest(StrictCase):
         for name in ("model-constraints-query", "s3-tag-syntax", "s3-bucket-policy-size",
                      "s3-block-public-policy", "iam-inline-policy-aggregate-size",
                      "iam-tags-per-resource", "ec2-tag-restrictions", "ec2-spot-termination-protection", "elbv2-register-target-vpc",
+                     "ec2-nacl-rules-per-acl", "ec2-nacl-entry-not-found",
                      "dynamodb-item-size", "sfn-data-limit", "lambda-function-url-public-access"):
             self.assertIn(name, names)
         for r in rules:
@@ -336,6 +337,23 @@ class IamEc2RulesTest(StrictCase):
             InstanceId=spot, DisableApiTermination={"Value": True}), "UnsupportedOperation")
         on_demand = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
         ec2.modify_instance_attribute(InstanceId=on_demand, DisableApiTermination={"Value": True})
+
+    def test_nacl_rules(self):
+        ec2 = self.c("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        acl = ec2.create_network_acl(VpcId=vpc)["NetworkAcl"]
+        acl_id = acl["NetworkAclId"]
+        present = len([e for e in acl.get("Entries", []) if not e["Egress"]])
+        entry = lambda n, egress=False: ec2.create_network_acl_entry(  # noqa: E731
+            NetworkAclId=acl_id, RuleNumber=n, Protocol="-1", RuleAction="deny", Egress=egress,
+            CidrBlock=f"10.0.1.{n}/32")
+        for n in range(1, 21 - present):
+            entry(n)
+        self.assertRefused(lambda: entry(99), "NetworkAclEntryLimitExceeded")
+        entry(1, egress=True)
+        ec2.delete_network_acl_entry(NetworkAclId=acl_id, RuleNumber=1, Egress=True)
+        self.assertRefused(lambda: ec2.delete_network_acl_entry(
+            NetworkAclId=acl_id, RuleNumber=1, Egress=True), "InvalidNetworkAclEntry.NotFound")
 
     def test_target_in_another_vpc(self):
         ec2, elbv2 = self.c("ec2"), self.c("elbv2")

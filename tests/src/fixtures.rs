@@ -281,9 +281,19 @@ pub async fn any_image(ec2: &aws_sdk_ec2::Client) -> String {
         .to_string()
 }
 
-/// ir-isolate-ec2 wired to the emulator behind `sdk` (root credentials), with the default
-/// policy's protected tags.
+/// ir-isolate-ec2 wired to the emulator behind `sdk`, with the default policy's protected tags;
+/// the pre-state table is created first.
 pub async fn isolator(
+    sdk: &aws_config::SdkConfig,
+    config: ir_isolate_ec2::IsolateConfig,
+) -> ir_isolate_ec2::Isolator {
+    pre_state_store(sdk).await;
+    isolator_as(sdk, config)
+}
+
+/// ir-isolate-ec2 making every call with `sdk`'s credentials (e.g. the function's own
+/// principal), on an emulator whose pre-state table exists.
+pub fn isolator_as(
     sdk: &aws_config::SdkConfig,
     config: ir_isolate_ec2::IsolateConfig,
 ) -> ir_isolate_ec2::Isolator {
@@ -293,7 +303,10 @@ pub async fn isolator(
         elbv2: aws_sdk_elasticloadbalancingv2::Client::new(sdk),
         iam: aws_sdk_iam::Client::new(sdk),
         safety: safety(sdk),
-        pre_state: pre_state_store(sdk).await,
+        pre_state: ir_core::prestate::PreStateStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            PRE_STATE_TABLE,
+        ),
         config,
     }
 }

@@ -177,17 +177,10 @@ pub async fn start_with(review_timeout_seconds: u32, delivery: Delivery) -> Pipe
     );
     pre_state_store(&sdk).await;
     let as_isolate = function_sdk(&moto, ir_isolate_ec2::FUNCTION_NAME).await;
-    let isolator = std::sync::Arc::new(ir_isolate_ec2::Isolator {
-        ec2: aws_sdk_ec2::Client::new(&as_isolate),
-        autoscaling: aws_sdk_autoscaling::Client::new(&as_isolate),
-        elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&as_isolate),
-        iam: aws_sdk_iam::Client::new(&as_isolate),
-        safety: safety(&as_isolate),
-        pre_state: pre_state_of(&as_isolate),
-        config: ir_isolate_ec2::IsolateConfig {
-            forensic_ingress_cidr: None,
-        },
-    });
+    let isolator = std::sync::Arc::new(crate::fixtures::isolator_as(
+        &as_isolate,
+        ir_isolate_ec2::IsolateConfig::default(),
+    ));
     invoke.register(
         "ir-isolate-ec2",
         handler(move |r| {
@@ -336,8 +329,9 @@ pub async fn function_principal(
         .expect("function principal")
 }
 
-/// SDK configuration signing as `function`'s own principal: exactly its declared permissions.
-async fn function_sdk(moto: &MotoServer, function: &str) -> aws_config::SdkConfig {
+/// SDK configuration signing as `function`'s own principal: exactly its declared permissions
+/// (on a server started with [`MotoServer::start_enforcing_iam`]).
+pub async fn function_sdk(moto: &MotoServer, function: &str) -> aws_config::SdkConfig {
     let credentials = function_principal(moto, &format!("fn-{function}"), function).await;
     moto.sdk_config_as(credentials).await
 }

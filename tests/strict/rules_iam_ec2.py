@@ -149,6 +149,75 @@ def check_spot_termination(response: Any, params: dict[str, Any]) -> None:
         )
 
 
+NACL_RULES_PER_DIRECTION = 20
+
+
+def _truthy(value: Any) -> bool:
+    return str(value).lower() in ("true", "1")
+
+
+def _network_acl(response: Any, params: dict[str, Any]) -> Any:
+    from moto.ec2.models import ec2_backends
+
+    try:
+        return ec2_backends[response.current_account][response.region].get_network_acl(
+            params.get("NetworkAclId")
+        )
+    except Exception:  # noqa: BLE001 - moto answers InvalidNetworkAclID.NotFound
+        return None
+
+
+@rule(
+    "ec2-nacl-rules-per-acl",
+    "ec2",
+    "NetworkAclEntryLimitExceeded",
+    "https://docs.aws.amazon.com/vpc/latest/userguide/amazon-vpc-limits.html#vpc-limits-nacls",
+)
+@on_request("ec2", "CreateNetworkAclEntry")
+def check_nacl_rule_count(response: Any, params: dict[str, Any]) -> None:
+    """A network ACL holds at most 20 inbound and 20 outbound rules (default quota, IPv4 and
+    IPv6 together, the default `*` deny rules included): CreateNetworkAclEntry beyond that is
+    refused. Source: Amazon VPC quotas, "Network ACLs", "Inbound or outbound rules per network
+    ACL"; the code from the EC2 API error codes."""
+    acl = _network_acl(response, params)
+    if acl is None:
+        return
+    egress = _truthy(params.get("Egress"))
+    same_way = [e for e in acl.network_acl_entries if _truthy(e.egress) == egress]
+    if len(same_way) >= NACL_RULES_PER_DIRECTION:
+        raise StrictError(
+            "NetworkAclEntryLimitExceeded",
+            f"The maximum number of {'egress' if egress else 'ingress'} entries for network ACL "
+            f"'{params.get('NetworkAclId')}' has been reached.",
+        )
+
+
+@rule(
+    "ec2-nacl-entry-not-found",
+    "ec2",
+    "InvalidNetworkAclEntry.NotFound",
+    "https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html",
+)
+@on_request("ec2", "DeleteNetworkAclEntry")
+def check_nacl_entry_exists(response: Any, params: dict[str, Any]) -> None:
+    """DeleteNetworkAclEntry of a rule number the ACL does not have (in that direction) is
+    refused with InvalidNetworkAclEntry.NotFound (moto would answer 500). Source: EC2 API
+    error codes."""
+    acl = _network_acl(response, params)
+    if acl is None:
+        return
+    egress = _truthy(params.get("Egress"))
+    number = int(params.get("RuleNumber") or 0)
+    if not any(
+        _truthy(e.egress) == egress and int(e.rule_number) == number
+        for e in acl.network_acl_entries
+    ):
+        raise StrictError(
+            "InvalidNetworkAclEntry.NotFound",
+            f"The network ACL entry identified by {number} could not be found.",
+        )
+
+
 @rule(
     "elbv2-register-target-vpc",
     "elbv2",

@@ -120,6 +120,7 @@ async fn isolator(sdk: &aws_config::SdkConfig, forensic_ingress_cidr: Option<&st
         sdk,
         IsolateConfig {
             forensic_ingress_cidr: forensic_ingress_cidr.map(|c| c.parse().expect("CIDR")),
+            ..IsolateConfig::default()
         },
     )
     .await

@@ -121,9 +121,7 @@ async fn isolator(s: &Setup, ec2: aws_sdk_ec2::Client) -> Isolator {
         iam: aws_sdk_iam::Client::new(&s.sdk),
         safety: safety(&s.sdk),
         pre_state: pre_state_store(&s.sdk).await,
-        config: IsolateConfig {
-            forensic_ingress_cidr: None,
-        },
+        config: IsolateConfig::default(),
     }
 }
 

@@ -2,7 +2,6 @@
 
 use crate::error::ConfigError;
 
-/// A required setting.
 /// The non-empty, trimmed items of a comma-separated list (`a, b,,c` → `a`, `b`, `c`).
 pub fn csv_list(list: &str) -> Vec<String> {
     list.split(',')
@@ -12,6 +11,7 @@ pub fn csv_list(list: &str) -> Vec<String> {
         .collect()
 }
 
+/// A required setting.
 pub fn env_required(name: &'static str) -> Result<String, ConfigError> {
     match std::env::var(name) {
         Ok(v) if !v.trim().is_empty() => Ok(v),

@@ -2,10 +2,13 @@
 
 use ir_core::ConfigError;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct IsolateConfig {
     /// `IR_FORENSIC_INGRESS_CIDR`: lets responders reach the instance on TCP 22.
     pub forensic_ingress_cidr: Option<ipnet::IpNet>,
+    /// `IR_NACL_ISOLATION`: also deny the instance's addresses in every network ACL of its VPC
+    /// (cuts flows through NAT gateways, load balancers and endpoints in other subnets).
+    pub nacl_isolation: bool,
 }
 
 impl IsolateConfig {
@@ -22,6 +25,7 @@ impl IsolateConfig {
         };
         Ok(IsolateConfig {
             forensic_ingress_cidr: cidr,
+            nacl_isolation: ir_core::config::env_bool_strict("IR_NACL_ISOLATION")?.unwrap_or(false),
         })
     }
 }

@@ -46,6 +46,8 @@ impl Isolator {
         // Then out of the load balancers, whose flows security groups do not cut.
         self.leave_target_groups(runner, instance_id, obs).await?;
         self.swap_enis(runner, obs, &pre.vpc_id).await?;
+        // With IR_NACL_ISOLATION, the subnet-level cut of what the groups cannot cut.
+        self.deny_in_acls(runner, obs).await?;
         self.keep_alive(runner, instance_id, obs).await?;
         self.cut_role_credentials(runner, revoke, instance_id, obs)
             .await?;

@@ -3,8 +3,9 @@
 //! Contain, in order (each step recorded; dry-run records the plan):
 //! 1. `record-pre-state`: the instance's protection flags, shutdown behaviour, instance
 //!    profile, each ENI's security groups and the target groups it is registered in — the state
-//!    `release` restores — into the pre-state table ([`ir_core::prestate`]), unless an earlier response recorded them (the stored original
-//!    wins, so a repeat never records the isolated state as "original");
+//!    `release` restores — into the pre-state table ([`ir_core::prestate`]), unless an earlier
+//!    response recorded them (the stored original wins, so a repeat never records the isolated
+//!    state as "original");
 //! 2. Auto Scaling: `asg-protect-from-scale-in`, `asg-detach` (desired capacity kept, so a
 //!    replacement launches; detaching also deregisters it from the group's load balancers and
 //!    target groups). This comes before the swap: an isolated instance fails its health checks
@@ -19,7 +20,10 @@
 //! 5. per ENI, `untrack-<eni>` then `isolate-<eni>`: swap to the untracked group, then to the
 //!    isolation group, so established (tracked) attacker sessions are cut rather than kept
 //!    alive. If `isolate-<eni>` fails, `close-untracked-<eni>` puts the isolation group (else the
-//!    original groups) back at once: an ENI is never left in the allow-all group;
+//!    original groups) back at once: an ENI is never left in the allow-all group.
+//!    With `IR_NACL_ISOLATION`, then `nacl-deny-<acl>` for every network ACL of the VPC: deny
+//!    rules for each of the instance's addresses, in front of the allows (see `nacl.rs` for
+//!    what that cuts and what AWS may refuse);
 //! 6. `enable-termination-protection`, `enable-stop-protection`, `shutdown-behaviour-stop`. What
 //!    AWS refuses for the instance (termination protection on Spot, `stop` on an instance-store
 //!    root) is recorded as skipped with AWS's answer, and the playbook goes on;
@@ -30,12 +34,12 @@
 //!    `disassociate-instance-profile`;
 //! 8. `tag-isolated`: `ir:status=isolated`, `ir:incident-id`.
 //!
-//! Release restores ENI groups, flags, shutdown behaviour and the instance profile, removes the
-//! instance's revoke policy from the recorded roles, registers a standalone instance in its
-//! recorded target groups again (`register-<target group>`), tags `ir:status=released` and
-//! marks the stored pre-state released. It does not re-attach the instance to its Auto Scaling
-//! group (that would change capacity, and re-attaching brings back its target groups): the
-//! record says so.
+//! Release restores ENI groups (and removes the network ACL deny rules the response added),
+//! flags, shutdown behaviour and the instance profile, removes the instance's revoke policy
+//! from the recorded roles, registers a standalone instance in its recorded target groups
+//! again (`register-<target group>`), tags `ir:status=released` and marks the stored pre-state
+//! released. It does not re-attach the instance to its Auto Scaling group (that would change
+//! capacity, and re-attaching brings back its target groups): the record says so.
 //!
 //! Every AWS call is declared as a [`Permission`] beside the code that makes it; [`permissions`]
 //! is the function's whole IAM policy.
@@ -44,6 +48,7 @@ mod config;
 mod contain;
 mod ec2;
 mod elbv2;
+mod nacl;
 mod observe;
 mod release;
 
@@ -61,6 +66,7 @@ use serde::{Deserialize, Serialize};
 
 pub use config::IsolateConfig;
 pub use elbv2::Registration;
+pub use nacl::DenyEntry;
 
 pub const FUNCTION_NAME: &str = "ir-isolate-ec2";
 
@@ -72,6 +78,7 @@ pub fn permissions() -> Vec<Permission> {
         observe::PERMISSIONS,
         ec2::PERMISSIONS,
         elbv2::PERMISSIONS,
+        nacl::PERMISSIONS,
         contain::PERMISSIONS,
         release::PERMISSIONS,
         GUARD_RAILS,
@@ -111,6 +118,13 @@ pub struct Ec2PreState {
     /// Where load balancers sent traffic to it (empty in records from before this field).
     #[serde(rename = "tg", default)]
     pub target_registrations: Vec<Registration>,
+    /// Every address of the instance (IPv4 and IPv6) before isolation.
+    #[serde(rename = "ip", default)]
+    pub addresses: Vec<String>,
+    /// Network ACL rules denying one of those addresses that were there before the response
+    /// (release leaves them; read only with `IR_NACL_ISOLATION`).
+    #[serde(rename = "na", default)]
+    pub acl_denies_before: Vec<DenyEntry>,
 }
 
 /// The live view of the instance this run works from.
@@ -124,6 +138,11 @@ pub struct Observed {
     role_names: Vec<String>,
     auto_scaling_group: Option<String>,
     target_registrations: Vec<Registration>,
+    addresses: Vec<String>,
+    /// The VPC's network ACLs (read only with `IR_NACL_ISOLATION`).
+    network_acls: Vec<nacl::Acl>,
+    /// The account the instance belongs to (its reservation's owner).
+    owner: Option<String>,
 }
 
 fn err_text<E: std::error::Error>(e: E) -> String {

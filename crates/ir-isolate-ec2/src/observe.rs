@@ -56,12 +56,13 @@ impl Isolator {
             }
             Err(e) => return Err(read(DESCRIBE_INSTANCES.action, err_text(e))),
         };
-        let inst = out
+        let (owner, inst) = out
             .reservations()
             .iter()
-            .flat_map(|r| r.instances())
-            .find(|i| i.instance_id() == Some(instance_id))
+            .flat_map(|r| r.instances().iter().map(move |i| (r.owner_id(), i)))
+            .find(|(_, i)| i.instance_id() == Some(instance_id))
             .ok_or_else(|| ContainmentError::NotFound(instance_id.to_string()))?;
+        let owner = owner.map(str::to_string);
         let vpc_id = inst
             .vpc_id()
             .ok_or_else(|| read("instance VPC", "instance is not in a VPC".into()))?
@@ -167,6 +168,13 @@ impl Isolator {
         let target_registrations = self
             .target_registrations(&vpc_id, instance_id, &addresses)
             .await?;
+        let network_acls = match self.config.nacl_isolation {
+            true => {
+                let vpc = Filter::builder().name("vpc-id").values(&vpc_id).build();
+                self.network_acls(vpc).await?
+            }
+            false => Vec::new(),
+        };
         Ok(Observed {
             vpc_id,
             tags,
@@ -181,6 +189,9 @@ impl Isolator {
             role_names,
             auto_scaling_group,
             target_registrations,
+            addresses,
+            network_acls,
+            owner,
         })
     }
 
@@ -244,5 +255,7 @@ pub(crate) fn observed_pre_state(instance_id: &str, obs: &Observed) -> Ec2PreSta
         role_names: obs.role_names.clone(),
         auto_scaling_group: obs.auto_scaling_group.clone(),
         target_registrations: obs.target_registrations.clone(),
+        addresses: obs.addresses.clone(),
+        acl_denies_before: crate::nacl::preexisting(&obs.network_acls, &obs.addresses),
     }
 }

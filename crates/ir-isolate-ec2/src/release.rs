@@ -33,6 +33,7 @@ impl Isolator {
         pre: &Ec2PreState,
     ) -> Result<(), StepFailed> {
         self.restore_groups(runner, obs, pre).await?;
+        self.remove_acl_denies(runner, obs, pre).await?;
         self.restore_instance(runner, instance_id, obs, pre).await?;
         self.restore_profile(runner, instance_id, obs, pre).await?;
         match &pre.auto_scaling_group {

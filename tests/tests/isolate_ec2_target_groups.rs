@@ -1,5 +1,6 @@
-//! ir-isolate-ec2 and what security groups alone do not cut: load balancers (the instance is
-//! deregistered from its target groups before the swap, and registered again on release).
+//! ir-isolate-ec2 and load balancers: the instance is deregistered from its target groups
+//! before the swap (their flows are tracked whatever the security groups say), and registered
+//! again on release.
 
 use aws_sdk_ec2::types::InstanceType;
 use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetTypeEnum};
@@ -92,13 +93,7 @@ async fn lb_world() -> Lb {
         .unwrap()
         .to_string();
     register(&other, &neighbour, 80).await.unwrap();
-    let isolator = isolator(
-        &sdk,
-        IsolateConfig {
-            forensic_ingress_cidr: None,
-        },
-    )
-    .await;
+    let isolator = isolator(&sdk, IsolateConfig::default()).await;
     let mut e = event_json("guardduty-ec2-c2-activity.json");
     e["detail"]["resource"]["instanceDetails"]["instanceId"] = instance_id.clone().into();
     let triage = live_triage(&sdk, "incidents").await;
