@@ -120,7 +120,13 @@ class ValidCallsTest(unittest.TestCase):
         iam.get_instance_profile(InstanceProfileName="app-profile")
         sts = self.c("sts")
         sts.get_caller_identity()
-        sts.assume_role(RoleArn=role, RoleSessionName="ir-responder@inc-42", DurationSeconds=900)
+        member = iam.create_role(RoleName="ir-member", AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+                "Condition": {"StringEquals": {"sts:ExternalId": "ir-ext-1"}}}]}))["Role"]["Arn"]
+        sts.assume_role(RoleArn=member, RoleSessionName="ir-responder@inc-42", DurationSeconds=900,
+                        ExternalId="ir-ext-1")
+        del role
 
     def test_s3(self):
         s3 = self.c("s3")

@@ -180,7 +180,7 @@ class ModelConstraintTest(StrictCase):
         for name in ("model-constraints-query", "s3-tag-syntax", "s3-bucket-policy-size",
                      "s3-block-public-policy", "iam-inline-policy-aggregate-size",
                      "iam-tags-per-resource", "ec2-tag-restrictions", "ec2-spot-termination-protection", "elbv2-register-target-vpc",
-                     "ec2-nacl-rules-per-acl", "ec2-nacl-entry-not-found",
+                     "ec2-nacl-rules-per-acl", "ec2-nacl-entry-not-found", "sts-assume-role-trust",
                      "dynamodb-item-size", "sfn-data-limit", "lambda-function-url-public-access"):
             self.assertIn(name, names)
         for r in rules:
@@ -354,6 +354,21 @@ class IamEc2RulesTest(StrictCase):
         ec2.delete_network_acl_entry(NetworkAclId=acl_id, RuleNumber=1, Egress=True)
         self.assertRefused(lambda: ec2.delete_network_acl_entry(
             NetworkAclId=acl_id, RuleNumber=1, Egress=True), "InvalidNetworkAclEntry.NotFound")
+
+    def test_assume_role_trust(self):
+        iam, sts = self.c("iam"), self.c("sts")
+        trust = lambda principal, condition=None: json.dumps({"Version": "2012-10-17", "Statement": [  # noqa: E731
+            dict({"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": principal},
+                 **({"Condition": condition} if condition else {}))]})
+        arn = lambda name: f"arn:aws:iam::123456789012:role/{name}"  # noqa: E731
+        iam.create_role(RoleName="lambda-only", AssumeRolePolicyDocument=trust({"Service": "lambda.amazonaws.com"}))
+        iam.create_role(RoleName="member", AssumeRolePolicyDocument=trust(
+            {"AWS": "arn:aws:iam::123456789012:root"}, {"StringEquals": {"sts:ExternalId": "ext-1"}}))
+        for role, external_id in (("missing", None), ("lambda-only", None), ("member", None), ("member", "other")):
+            kwargs = {"ExternalId": external_id} if external_id else {}
+            self.assertRefused(lambda: sts.assume_role(RoleArn=arn(role), RoleSessionName="ir-inc-1", **kwargs),
+                               "AccessDenied", 403, contains="not authorized to perform: sts:AssumeRole")
+        sts.assume_role(RoleArn=arn("member"), RoleSessionName="ir-inc-1", ExternalId="ext-1")
 
     def test_target_in_another_vpc(self):
         ec2, elbv2 = self.c("ec2"), self.c("elbv2")

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 
+pub mod accounts;
 pub mod eventbridge;
 pub mod fixtures;
 pub mod invoke;
@@ -67,8 +68,8 @@ pub struct MotoServer {
 }
 
 /// Requests moto serves without checking IAM when it enforces IAM: the three that create the
-/// harness's administrator (user, policy, access key).
-const UNAUTHENTICATED_SETUP_CALLS: &str = "3";
+/// harness's administrator (user, policy, access key), in each account.
+const UNAUTHENTICATED_SETUP_CALLS: usize = 3;
 
 /// Workspace root (the parent of this crate).
 pub fn workspace_root() -> PathBuf {
@@ -178,8 +179,21 @@ impl MotoServer {
     /// (moto's `INITIAL_NO_AUTH_ACTION_COUNT`). [`MotoServer::sdk_config`] then signs as that
     /// administrator; [`MotoServer::principal`] makes a principal with exactly a given policy.
     pub async fn start_enforcing_iam(env: &[(&str, &str)]) -> Result<MotoServer, HarnessError> {
-        let mut env = env.to_vec();
-        env.push(("INITIAL_NO_AUTH_ACTION_COUNT", UNAUTHENTICATED_SETUP_CALLS));
+        MotoServer::start_enforcing_iam_in(env, 1).await
+    }
+
+    /// [`MotoServer::start_enforcing_iam`], leaving room for `accounts - 1` more administrators
+    /// ([`accounts::member_administrator`]).
+    pub(crate) async fn start_enforcing_iam_in(
+        env: &[(&str, &str)],
+        accounts: usize,
+    ) -> Result<MotoServer, HarnessError> {
+        let mut env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        env.push((
+            "INITIAL_NO_AUTH_ACTION_COUNT",
+            (UNAUTHENTICATED_SETUP_CALLS * accounts).to_string(),
+        ));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let mut server = MotoServer::start_with_env(&env)?;
         let admin = server
             .principal(

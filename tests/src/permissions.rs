@@ -51,6 +51,38 @@ pub fn undeclared_calls(function: &str, record: &serde_json::Value) -> Vec<Strin
         .collect()
 }
 
+/// The member role's policy (what `infra/member/` grants in each member account) in the
+/// emulator: the declared statements of `functions` that act on the resource, i.e. all but
+/// those on the administrator account's own resources (kill switch, tables, evidence bucket and
+/// key: named placeholders) and the role assumption itself; `tokens` name the member account.
+pub fn member_policy(functions: &[&str], tokens: &[(&str, &str)]) -> String {
+    let declared = declared();
+    let mut statements: Vec<serde_json::Value> = Vec::new();
+    for function in functions {
+        let policy: serde_json::Value = serde_json::from_str(&emulator_policy_of(
+            &member_permissions(&declared, function),
+            tokens,
+        ))
+        .unwrap_or_default();
+        statements.extend(policy["Statement"].as_array().cloned().unwrap_or_default());
+    }
+    serde_json::json!({"Version": "2012-10-17", "Statement": statements}).to_string()
+}
+
+/// What of `function`'s declarations the member role carries (see [`member_policy`]).
+pub fn member_permissions(
+    declared: &BTreeMap<&'static str, Vec<Permission>>,
+    function: &str,
+) -> Vec<Permission> {
+    declared
+        .get(function)
+        .into_iter()
+        .flatten()
+        .filter(|p| !p.resource.starts_with('{') && p.action != "sts:AssumeRole")
+        .cloned()
+        .collect()
+}
+
 /// The policy document a function's principal gets in the emulator: its declared statements,
 /// placeholders filled for the local pipeline (`tokens`: placeholder → value). moto compares
 /// resource ARNs only for S3 and IAM roles (for other services the request's resource is `*`, so
@@ -61,8 +93,11 @@ pub fn undeclared_calls(function: &str, record: &serde_json::Value) -> Vec<Strin
 /// (`infra/permissions.json`, checked by tests/permissions.rs).
 pub fn emulator_policy(function: &str, tokens: &[(&str, &str)]) -> String {
     let declared = declared();
-    let permissions = declared.get(function).cloned().unwrap_or_default();
-    let statements: Vec<serde_json::Value> = statements(&permissions)
+    emulator_policy_of(&declared.get(function).cloned().unwrap_or_default(), tokens)
+}
+
+fn emulator_policy_of(permissions: &[Permission], tokens: &[(&str, &str)]) -> String {
+    let statements: Vec<serde_json::Value> = statements(permissions)
         .into_iter()
         .filter_map(|s| {
             let mut resource = s.resource.to_string();

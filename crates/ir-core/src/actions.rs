@@ -36,6 +36,9 @@ pub enum ContainmentError {
     /// The message is the partial record as JSON (steps completed, the failed step, the error).
     #[error("containment incomplete: {}", serde_json::to_string(.0).unwrap_or_default())]
     Partial(Box<ContainmentRecord>),
+    /// The resource's account or Region cannot be reached (nothing was changed).
+    #[error(transparent)]
+    Unreachable(#[from] crate::member::ReachError),
 }
 
 impl ContainmentError {
@@ -45,6 +48,7 @@ impl ContainmentError {
             ContainmentError::NotFound(_) => "ResourceNotFound",
             ContainmentError::Read { .. } => "ReadFailed",
             ContainmentError::Partial(_) => "ContainmentFailed",
+            ContainmentError::Unreachable(e) => e.error_type(),
         }
     }
 }

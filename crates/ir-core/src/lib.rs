@@ -19,6 +19,7 @@ pub mod finding;
 pub mod gate;
 pub mod incident;
 pub mod killswitch;
+pub mod member;
 pub mod permissions;
 pub mod playbook;
 pub mod policy;

@@ -152,3 +152,23 @@ pub async fn run<P: Playbook>(
         .finish(request.mode, started, pre, result, dry_run)
         .into_result()
 }
+
+/// A playbook that can be pointed at another account and Region: the same settings, with the
+/// clients that touch the resource built from `sdk` (kill switch and pre-state stay where they
+/// are).
+pub trait Relocatable: Playbook + Sized {
+    fn relocated(&self, sdk: &aws_config::SdkConfig) -> Self;
+}
+
+/// [`run`] where the request's resource lives: its Region, and its account through the member
+/// role ([`crate::member`]). A place that cannot be reached is a typed error before any call
+/// on the resource.
+pub async fn run_where_it_lives<P: Relocatable>(
+    playbook: &P,
+    reach: &crate::member::Reach,
+    request: ContainmentRequest,
+) -> Result<ContainmentRecord, ContainmentError> {
+    let place = crate::member::Place::of(&request.decision.incident)?;
+    let sdk = reach.sdk_for(&place, &request.decision.incident_id).await?;
+    run(&playbook.relocated(&sdk), request).await
+}

@@ -59,8 +59,9 @@ use ir_core::actions::{
     Runner, Safety, StepFailed,
 };
 use ir_core::incident::Resource;
+use ir_core::member::Reach;
 use ir_core::permissions::{union, Permission, KILL_SWITCH_READ, SELF_ROLES};
-use ir_core::playbook::{Playbook, Refusal};
+use ir_core::playbook::{Playbook, Refusal, Relocatable};
 use ir_core::prestate::{PreStateKey, PreStateStore};
 use serde::{Deserialize, Serialize};
 
@@ -73,7 +74,7 @@ pub const FUNCTION_NAME: &str = "ir-isolate-ec2";
 /// Every AWS call this function makes.
 pub fn permissions() -> Vec<Permission> {
     union(&[
-        &[KILL_SWITCH_READ],
+        &[KILL_SWITCH_READ, ir_core::member::ASSUME_MEMBER_ROLE],
         ir_core::prestate::PERMISSIONS,
         observe::PERMISSIONS,
         ec2::PERMISSIONS,
@@ -241,11 +242,34 @@ pub struct Isolator {
 }
 
 impl Isolator {
-    /// The Lambda handler body: the shared playbook skeleton ([`ir_core::playbook::run`]).
+    /// The playbook in this function's own account and Region: the shared skeleton
+    /// ([`ir_core::playbook::run`]).
     pub async fn handle(
         &self,
         req: ContainmentRequest,
     ) -> Result<ContainmentRecord, ContainmentError> {
         ir_core::playbook::run(self, req).await
+    }
+
+    /// The Lambda handler body: the playbook where the instance lives (its Region, and its
+    /// account through the member role).
+    pub async fn handle_where_it_lives(
+        &self,
+        reach: &Reach,
+        req: ContainmentRequest,
+    ) -> Result<ContainmentRecord, ContainmentError> {
+        ir_core::playbook::run_where_it_lives(self, reach, req).await
+    }
+}
+
+impl Relocatable for Isolator {
+    fn relocated(&self, sdk: &aws_config::SdkConfig) -> Isolator {
+        Isolator {
+            ec2: aws_sdk_ec2::Client::new(sdk),
+            autoscaling: aws_sdk_autoscaling::Client::new(sdk),
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(sdk),
+            iam: aws_sdk_iam::Client::new(sdk),
+            ..self.clone()
+        }
     }
 }

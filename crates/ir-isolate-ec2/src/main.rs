@@ -23,10 +23,11 @@ async fn main() -> Result<(), Error> {
         pre_state: ir_core::prestate::PreStateStore::from_env(aws_sdk_dynamodb::Client::new(&sdk))?,
         config,
     };
-    let isolator = &isolator;
+    let reach = ir_core::member::Reach::from_env(sdk).await?;
+    let (isolator, reach) = (&isolator, &reach);
     run(service_fn(
         move |event: LambdaEvent<ContainmentRequest>| async move {
-            isolator.handle(event.payload).await
+            isolator.handle_where_it_lives(reach, event.payload).await
         },
     ))
     .await

@@ -50,7 +50,7 @@ pub const FUNCTION_NAME: &str = "ir-lockdown-s3";
 /// Every AWS call this function makes.
 pub fn permissions() -> Vec<Permission> {
     union(&[
-        &[KILL_SWITCH_READ],
+        &[KILL_SWITCH_READ, ir_core::member::ASSUME_MEMBER_ROLE],
         ir_core::prestate::PERMISSIONS,
         observe::PERMISSIONS,
         s3::PERMISSIONS,
@@ -163,11 +163,34 @@ pub struct LockdownS3 {
 }
 
 impl LockdownS3 {
-    /// The Lambda handler body: the shared playbook skeleton ([`ir_core::playbook::run`]).
+    /// The playbook in this function's own account and Region: the shared skeleton
+    /// ([`ir_core::playbook::run`]).
     pub async fn handle(
         &self,
         req: ContainmentRequest,
     ) -> Result<ContainmentRecord, ContainmentError> {
         ir_core::playbook::run(self, req).await
+    }
+
+    /// The Lambda handler body: the playbook where the resource lives (its Region, and its
+    /// account through the member role).
+    pub async fn handle_where_it_lives(
+        &self,
+        reach: &ir_core::member::Reach,
+        req: ContainmentRequest,
+    ) -> Result<ContainmentRecord, ContainmentError> {
+        ir_core::playbook::run_where_it_lives(self, reach, req).await
+    }
+}
+
+impl ir_core::playbook::Relocatable for LockdownS3 {
+    fn relocated(&self, sdk: &aws_config::SdkConfig) -> LockdownS3 {
+        let s3 = aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(ir_core::aws::s3_force_path_style())
+            .build();
+        LockdownS3 {
+            s3: aws_sdk_s3::Client::from_conf(s3),
+            ..self.clone()
+        }
     }
 }

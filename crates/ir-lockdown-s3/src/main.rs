@@ -25,10 +25,11 @@ async fn main() -> Result<(), Error> {
         pre_state: ir_core::prestate::PreStateStore::from_env(aws_sdk_dynamodb::Client::new(&sdk))?,
         config,
     };
-    let lockdown = &lockdown;
+    let reach = ir_core::member::Reach::from_env(sdk).await?;
+    let (lockdown, reach) = (&lockdown, &reach);
     run(service_fn(
         move |event: LambdaEvent<ContainmentRequest>| async move {
-            lockdown.handle(event.payload).await
+            lockdown.handle_where_it_lives(reach, event.payload).await
         },
     ))
     .await

@@ -65,7 +65,12 @@ const SNAPSHOTS: &[ir_core::permissions::Permission] = {
 /// Every AWS call this function makes: read-only towards the resource, writes only to the
 /// evidence bucket and new snapshots.
 pub fn permissions() -> Vec<ir_core::permissions::Permission> {
-    ir_core::permissions::union(&[collect::PERMISSIONS, SNAPSHOTS, manifest::PERMISSIONS])
+    ir_core::permissions::union(&[
+        collect::PERMISSIONS,
+        SNAPSHOTS,
+        manifest::PERMISSIONS,
+        &[ir_core::member::ASSUME_MEMBER_ROLE],
+    ])
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -154,17 +159,25 @@ pub struct EvidenceRecord {
 pub enum EvidenceError {
     #[error("could not write evidence to s3://{bucket}: {message}")]
     Store { bucket: String, message: String },
+    /// The resource's account or Region cannot be reached: nothing collected there.
+    #[error(transparent)]
+    Unreachable(#[from] ir_core::member::ReachError),
 }
 
 impl From<EvidenceError> for Diagnostic {
     fn from(e: EvidenceError) -> Diagnostic {
+        let error_type = match &e {
+            EvidenceError::Store { .. } => "EvidenceStoreFailed",
+            EvidenceError::Unreachable(r) => r.error_type(),
+        };
         Diagnostic {
-            error_type: "EvidenceStoreFailed".into(),
+            error_type: error_type.into(),
             error_message: e.to_string(),
         }
     }
 }
 
+#[derive(Clone)]
 pub struct Preserver {
     pub ec2: aws_sdk_ec2::Client,
     pub iam: aws_sdk_iam::Client,
@@ -191,6 +204,29 @@ fn collected(name: &'static str, source: &[&str], result: Result<Value, String>)
 }
 
 impl Preserver {
+    /// The Lambda handler body: collects where the resource lives (its Region, and its account
+    /// through the member role: instance, snapshots, IAM and CloudTrail there) and stores in
+    /// this account's evidence bucket.
+    pub async fn handle_where_it_lives(
+        &self,
+        reach: &ir_core::member::Reach,
+        req: EvidenceRequest,
+    ) -> Result<EvidenceRecord, EvidenceError> {
+        if req.decision.disposition != ir_core::Disposition::Respond {
+            return self.handle(req).await;
+        }
+        let place = ir_core::member::Place::of(&req.decision.incident)?;
+        let sdk = reach.sdk_for(&place, &req.decision.incident_id).await?;
+        let there = Preserver {
+            ec2: aws_sdk_ec2::Client::new(&sdk),
+            iam: aws_sdk_iam::Client::new(&sdk),
+            cloudtrail: aws_sdk_cloudtrail::Client::new(&sdk),
+            ..self.clone()
+        };
+        there.handle(req).await
+    }
+
+    /// Collects with this preserver's clients.
     pub async fn handle(&self, req: EvidenceRequest) -> Result<EvidenceRecord, EvidenceError> {
         let d = &req.decision;
         let mut audit = AuditTrail::new(FUNCTION_NAME, &d.incident_id);

@@ -20,9 +20,12 @@ async fn main() -> Result<(), Error> {
         cloudtrail: aws_sdk_cloudtrail::Client::new(&sdk),
         config,
     };
-    let preserver = &preserver;
+    let reach = ir_core::member::Reach::from_env(sdk).await?;
+    let (preserver, reach) = (&preserver, &reach);
     run(service_fn(
-        move |event: LambdaEvent<EvidenceRequest>| async move { preserver.handle(event.payload).await },
+        move |event: LambdaEvent<EvidenceRequest>| async move {
+            preserver.handle_where_it_lives(reach, event.payload).await
+        },
     ))
     .await
 }

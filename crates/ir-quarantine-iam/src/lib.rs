@@ -54,7 +54,7 @@ pub const FUNCTION_NAME: &str = "ir-quarantine-iam";
 /// Every AWS call this function makes.
 pub fn permissions() -> Vec<Permission> {
     union(&[
-        &[KILL_SWITCH_READ],
+        &[KILL_SWITCH_READ, ir_core::member::ASSUME_MEMBER_ROLE],
         ir_core::prestate::PERMISSIONS,
         observe::PERMISSIONS,
         iam::PERMISSIONS,
@@ -249,11 +249,31 @@ pub struct Quarantiner {
 }
 
 impl Quarantiner {
-    /// The Lambda handler body: the shared playbook skeleton ([`ir_core::playbook::run`]).
+    /// The playbook in this function's own account and Region: the shared skeleton
+    /// ([`ir_core::playbook::run`]).
     pub async fn handle(
         &self,
         req: ContainmentRequest,
     ) -> Result<ContainmentRecord, ContainmentError> {
         ir_core::playbook::run(self, req).await
+    }
+
+    /// The Lambda handler body: the playbook where the resource lives (its Region, and its
+    /// account through the member role).
+    pub async fn handle_where_it_lives(
+        &self,
+        reach: &ir_core::member::Reach,
+        req: ContainmentRequest,
+    ) -> Result<ContainmentRecord, ContainmentError> {
+        ir_core::playbook::run_where_it_lives(self, reach, req).await
+    }
+}
+
+impl ir_core::playbook::Relocatable for Quarantiner {
+    fn relocated(&self, sdk: &aws_config::SdkConfig) -> Quarantiner {
+        Quarantiner {
+            iam: aws_sdk_iam::Client::new(sdk),
+            ..self.clone()
+        }
     }
 }

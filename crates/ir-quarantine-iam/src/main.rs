@@ -20,10 +20,13 @@ async fn main() -> Result<(), Error> {
         pre_state: ir_core::prestate::PreStateStore::from_env(aws_sdk_dynamodb::Client::new(&sdk))?,
         config,
     };
-    let quarantiner = &quarantiner;
+    let reach = ir_core::member::Reach::from_env(sdk).await?;
+    let (quarantiner, reach) = (&quarantiner, &reach);
     run(service_fn(
         move |event: LambdaEvent<ContainmentRequest>| async move {
-            quarantiner.handle(event.payload).await
+            quarantiner
+                .handle_where_it_lives(reach, event.payload)
+                .await
         },
     ))
     .await
