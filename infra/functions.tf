@@ -172,6 +172,10 @@ resource "aws_sfn_state_machine" "response" {
       condition     = (var.jira_url == "") == (var.jira_credentials_secret == "") && (var.jira_url == "") == (length(var.approvers) == 0)
       error_message = "The review gate needs jira_url, jira_credentials_secret and approvers together (with jira_project and jira_webhook_secret), or none of them (no review gate)."
     }
+    precondition {
+      condition     = !var.organization_response || var.member_external_id != ""
+      error_message = "organization_response needs member_external_id (the same value as infra/member's external_id)."
+    }
   }
 }
 
@@ -319,30 +323,4 @@ resource "aws_cloudwatch_metric_alarm" "response" {
 moved {
   from = aws_cloudwatch_metric_alarm.failed_executions
   to   = aws_cloudwatch_metric_alarm.response["incident-response-failed"]
-}
-
-# --- multi-account: the role a central responder assumes in a member account -----------------
-
-resource "aws_iam_role" "member_response" {
-  count = var.member_account_trusted_principal == "" ? 0 : 1
-  name  = "${local.p}-member-response"
-  assume_role_policy = jsonencode({
-    Version   = "2012-10-17"
-    Statement = [{ Effect = "Allow", Principal = { AWS = var.member_account_trusted_principal }, Action = "sts:AssumeRole" }]
-  })
-}
-
-resource "aws_iam_role_policy" "member_response" {
-  count = var.member_account_trusted_principal == "" ? 0 : 1
-  name  = "containment-and-evidence"
-  role  = aws_iam_role.member_response[0].id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [for k in ["ir-isolate-ec2", "ir-quarantine-iam", "ir-lockdown-s3", "ir-preserve-evidence"] : {
-      Sid      = replace(k, "-", "")
-      Effect   = "Allow"
-      Resource = "*"
-      Action   = distinct(flatten([for st in local.permissions[k] : st.Action if !startswith(st.Resource, "{")]))
-    }]
-  })
 }

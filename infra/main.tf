@@ -55,7 +55,13 @@ locals {
       var.never_touch_principals
     ))
   }
-  containment_env = merge(local.common_env, { IR_PRE_STATE_TABLE = aws_dynamodb_table.pre_state.name })
+  # Where the resource lives: the functions compare the finding's account with this one, and
+  # assume <prefix>-member (infra/member/) in any other.
+  reach_env = merge(
+    { IR_ACCOUNT_ID = local.account, IR_PARTITION = local.partition },
+    var.organization_response ? { IR_MEMBER_ROLE_NAME = "${local.p}-member", IR_MEMBER_EXTERNAL_ID = var.member_external_id } : {},
+  )
+  containment_env = merge(local.common_env, local.reach_env, { IR_PRE_STATE_TABLE = aws_dynamodb_table.pre_state.name })
   notify_env = merge(
     {
       IR_SNS_TOPIC_ARN      = aws_sns_topic.alerts.arn
@@ -139,12 +145,12 @@ locals {
       statements = local.declared_statements["ir-lockdown-s3"]
     }
     "ir-preserve-evidence" = {
-      env = {
+      env = merge(local.reach_env, {
         RUST_LOG                   = "info"
         IR_EVIDENCE_BUCKET         = aws_s3_bucket.evidence.bucket
         IR_EVIDENCE_KMS_KEY_ID     = aws_kms_key.evidence.arn
         IR_EVIDENCE_RETENTION_DAYS = tostring(var.evidence_retention_days)
-      }
+      })
       statements = local.declared_statements["ir-preserve-evidence"]
     }
     "ir-notify" = {

@@ -162,10 +162,21 @@ variable "never_touch_principals" {
   default     = []
 }
 
-variable "member_account_trusted_principal" {
-  description = "Set in a member account to create the cross-account response role trusted by this ARN (multi-account); empty: none."
+variable "organization_response" {
+  description = "Act on resources in member accounts of the organization through their <prefix>-member role (deployed there by infra/member/), with member_external_id."
+  type        = bool
+  default     = false
+}
+
+variable "member_external_id" {
+  description = "The ExternalId the functions present to the member roles (the same value goes to infra/member's external_id). Required with organization_response."
   type        = string
   default     = ""
+  sensitive   = true
+  validation {
+    condition     = var.member_external_id == "" || (length(var.member_external_id) >= 2 && length(var.member_external_id) <= 1224 && can(regex("^[\\w+=,.@:/-]+$", var.member_external_id)))
+    error_message = "member_external_id: 2 to 1224 characters of letters, digits and +=,.@:/-_ (STS AssumeRole)."
+  }
 }
 
 variable "aws_endpoint" {

@@ -69,14 +69,108 @@ impl Tf {
             "-var=jira_url=https://example.atlassian.net".into(),
             "-var=jira_credentials_secret=secretsmanager:ir/jira".into(),
             "-var=slack_webhook_secret=ssm:/ir/slack-webhook".into(),
-            "-var=member_account_trusted_principal=arn:aws:iam::999988887777:role/ir-central"
-                .into(),
+            "-var=organization_response=true".into(),
+            "-var=member_external_id=ir-ext-test".into(),
             // moto 5.2.1 has no Security Hub action targets (CreateActionTarget is missing).
             "-var=create_securityhub_actions=false".into(),
             "-no-color".into(),
             "-input=false".into(),
         ]
     }
+}
+
+/// `infra/member/` in the same (emulated) account, after the administrator module: the member
+/// role trusts exactly the four acting functions' roles, with the ExternalId, under its
+/// boundary, with their declared statements; then it is destroyed.
+async fn member_module_applies(admin: &Tf, moto: &MotoServer, iam: &aws_sdk_iam::Client) {
+    let work = admin.work.join("member");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::copy(admin.work.join("cli.tfrc"), work.join("cli.tfrc")).unwrap();
+    let tf = Tf {
+        dir: workspace_file("infra/member"),
+        work: work.clone(),
+        endpoint: moto.endpoint().to_string(),
+    };
+    tf.run(&["init", "-input=false", "-no-color", "-lockfile=readonly"]);
+    let state = format!("-state={}", work.join("terraform.tfstate").display());
+    let vars = [
+        state.as_str(),
+        &format!("-var=aws_endpoint={}", moto.endpoint()),
+        "-var=administrator_account_id=123456789012",
+        "-var=external_id=ir-ext-test",
+        "-no-color",
+        "-input=false",
+    ];
+    let mut apply = vec!["apply", "-auto-approve"];
+    apply.extend(vars);
+    let out = tf.run(&apply);
+    assert!(out.contains("Apply complete!"), "{out}");
+    let role = iam.get_role().role_name("ir-member").send().await.unwrap();
+    let role = role.role().unwrap();
+    let trust = urlencoding_decode(role.assume_role_policy_document().unwrap_or_default());
+    let trust: serde_json::Value = serde_json::from_str(&trust).unwrap();
+    let principals = trust["Statement"][0]["Principal"]["AWS"].clone();
+    let mut principals: Vec<String> = serde_json::from_value(principals).unwrap();
+    principals.sort();
+    assert_eq!(
+        principals,
+        [
+            "isolate-ec2",
+            "lockdown-s3",
+            "preserve-evidence",
+            "quarantine-iam"
+        ]
+        .map(|f| format!("arn:aws:iam::123456789012:role/ir-{f}"))
+    );
+    assert_eq!(
+        trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"],
+        "ir-ext-test"
+    );
+    assert!(role
+        .permissions_boundary()
+        .and_then(|b| b.permissions_boundary_arn())
+        .is_some_and(|a| a.ends_with(":policy/ir-member-boundary")));
+    let policies = iam
+        .list_role_policies()
+        .role_name("ir-member")
+        .send()
+        .await
+        .unwrap();
+    let mut names = policies.policy_names().to_vec();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "ir-isolate-ec2",
+            "ir-lockdown-s3",
+            "ir-preserve-evidence",
+            "ir-quarantine-iam"
+        ]
+    );
+    let isolate = iam
+        .get_role_policy()
+        .role_name("ir-member")
+        .policy_name("ir-isolate-ec2")
+        .send()
+        .await
+        .unwrap();
+    let doc = urlencoding_decode(isolate.policy_document());
+    assert!(doc.contains("ec2:ModifyNetworkInterfaceAttribute"), "{doc}");
+    assert!(
+        !doc.contains("dynamodb:") && !doc.contains("ssm:GetParameter"),
+        "{doc}"
+    );
+    let mut destroy = vec!["destroy", "-auto-approve"];
+    destroy.extend(vars);
+    tf.run(&destroy);
+    assert!(iam.get_role().role_name("ir-member").send().await.is_err());
+}
+
+/// IAM returns policy documents URL-encoded.
+fn urlencoding_decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Placeholder zips where `cargo lambda build` would put them (moto stores, never runs, them).
@@ -254,12 +348,7 @@ async fn terraform_applies_and_destroys_against_the_emulator() {
         doc.contains("securityhub:BatchUpdateFindings") && doc.contains("sns:Publish"),
         "{doc}"
     );
-    assert!(iam
-        .get_role()
-        .role_name("ir-member-response")
-        .send()
-        .await
-        .is_ok());
+    member_module_applies(&tf, &moto, &iam).await;
     assert!(out.contains("approval_webhook_url"), "{out}");
     // Strict mode answers the function URL as Lambda would: 403 unless the function policy lets
     // the public invoke it through the URL (InvokeFunctionUrl with auth type NONE, and

@@ -193,9 +193,16 @@ impl Reach {
         }
     }
 
-    /// Reads the function's own account and partition (`sts:GetCallerIdentity`, which needs no
-    /// permission) and the member role settings from the environment.
+    /// The function's own account and partition from `IR_ACCOUNT_ID` / `IR_PARTITION`
+    /// (Terraform sets both), else from `sts:GetCallerIdentity` (which needs no permission);
+    /// the member role settings from the environment.
     pub async fn from_env(base: SdkConfig) -> Result<Reach, lambda_runtime::Error> {
+        let member = MemberRole::from_env()?;
+        let account = std::env::var("IR_ACCOUNT_ID").unwrap_or_default();
+        if !account.trim().is_empty() {
+            let partition = crate::config::env_or("IR_PARTITION", "aws");
+            return Ok(Reach::new(base, account.trim(), partition.trim(), member));
+        }
         let me = aws_sdk_sts::Client::new(&base)
             .get_caller_identity()
             .send()
@@ -207,12 +214,7 @@ impl Reach {
             .and_then(|a| a.split(':').nth(1))
             .unwrap_or("aws")
             .to_string();
-        Ok(Reach::new(
-            base,
-            &account,
-            &partition,
-            MemberRole::from_env()?,
-        ))
+        Ok(Reach::new(base, &account, &partition, member))
     }
 
     /// SDK configuration for `place`: its Region, and the member role's credentials when the

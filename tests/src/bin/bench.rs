@@ -138,6 +138,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Environment each function binary gets, as Terraform would set it, pointed at the emulator.
+/// The account of the sample findings in `events/`.
+const SAMPLE_ACCOUNT: &str = "111122223333";
+
 async fn function_env(
     p: &Pipeline,
     function: &str,
@@ -153,6 +156,9 @@ async fn function_env(
         ("AWS_EC2_METADATA_DISABLED", "true"),
         ("IR_S3_FORCE_PATH_STYLE", "true"),
         ("IR_KILL_SWITCH_PARAMETER", KILL_SWITCH),
+        // The sample findings' account: the emulator's resources stand for it, so the
+        // functions act with their own credentials (no member role).
+        ("IR_ACCOUNT_ID", SAMPLE_ACCOUNT),
         ("RUST_LOG", "info"),
     ]
     .into_iter()
