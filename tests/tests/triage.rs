@@ -284,6 +284,32 @@ async fn missing_kill_switch_parameter_is_disengaged_and_ir_dry_run_forces_dry_r
 }
 
 #[tokio::test]
+async fn an_account_the_policy_holds_to_dry_run_gets_a_planned_only_decision() {
+    let env = env().await;
+    create_incidents_table(&env.ddb, "incidents").await.unwrap();
+    let mut policy = LoadedPolicy::default_policy().unwrap();
+    policy.policy.accounts.dry_run = vec!["111122223333".into()];
+    let config = TriageConfig {
+        incidents_table: "incidents".into(),
+        kill_switch_parameter: KILL.into(),
+        dry_run: false,
+        state_machine_arn: None,
+    };
+    let triage = Triage::new(&config, policy, env.ssm.clone(), env.ddb.clone());
+    let out = triage
+        .handle(event_json("guardduty-ec2-c2-activity.json"))
+        .await
+        .expect("triage");
+    assert_eq!(out.primary.incident.account_id, "111122223333");
+    assert!(out.primary.dry_run && !out.primary.kill_switch_engaged);
+    assert!(out
+        .primary
+        .reasons
+        .iter()
+        .any(|r| r.contains("accounts.dry_run")));
+}
+
+#[tokio::test]
 async fn a_missing_dedupe_table_is_a_typed_retryable_error() {
     let env = env().await;
     let config = TriageConfig {

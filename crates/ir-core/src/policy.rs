@@ -262,6 +262,23 @@ pub struct Policy {
     /// `trusted_securityhub_products`, which also filters the EventBridge rule) adds to it.
     #[serde(default = "default_trusted_products")]
     pub trusted_products: Vec<String>,
+    /// Member accounts of the organization held back from automatic response.
+    #[serde(default)]
+    pub accounts: AccountScope,
+}
+
+/// Accounts (12-digit ids, or glob patterns over them) whose findings are answered more
+/// cautiously than the rules say: a production payments account can be notify-only while the
+/// response is trusted elsewhere, a newly enrolled account planned-only for its first weeks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountScope {
+    /// Evidence and notification only (tier `manual`), whatever the rules say.
+    #[serde(default)]
+    pub notify_only: Vec<String>,
+    /// Every containment step planned, none made (the decision's dry-run).
+    #[serde(default)]
+    pub dry_run: Vec<String>,
 }
 
 fn default_trusted_products() -> Vec<String> {
@@ -417,6 +434,9 @@ pub struct PolicyDecision {
     pub suppressed_by: Option<String>,
     /// Human-readable reasons, in the order they were applied.
     pub reasons: Vec<String>,
+    /// The policy plans this response only (the account is in `accounts.dry_run`).
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// Route from the primary resource, which the parser chose from GuardDuty's `resourceType`
@@ -585,6 +605,7 @@ impl Policy {
                 matched_rule: None,
                 suppressed_by: Some("archived".into()),
                 reasons: vec!["finding is archived at its source".into()],
+                dry_run: false,
             };
         }
         if let Some(s) = self.suppressions.iter().find(|s| s.matches(incident, now)) {
@@ -596,6 +617,7 @@ impl Policy {
                 matched_rule: None,
                 suppressed_by: Some(s.name.clone()),
                 reasons: vec![format!("suppressed by `{}`: {}", s.name, s.reason)],
+                dry_run: false,
             };
         }
 
@@ -718,6 +740,23 @@ impl Policy {
                 &mut tier,
             );
         }
+        let account = [incident.account_id.clone()];
+        if let Some(p) = first_match(&self.accounts.notify_only, &account) {
+            cap(
+                Tier::Manual,
+                format!(
+                    "account {} is notify-only (accounts.notify_only `{p}`)",
+                    incident.account_id
+                ),
+                &mut tier,
+            );
+        }
+        let dry_run = first_match(&self.accounts.dry_run, &account).map(|p| {
+            reasons.push(format!(
+                "dry-run: account {} is in accounts.dry_run (`{p}`)",
+                incident.account_id
+            ));
+        });
 
         PolicyDecision {
             disposition: Disposition::Respond,
@@ -727,6 +766,7 @@ impl Policy {
             matched_rule,
             suppressed_by: None,
             reasons,
+            dry_run: dry_run.is_some(),
         }
     }
 }

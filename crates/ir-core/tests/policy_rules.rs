@@ -220,3 +220,36 @@ tier = "auto"
     let d = p.policy.evaluate(&third_party, Utc::now());
     assert_eq!(d.tier, Tier::Approval, "{:?}", d.reasons);
 }
+
+#[test]
+fn member_accounts_can_be_held_to_notify_only_or_dry_run() {
+    let p = policy(
+        r#"
+[accounts]
+notify_only = ["111122223333"]
+dry_run = ["4444*"]
+
+[[rules]]
+name = "c2"
+tier = "auto"
+finding_types = ["Backdoor:EC2/C&CActivity*"]
+"#,
+    );
+    let mut i = incident("guardduty-ec2-c2-activity.json");
+    assert_eq!(i.account_id, "111122223333");
+    let d = p.policy.evaluate(&i, Utc::now());
+    assert_eq!(
+        (d.tier, d.dry_run),
+        (Tier::Manual, false),
+        "{:?}",
+        d.reasons
+    );
+    assert!(d.reasons.iter().any(|r| r.contains("notify-only")));
+    i.account_id = "444455556666".into();
+    let d = p.policy.evaluate(&i, Utc::now());
+    assert_eq!((d.tier, d.dry_run), (Tier::Auto, true), "{:?}", d.reasons);
+    i.account_id = "777788889999".into();
+    let d = p.policy.evaluate(&i, Utc::now());
+    assert_eq!((d.tier, d.dry_run), (Tier::Auto, false));
+    assert!(LoadedPolicy::from_toml("[accounts]\nnotify = [\"1\"]", "t").is_err());
+}

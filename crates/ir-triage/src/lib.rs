@@ -407,7 +407,7 @@ impl Triage {
             )),
         );
 
-        let mut dry_run = self.dry_run;
+        let mut dry_run = self.dry_run || decision.dry_run;
         if self.dry_run {
             reasons.push("dry-run forced by IR_DRY_RUN".into());
         }
