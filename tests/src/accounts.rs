@@ -48,7 +48,15 @@ impl Intercept for InAccount {
 /// An emulator enforcing IAM (as [`MotoServer::start_enforcing_iam`]) with an administrator in
 /// each of `members` too; returns its credentials per member, in order.
 pub async fn start(members: &[&str]) -> Result<(MotoServer, Vec<Credentials>), HarnessError> {
-    let moto = MotoServer::start_enforcing_iam_in(&[], members.len() + 1).await?;
+    start_with_env(&[], members).await
+}
+
+/// [`start`] with extra environment for the server.
+pub async fn start_with_env(
+    env: &[(&str, &str)],
+    members: &[&str],
+) -> Result<(MotoServer, Vec<Credentials>), HarnessError> {
+    let moto = MotoServer::start_enforcing_iam_in(env, members.len() + 1).await?;
     let mut credentials = Vec::new();
     for account in members {
         credentials.push(member_administrator(&moto, account).await?);

@@ -38,6 +38,32 @@ pub struct Pipeline {
     pub jira: MockServer,
     pub sfn: aws_sdk_sfn::Client,
     pub machine: String,
+    /// The administrator of the member account [`MEMBER_ACCOUNT`] (no member role deployed
+    /// until [`Pipeline::deploy_member_role`]).
+    pub member_admin: aws_credential_types::Credentials,
+}
+
+/// The account the sample findings name (`events/`): the emulator's own resources stand for
+/// it, so the functions act there with their own credentials.
+pub const SAMPLE_ACCOUNT: &str = "111122223333";
+/// A member account of the organization, reached through its member role.
+pub const MEMBER_ACCOUNT: &str = "111111111111";
+/// The member role's name (`<prefix>-member`) and the ExternalId the functions present.
+pub const MEMBER_ROLE: &str = "ir-member";
+pub const MEMBER_EXTERNAL_ID: &str = "ir-ext-pipeline";
+
+/// Where a function of the pipeline acts: with its own credentials for [`SAMPLE_ACCOUNT`],
+/// through [`MEMBER_ROLE`] elsewhere.
+fn reach(as_function: &aws_config::SdkConfig) -> std::sync::Arc<ir_core::member::Reach> {
+    std::sync::Arc::new(ir_core::member::Reach::new(
+        as_function.clone(),
+        SAMPLE_ACCOUNT,
+        "aws",
+        Some(ir_core::member::MemberRole {
+            name: MEMBER_ROLE.into(),
+            external_id: MEMBER_EXTERNAL_ID.into(),
+        }),
+    ))
 }
 
 /// The ASL with Terraform's placeholders filled the way `infra/` fills them (Jira configured,
@@ -86,9 +112,12 @@ pub async fn start_with(review_timeout_seconds: u32, delivery: Delivery) -> Pipe
     let invoke = InvokeServer::start().await.expect("invoke server");
     // IAM enforced: the harness acts as an administrator, each handler as a principal holding
     // exactly the permissions its crate declares (what Terraform gives its role).
-    let moto = MotoServer::start_enforcing_iam(&[("IR_LAMBDA_ENDPOINT", &invoke.endpoint())])
-        .await
-        .expect("moto");
+    let (moto, members) = crate::accounts::start_with_env(
+        &[("IR_LAMBDA_ENDPOINT", &invoke.endpoint())],
+        &[MEMBER_ACCOUNT],
+    )
+    .await
+    .expect("moto");
     moto.configure(r#"{"stepfunctions": {"execute_state_machine": true}}"#)
         .unwrap();
     let sdk = moto.sdk_config().await;
@@ -181,11 +210,12 @@ pub async fn start_with(review_timeout_seconds: u32, delivery: Delivery) -> Pipe
         &as_isolate,
         ir_isolate_ec2::IsolateConfig::default(),
     ));
+    let isolator_reach = reach(&as_isolate);
     invoke.register(
         "ir-isolate-ec2",
         handler(move |r| {
-            let i = isolator.clone();
-            async move { i.handle(r).await }
+            let (i, reach) = (isolator.clone(), isolator_reach.clone());
+            async move { i.handle_where_it_lives(&reach, r).await }
         }),
     );
     let as_quarantine = function_sdk(&moto, ir_quarantine_iam::FUNCTION_NAME).await;
@@ -197,11 +227,12 @@ pub async fn start_with(review_timeout_seconds: u32, delivery: Delivery) -> Pipe
             deactivate_all_keys: true,
         },
     });
+    let quarantiner_reach = reach(&as_quarantine);
     invoke.register(
         "ir-quarantine-iam",
         handler(move |r| {
-            let q = quarantiner.clone();
-            async move { q.handle(r).await }
+            let (q, reach) = (quarantiner.clone(), quarantiner_reach.clone());
+            async move { q.handle_where_it_lives(&reach, r).await }
         }),
     );
     let as_lockdown = function_sdk(&moto, ir_lockdown_s3::FUNCTION_NAME).await;
@@ -214,11 +245,12 @@ pub async fn start_with(review_timeout_seconds: u32, delivery: Delivery) -> Pipe
             object_lock: false,
         },
     });
+    let lockdown_reach = reach(&as_lockdown);
     invoke.register(
         "ir-lockdown-s3",
         handler(move |r| {
-            let l = lockdown.clone();
-            async move { l.handle(r).await }
+            let (l, reach) = (lockdown.clone(), lockdown_reach.clone());
+            async move { l.handle_where_it_lives(&reach, r).await }
         }),
     );
     let as_evidence = function_sdk(&moto, ir_preserve_evidence::FUNCTION_NAME).await;
@@ -237,11 +269,12 @@ pub async fn start_with(review_timeout_seconds: u32, delivery: Delivery) -> Pipe
             snapshots: true,
         },
     });
+    let preserver_reach = reach(&as_evidence);
     invoke.register(
         "ir-preserve-evidence",
         handler(move |r| {
-            let p = preserver.clone();
-            async move { p.handle(r).await }
+            let (p, reach) = (preserver.clone(), preserver_reach.clone());
+            async move { p.handle_where_it_lives(&reach, r).await }
         }),
     );
     let notify_config = ir_notify::NotifyConfig {
@@ -305,6 +338,7 @@ pub async fn start_with(review_timeout_seconds: u32, delivery: Delivery) -> Pipe
         jira,
         sfn,
         machine,
+        member_admin: members[0].clone(),
     }
 }
 
@@ -502,6 +536,57 @@ impl Pipeline {
             .into_iter()
             .map(|c| (c.function, c.error_type))
             .collect()
+    }
+}
+
+impl Pipeline {
+    /// SDK configuration acting in [`MEMBER_ACCOUNT`] (its administrator), in `region`.
+    pub async fn in_member(&self, region: &str) -> aws_config::SdkConfig {
+        self.moto
+            .sdk_config_as(self.member_admin.clone())
+            .await
+            .into_builder()
+            .region(aws_config::Region::new(region.to_string()))
+            .build()
+    }
+
+    /// Deploys in [`MEMBER_ACCOUNT`] what `infra/member/` deploys: [`MEMBER_ROLE`], trusted by
+    /// the four acting functions' principals with [`MEMBER_EXTERNAL_ID`], holding their declared
+    /// statements on resources.
+    pub async fn deploy_member_role(&self) {
+        let acting = [
+            ir_isolate_ec2::FUNCTION_NAME,
+            ir_quarantine_iam::FUNCTION_NAME,
+            ir_lockdown_s3::FUNCTION_NAME,
+            ir_preserve_evidence::FUNCTION_NAME,
+        ];
+        let principals: Vec<String> = acting
+            .iter()
+            .map(|f| format!("arn:aws:iam::123456789012:user/fn-{f}"))
+            .collect();
+        let trust = json!({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": principals},
+            "Condition": {"StringEquals": {"sts:ExternalId": MEMBER_EXTERNAL_ID}}}]});
+        let iam = aws_sdk_iam::Client::new(&self.in_member("us-east-1").await);
+        iam.create_role()
+            .role_name(MEMBER_ROLE)
+            .assume_role_policy_document(trust.to_string())
+            .send()
+            .await
+            .expect("member role");
+        let tokens = [
+            ("{partition}", "aws"),
+            ("{account}", MEMBER_ACCOUNT),
+            ("{region}", "*"),
+            ("{prefix}", "ir"),
+        ];
+        iam.put_role_policy()
+            .role_name(MEMBER_ROLE)
+            .policy_name("declared")
+            .policy_document(crate::permissions::member_policy(&acting, &tokens))
+            .send()
+            .await
+            .expect("member role policy");
     }
 }
 

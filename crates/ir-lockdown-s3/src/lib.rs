@@ -185,9 +185,10 @@ impl LockdownS3 {
 
 impl ir_core::playbook::Relocatable for LockdownS3 {
     fn relocated(&self, sdk: &aws_config::SdkConfig) -> LockdownS3 {
-        let s3 = aws_sdk_s3::config::Builder::from(sdk)
-            .force_path_style(ir_core::aws::s3_force_path_style())
-            .build();
+        // The same client settings (path style, endpoint), in the resource's Region and account.
+        let mut s3 = self.s3.config().to_builder().region(sdk.region().cloned());
+        s3.set_credentials_provider(sdk.credentials_provider());
+        let s3 = s3.build();
         LockdownS3 {
             s3: aws_sdk_s3::Client::from_conf(s3),
             ..self.clone()
