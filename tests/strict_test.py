@@ -350,6 +350,9 @@ class IamEc2RulesTest(StrictCase):
         for n in range(1, 21 - present):
             entry(n)
         self.assertRefused(lambda: entry(99), "NetworkAclEntryLimitExceeded")
+        ec2.create_network_acl_entry(  # IPv6 rules have a quota of their own
+            NetworkAclId=acl_id, RuleNumber=99, Protocol="-1", RuleAction="deny", Egress=False,
+            Ipv6CidrBlock="2001:db8::7/128")
         entry(1, egress=True)
         ec2.delete_network_acl_entry(NetworkAclId=acl_id, RuleNumber=1, Egress=True)
         self.assertRefused(lambda: ec2.delete_network_acl_entry(

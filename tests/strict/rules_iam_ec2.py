@@ -175,15 +175,20 @@ def _network_acl(response: Any, params: dict[str, Any]) -> Any:
 )
 @on_request("ec2", "CreateNetworkAclEntry")
 def check_nacl_rule_count(response: Any, params: dict[str, Any]) -> None:
-    """A network ACL holds at most 20 inbound and 20 outbound rules (default quota, IPv4 and
-    IPv6 together, the default `*` deny rules included): CreateNetworkAclEntry beyond that is
-    refused. Source: Amazon VPC quotas, "Network ACLs", "Inbound or outbound rules per network
-    ACL"; the code from the EC2 API error codes."""
+    """A network ACL holds at most 20 inbound and 20 outbound rules per IP family (default
+    quota; "enforced separately for IPv4 rules and IPv6 rules", "includes the default deny
+    rules", 32767 and 32768): CreateNetworkAclEntry beyond that is refused. Source: Amazon VPC
+    quotas, "Network ACLs", "Inbound or outbound rules per network ACL"; the code from the EC2
+    API error codes."""
     acl = _network_acl(response, params)
     if acl is None:
         return
     egress = _truthy(params.get("Egress"))
-    same_way = [e for e in acl.network_acl_entries if _truthy(e.egress) == egress]
+    ipv6 = bool(params.get("Ipv6CidrBlock"))
+    same_way = [
+        e for e in acl.network_acl_entries
+        if _truthy(e.egress) == egress and bool(getattr(e, "ipv6_cidr_block", None)) == ipv6
+    ]
     if len(same_way) >= NACL_RULES_PER_DIRECTION:
         raise StrictError(
             "NetworkAclEntryLimitExceeded",

@@ -15,7 +15,8 @@ use ir_tests::MotoServer;
 
 /// One VPC with three subnets, each with its own network ACL: the instance's (the VPC's default
 /// ACL), a NAT subnet's whose rules already deny the instance inbound at 50, and a subnet whose
-/// ACL allows everything at rule 1 (no deny can go in front of it). A fourth ACL is full.
+/// ACL allows everything at rule 1 (no deny can go in front of it). A fourth ACL, which allows
+/// the instance at rule 200, is full.
 struct Subnets {
     _moto: MotoServer,
     /// Signs as ir-isolate-ec2's own principal: exactly its declared permissions.
@@ -176,7 +177,9 @@ async fn subnets_world() -> Subnets {
         .iter()
         .filter(|e| e.egress() == Some(false))
         .count() as i32;
-    for n in 1..=(20 - present) {
+    // An allow that matches the instance (so a deny is wanted), and the quota filled.
+    entry(&ec2, &full_acl, 200, false, true, "0.0.0.0/0").await;
+    for n in 1..(20 - present) {
         entry(
             &ec2,
             &full_acl,

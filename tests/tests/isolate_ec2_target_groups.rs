@@ -25,6 +25,8 @@ struct Lb {
     web: String,
     by_ip: String,
     other: String,
+    /// An `ip` group of another VPC holding the same address (another host there).
+    twin: String,
 }
 
 async fn lb_world() -> Lb {
@@ -46,7 +48,9 @@ async fn lb_world() -> Lb {
     let instance = &run.instances()[0];
     let instance_id = instance.instance_id().unwrap().to_string();
     let private_ip = instance.private_ip_address().unwrap().to_string();
-    let group = |name: &'static str, kind: TargetTypeEnum| {
+    // Another VPC with the same private range: its host at the same address is another host.
+    let (twin_vpc, _) = vpc_with_subnet(&ec2, "10.40").await;
+    let group = |name: &'static str, kind: TargetTypeEnum, vpc_id: &String| {
         let (elbv2, vpc_id) = (elbv2.clone(), vpc_id.clone());
         async move {
             elbv2
@@ -65,9 +69,10 @@ async fn lb_world() -> Lb {
                 .to_string()
         }
     };
-    let web = group("web", TargetTypeEnum::Instance).await;
-    let by_ip = group("metrics-by-ip", TargetTypeEnum::Ip).await;
-    let other = group("other", TargetTypeEnum::Instance).await;
+    let web = group("web", TargetTypeEnum::Instance, &vpc_id).await;
+    let by_ip = group("metrics-by-ip", TargetTypeEnum::Ip, &vpc_id).await;
+    let other = group("other", TargetTypeEnum::Instance, &vpc_id).await;
+    let twin = group("twin-vpc-by-ip", TargetTypeEnum::Ip, &twin_vpc).await;
     let register = |arn: &str, id: &str, port: i32| {
         elbv2
             .register_targets()
@@ -93,6 +98,7 @@ async fn lb_world() -> Lb {
         .unwrap()
         .to_string();
     register(&other, &neighbour, 80).await.unwrap();
+    register(&twin, &private_ip, 80).await.unwrap();
     let isolator = isolator(&sdk, IsolateConfig::default()).await;
     let mut e = event_json("guardduty-ec2-c2-activity.json");
     e["detail"]["resource"]["instanceDetails"]["instanceId"] = instance_id.clone().into();
@@ -108,6 +114,7 @@ async fn lb_world() -> Lb {
         web,
         by_ip,
         other,
+        twin,
     }
 }
 
@@ -173,6 +180,11 @@ async fn a_standalone_instance_leaves_its_target_groups_before_the_swap_and_rele
     assert_eq!(w.targets(&w.web).await, vec![]);
     assert_eq!(w.targets(&w.by_ip).await, vec![]);
     assert_eq!(w.targets(&w.other).await, neighbour, "others untouched");
+    assert_eq!(
+        w.targets(&w.twin).await,
+        vec![(w.private_ip.clone(), Some(80))],
+        "the same address in another VPC is another host"
+    );
     // Deregistered before any ENI swap: a load balancer must not keep sending users (and the
     // attacker's tracked flows) to it while it is being cut off.
     let pos = |prefix: &str| rec.steps.iter().position(|s| s.step.starts_with(prefix));

@@ -93,13 +93,49 @@ fn labels(regs: &[&Registration]) -> String {
         .join(", ")
 }
 
-/// Target groups that could hold the instance: `instance` groups of its VPC, and `ip` groups
-/// anywhere (an address may be registered across a peering).
-fn may_hold(group: &TargetGroup, vpc_id: &str) -> bool {
+/// How a target group could hold the instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Holds {
+    /// An `instance` group of its VPC: by instance id.
+    InstanceId,
+    /// An `ip` group of its VPC: by any of its addresses.
+    Address,
+    /// An `ip` group of another VPC: only targets registered as outside that VPC
+    /// (Availability Zone `all`, e.g. across a peering). Private ranges overlap between VPCs:
+    /// the same address inside that VPC is another host.
+    AddressFromOutside,
+}
+
+fn may_hold(group: &TargetGroup, vpc_id: &str) -> Option<Holds> {
+    let same_vpc = group.vpc_id() == Some(vpc_id);
     match group.target_type() {
-        Some(TargetTypeEnum::Instance) => group.vpc_id() == Some(vpc_id),
-        Some(TargetTypeEnum::Ip) => true,
-        _ => false,
+        Some(TargetTypeEnum::Instance) if same_vpc => Some(Holds::InstanceId),
+        Some(TargetTypeEnum::Ip) if same_vpc => Some(Holds::Address),
+        Some(TargetTypeEnum::Ip) => Some(Holds::AddressFromOutside),
+        _ => None,
+    }
+}
+
+/// Whether target `id` (in availability zone `zone`) is the instance or one of its addresses
+/// (`addresses`: IPs and, for prefix delegation, CIDRs).
+fn is_ours(
+    holds: Holds,
+    id: &str,
+    zone: Option<&str>,
+    instance_id: &str,
+    addresses: &[String],
+) -> bool {
+    let address = || {
+        id.parse::<std::net::IpAddr>().is_ok_and(|ip| {
+            addresses
+                .iter()
+                .any(|a| a == id || a.parse::<ipnet::IpNet>().is_ok_and(|net| net.contains(&ip)))
+        })
+    };
+    match holds {
+        Holds::InstanceId => id == instance_id,
+        Holds::Address => address(),
+        Holds::AddressFromOutside => zone == Some("all") && address(),
     }
 }
 
@@ -114,7 +150,7 @@ impl Isolator {
     ) -> Result<Vec<Registration>, ContainmentError> {
         let groups = self.candidate_groups(vpc_id).await?;
         let found: Vec<Vec<Registration>> = futures::stream::iter(groups)
-            .map(|arn| self.registered_in(arn, instance_id, addresses))
+            .map(|(arn, holds)| self.registered_in(arn, holds, instance_id, addresses))
             .buffer_unordered(CONCURRENT_LOOKUPS)
             .try_collect()
             .await?;
@@ -123,7 +159,10 @@ impl Isolator {
         Ok(found)
     }
 
-    async fn candidate_groups(&self, vpc_id: &str) -> Result<Vec<String>, ContainmentError> {
+    async fn candidate_groups(
+        &self,
+        vpc_id: &str,
+    ) -> Result<Vec<(String, Holds)>, ContainmentError> {
         let mut pages = self
             .elbv2
             .describe_target_groups()
@@ -134,10 +173,9 @@ impl Isolator {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| read(DESCRIBE_TARGET_GROUPS.action, err_text(e)))?;
             arns.extend(
-                page.target_groups()
-                    .iter()
-                    .filter(|g| may_hold(g, vpc_id))
-                    .filter_map(|g| g.target_group_arn().map(str::to_string)),
+                page.target_groups().iter().filter_map(|g| {
+                    Some((g.target_group_arn()?.to_string(), may_hold(g, vpc_id)?))
+                }),
             );
         }
         Ok(arns)
@@ -146,6 +184,7 @@ impl Isolator {
     async fn registered_in(
         &self,
         arn: String,
+        holds: Holds,
         instance_id: &str,
         addresses: &[String],
     ) -> Result<Vec<Registration>, ContainmentError> {
@@ -174,26 +213,42 @@ impl Isolator {
             })
             .filter_map(|d| d.target())
             .filter(|t| {
-                t.id()
-                    .is_some_and(|id| id == instance_id || addresses.iter().any(|a| a == id))
+                t.id().is_some_and(|id| {
+                    is_ours(holds, id, t.availability_zone(), instance_id, addresses)
+                })
             })
             .map(|t| Registration {
                 target_group_arn: arn.clone(),
                 id: t.id().unwrap_or_default().to_string(),
                 port: t.port(),
-                availability_zone: t.availability_zone().map(str::to_string),
+                // Not accepted for `instance` targets (TargetDescription).
+                availability_zone: t
+                    .availability_zone()
+                    .filter(|_| holds != Holds::InstanceId)
+                    .map(str::to_string),
             })
             .collect())
     }
 
     /// Steps `deregister-<target group>`: out of every target group it is registered in, before
-    /// the swap. Open connections drain for the group's deregistration delay; the swap cuts them.
+    /// the swap. An ALB's open connections drain for the group's deregistration delay and the
+    /// swap cuts them; an NLB's tracked flows can go on until idle (the network ACL step cuts
+    /// them from other subnets). A failure here is recorded and isolation goes on: the swap
+    /// matters more than the load balancer.
     pub(crate) async fn leave_target_groups(
         &self,
         runner: &mut Runner,
         instance_id: &str,
         obs: &Observed,
     ) -> Result<(), StepFailed> {
+        if let Some(why) = &obs.target_lookup_failed {
+            runner.skip(
+                "deregister-targets",
+                instance_id,
+                format!("could not list the target groups, so none was left: {why}"),
+            );
+            return Ok(());
+        }
         if obs.target_registrations.is_empty() {
             runner.skip(
                 "deregister-targets",
@@ -210,17 +265,23 @@ impl Isolator {
                     arn,
                     format!("deregister {}", labels(&regs)),
                     || async {
-                        self.elbv2
+                        let out = self
+                            .elbv2
                             .deregister_targets()
                             .target_group_arn(arn)
                             .set_targets(Some(regs.iter().map(|r| r.description()).collect()))
                             .send()
-                            .await
-                            .map_err(err_text)?;
-                        Ok(StepResult::Changed(format!(
-                            "deregistered {}; open connections drain, the swap cuts them",
-                            labels(&regs)
-                        )))
+                            .await;
+                        Ok(match out {
+                            Ok(_) => StepResult::Changed(format!(
+                                "deregistered {}; open connections drain",
+                                labels(&regs)
+                            )),
+                            Err(e) => StepResult::Refused(format!(
+                                "still registered, isolation goes on: {}",
+                                err_text(e)
+                            )),
+                        })
                     },
                 )
                 .await?;
@@ -298,6 +359,33 @@ mod tests {
     fn the_step_name_is_the_group_name() {
         let arn = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/web-blue/50dc6c495c0c9188";
         assert_eq!(group_name(arn), "web-blue");
+    }
+
+    #[test]
+    fn an_address_in_another_vpc_is_another_host_unless_registered_from_outside() {
+        let ours = vec!["10.0.1.7".to_string(), "10.0.2.16/28".to_string()];
+        let i = "i-0abc";
+        assert!(is_ours(Holds::InstanceId, i, None, i, &ours));
+        assert!(is_ours(Holds::Address, "10.0.1.7", None, i, &ours));
+        assert!(
+            is_ours(Holds::Address, "10.0.2.20", None, i, &ours),
+            "a delegated prefix"
+        );
+        assert!(!is_ours(Holds::Address, "10.0.1.8", None, i, &ours));
+        assert!(!is_ours(
+            Holds::AddressFromOutside,
+            "10.0.1.7",
+            Some("eu-west-1a"),
+            i,
+            &ours
+        ));
+        assert!(is_ours(
+            Holds::AddressFromOutside,
+            "10.0.1.7",
+            Some("all"),
+            i,
+            &ours
+        ));
     }
 
     #[test]

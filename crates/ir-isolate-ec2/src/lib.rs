@@ -119,11 +119,12 @@ pub struct Ec2PreState {
     /// Where load balancers sent traffic to it (empty in records from before this field).
     #[serde(rename = "tg", default)]
     pub target_registrations: Vec<Registration>,
-    /// Every address of the instance (IPv4 and IPv6) before isolation.
+    /// Every address of the instance (IPv4 and IPv6; delegated prefixes as CIDRs) before
+    /// isolation.
     #[serde(rename = "ip", default)]
     pub addresses: Vec<String>,
     /// Network ACL rules denying one of those addresses that were there before the response
-    /// (release leaves them; read only with `IR_NACL_ISOLATION`).
+    /// (release leaves them).
     #[serde(rename = "na", default)]
     pub acl_denies_before: Vec<DenyEntry>,
 }
@@ -139,9 +140,13 @@ pub struct Observed {
     role_names: Vec<String>,
     auto_scaling_group: Option<String>,
     target_registrations: Vec<Registration>,
+    /// Why the target groups could not be listed (then none is left or recorded).
+    target_lookup_failed: Option<String>,
     addresses: Vec<String>,
-    /// The VPC's network ACLs (read only with `IR_NACL_ISOLATION`).
+    /// The VPC's network ACLs.
     network_acls: Vec<nacl::Acl>,
+    /// Why they could not be read.
+    acl_lookup_failed: Option<String>,
     /// The account the instance belongs to (its reservation's owner).
     owner: Option<String>,
 }

@@ -114,12 +114,15 @@ impl Acl {
             .collect()
     }
 
-    /// The first allow rule that could match packets from/to `cidr`'s address.
+    /// The first allow rule that could match packets from/to an address of `cidr`.
     fn first_allow(&self, egress: bool, cidr: &ipnet::IpNet) -> i32 {
         self.rules
             .iter()
             .filter(|r| r.egress == egress && r.allow)
-            .filter(|r| r.cidr.is_some_and(|c| c.contains(&cidr.addr())))
+            .filter(|r| {
+                r.cidr
+                    .is_some_and(|c| c.contains(&cidr.addr()) || cidr.contains(&c.addr()))
+            })
             .map(|r| r.number)
             .min()
             .unwrap_or(LAST_RULE + 1)
@@ -132,7 +135,9 @@ impl Acl {
         for egress in [false, true] {
             for cidr in cidrs {
                 let before = self.first_allow(egress, cidr);
-                if self.denies(egress, cidr).iter().any(|r| r.number < before) {
+                // No allow can match: the default `*` rule already denies it.
+                if before > LAST_RULE || self.denies(egress, cidr).iter().any(|r| r.number < before)
+                {
                     continue;
                 }
                 let taken = |n: i32| {
@@ -197,9 +202,12 @@ fn describe(entries: &[DenyEntry]) -> String {
         .join(", ")
 }
 
-/// The addresses as host CIDRs.
+/// The addresses as CIDRs (a host's `/32` or `/128`; a delegated prefix as it is).
 pub(crate) fn cidrs(addresses: &[String]) -> Vec<ipnet::IpNet> {
-    addresses.iter().filter_map(|a| host_cidr(a)).collect()
+    addresses
+        .iter()
+        .filter_map(|a| a.parse::<ipnet::IpNet>().ok().or_else(|| host_cidr(a)))
+        .collect()
 }
 
 /// Entries of the kind this module creates that exist before the response (release leaves
@@ -236,6 +244,14 @@ impl Isolator {
         obs: &Observed,
     ) -> Result<(), StepFailed> {
         if !self.config.nacl_isolation {
+            return Ok(());
+        }
+        if let Some(why) = &obs.acl_lookup_failed {
+            runner.skip(
+                "nacl-deny",
+                &obs.vpc_id,
+                format!("could not read the VPC's network ACLs, none changed: {why}"),
+            );
             return Ok(());
         }
         let cidrs = cidrs(&obs.addresses);
@@ -296,7 +312,13 @@ impl Isolator {
                         describe(&created)
                     )))
                 }
-                Err(CreateError::Other(e)) => return Err(e),
+                // The ACL step adds to the swap, it must not stop the playbook.
+                Err(CreateError::Other(e)) => {
+                    return Ok(StepResult::Refused(format!(
+                        "{e}; created before: [{}]",
+                        describe(&created)
+                    )))
+                }
             }
         }
         Err(format!(
@@ -351,15 +373,23 @@ impl Isolator {
             .ok_or_else(|| format!("{acl_id} is gone"))
     }
 
-    /// Steps `nacl-remove-<acl>`: the deny rules for the recorded addresses that the response
-    /// added (rules that were there before stay).
+    /// Steps `nacl-remove-<acl>`: the deny rules for the recorded addresses that were not there
+    /// before the response (whatever `IR_NACL_ISOLATION` says now: it may have been on then).
     pub(crate) async fn remove_acl_denies(
         &self,
         runner: &mut Runner,
         obs: &Observed,
         pre: &Ec2PreState,
     ) -> Result<(), StepFailed> {
-        if !self.config.nacl_isolation {
+        if let Some(why) = &obs.acl_lookup_failed {
+            runner.skip(
+                "nacl-remove",
+                &pre.vpc_id,
+                format!(
+                    "could not read the VPC's network ACLs: remove deny rules for [{}] by hand: {why}",
+                    pre.addresses.join(", ")
+                ),
+            );
             return Ok(());
         }
         let cidrs = cidrs(&pre.addresses);
@@ -427,17 +457,20 @@ mod tests {
         }
     }
 
-    /// A VPC's default ACL: allow all at 100, the `*` deny at 32767, both ways.
+    /// A dual-stack VPC's default ACL: allow all at 100 (IPv4) and 101 (IPv6), the `*` denies,
+    /// both ways.
     fn default_acl() -> Acl {
+        let mut rules = Vec::new();
+        for egress in [false, true] {
+            rules.push(rule(100, egress, true, "0.0.0.0/0"));
+            rules.push(rule(101, egress, true, "::/0"));
+            rules.push(rule(32767, egress, false, "0.0.0.0/0"));
+            rules.push(rule(32768, egress, false, "::/0"));
+        }
         Acl {
             id: "acl-1".into(),
             owner: None,
-            rules: vec![
-                rule(100, false, true, "0.0.0.0/0"),
-                rule(32767, false, false, "0.0.0.0/0"),
-                rule(100, true, true, "0.0.0.0/0"),
-                rule(32767, true, false, "0.0.0.0/0"),
-            ],
+            rules,
         }
     }
 
@@ -483,6 +516,29 @@ mod tests {
         acl.rules.push(rule(1, false, true, "192.0.2.0/24"));
         let plan = acl.plan(&hosts(&["10.0.1.7"])).unwrap();
         assert_eq!(plan[0].rule, 2);
+    }
+
+    #[test]
+    fn where_no_allow_can_match_the_default_deny_already_does_and_nothing_is_added() {
+        let acl = Acl {
+            id: "acl-2".into(),
+            owner: None,
+            rules: vec![rule(100, false, true, "192.0.2.0/24")],
+        };
+        assert_eq!(acl.plan(&hosts(&["10.0.1.7"])), Ok(vec![]));
+    }
+
+    #[test]
+    fn a_delegated_prefix_is_denied_as_a_whole_in_front_of_allows_that_overlap_it() {
+        let mut acl = default_acl();
+        acl.rules.push(rule(3, true, true, "10.0.2.20/32"));
+        let prefix = cidrs(&["10.0.2.16/28".to_string()]);
+        let plan = acl.plan(&prefix).unwrap();
+        let egress: Vec<_> = plan.iter().filter(|e| e.egress).collect();
+        assert_eq!(
+            (egress[0].rule, egress[0].cidr.as_str()),
+            (1, "10.0.2.16/28")
+        );
     }
 
     #[test]

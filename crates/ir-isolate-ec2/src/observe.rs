@@ -165,15 +165,20 @@ impl Isolator {
             .auto_scaling_instances()
             .iter()
             .find_map(|i| i.auto_scaling_group_name().map(str::to_string));
-        let target_registrations = self
+        // Neither lookup may stop the isolation itself: a failure is recorded by its step.
+        let (target_registrations, target_lookup_failed) = match self
             .target_registrations(&vpc_id, instance_id, &addresses)
-            .await?;
-        let network_acls = match self.config.nacl_isolation {
-            true => {
-                let vpc = Filter::builder().name("vpc-id").values(&vpc_id).build();
-                self.network_acls(vpc).await?
-            }
-            false => Vec::new(),
+            .await
+        {
+            Ok(found) => (found, None),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        };
+        // Read whatever IR_NACL_ISOLATION says: the pre-state records the deny rules already
+        // there, and release removes the response's own even after the setting was turned off.
+        let vpc = Filter::builder().name("vpc-id").values(&vpc_id).build();
+        let (network_acls, acl_lookup_failed) = match self.network_acls(vpc).await {
+            Ok(acls) => (acls, None),
+            Err(e) => (Vec::new(), Some(e.to_string())),
         };
         Ok(Observed {
             vpc_id,
@@ -189,13 +194,16 @@ impl Isolator {
             role_names,
             auto_scaling_group,
             target_registrations,
+            target_lookup_failed,
             addresses,
             network_acls,
+            acl_lookup_failed,
             owner,
         })
     }
 
-    /// Each ENI's security groups and every address (IPv4 and IPv6) of the instance, read from
+    /// Each ENI's security groups and every address (IPv4 and IPv6, and delegated prefixes as
+    /// CIDRs) of the instance, read from
     /// the ENIs themselves (the instance view can lag behind ENI changes).
     async fn read_enis(
         &self,
@@ -236,6 +244,17 @@ impl Isolator {
                 n.ipv6_addresses()
                     .iter()
                     .filter_map(|a| a.ipv6_address().map(str::to_string)),
+            );
+            // Prefix delegation (EKS, prefix-mode nodes): the pods' addresses, as CIDRs.
+            addresses.extend(
+                n.ipv4_prefixes()
+                    .iter()
+                    .filter_map(|p| p.ipv4_prefix().map(str::to_string)),
+            );
+            addresses.extend(
+                n.ipv6_prefixes()
+                    .iter()
+                    .filter_map(|p| p.ipv6_prefix().map(str::to_string)),
             );
         }
         addresses.sort();
