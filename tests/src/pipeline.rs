@@ -539,6 +539,14 @@ impl Pipeline {
     }
 }
 
+/// `event` (a GuardDuty finding) as if raised in `account`, `region`.
+pub fn relocate_finding(event: &mut Value, account: &str, region: &str) {
+    event["account"] = account.into();
+    event["region"] = region.into();
+    event["detail"]["accountId"] = account.into();
+    event["detail"]["region"] = region.into();
+}
+
 impl Pipeline {
     /// SDK configuration acting in [`MEMBER_ACCOUNT`] (its administrator), in `region`.
     pub async fn in_member(&self, region: &str) -> aws_config::SdkConfig {

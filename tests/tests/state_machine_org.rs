@@ -7,7 +7,9 @@
 
 use aws_sdk_sfn::types::ExecutionStatus;
 use ir_tests::fixtures::event_json;
-use ir_tests::pipeline::{instance, start as world, Pipeline, EVIDENCE, MEMBER_ACCOUNT};
+use ir_tests::pipeline::{
+    instance, relocate_finding, start as world, Pipeline, EVIDENCE, MEMBER_ACCOUNT,
+};
 use serde_json::Value;
 
 const REGION: &str = "eu-west-1";
@@ -15,22 +17,8 @@ const REGION: &str = "eu-west-1";
 /// The bitcoin-mining GuardDuty sample, about instance `id` in `account`, `REGION`.
 fn bitcoin_in(account: &str, id: &str) -> Value {
     let mut event = event_json("guardduty-ec2-bitcointool-dns.json");
-    for (at, value) in [
-        (&["account"][..], account),
-        (&["region"][..], REGION),
-        (&["detail", "accountId"][..], account),
-        (&["detail", "region"][..], REGION),
-        (
-            &["detail", "resource", "instanceDetails", "instanceId"][..],
-            id,
-        ),
-    ] {
-        let mut v = &mut event;
-        for key in at {
-            v = &mut v[*key];
-        }
-        *v = value.into();
-    }
+    event["detail"]["resource"]["instanceDetails"]["instanceId"] = id.into();
+    relocate_finding(&mut event, account, REGION);
     event
 }
 

@@ -211,6 +211,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// Part 2: the whole pipeline on a seeded, compromised environment.
 async fn pipeline_demo() -> Result<(), Box<dyn std::error::Error>> {
     use ir_tests::pipeline;
+    const MEMBER_REGION: &str = "eu-west-1";
     println!("\n=== Part 2: the whole response, end to end ===\n");
     println!("Starting moto with Step Functions executing the real state machine");
     println!(
@@ -251,7 +252,16 @@ async fn pipeline_demo() -> Result<(), Box<dyn std::error::Error>> {
         .bucket("acme-customer-exports")
         .send()
         .await?;
-    println!("Seeded: instance {miner} (mining bitcoin), user deploy-bot with leaked key {key_id}, bucket acme-customer-exports (public access block removed)\n");
+    println!("Seeded: instance {miner} (mining bitcoin), user deploy-bot with leaked key {key_id}, bucket acme-customer-exports (public access block removed)");
+    // A member account of the organization, with infra/member's role deployed.
+    p.deploy_member_role().await;
+    let in_member = p.in_member(MEMBER_REGION).await;
+    let member_miner = pipeline::instance(&in_member).await;
+    println!(
+        "Seeded in member account {} ({MEMBER_REGION}): instance {member_miner} (mining bitcoin); role {} deployed there\n",
+        pipeline::MEMBER_ACCOUNT,
+        pipeline::MEMBER_ROLE
+    );
 
     let mut bitcoin: serde_json::Value =
         serde_json::from_str(&event_text("guardduty-ec2-bitcointool-dns.json")?)?;
@@ -264,6 +274,10 @@ async fn pipeline_demo() -> Result<(), Box<dyn std::error::Error>> {
         &event_text("securityhub-imported-s3-public-access-control.json")?
             .replace("acme-marketing-assets", "acme-customer-exports"),
     )?;
+    let mut member_bitcoin = bitcoin.clone();
+    member_bitcoin["detail"]["resource"]["instanceDetails"]["instanceId"] =
+        member_miner.clone().into();
+    pipeline::relocate_finding(&mut member_bitcoin, pipeline::MEMBER_ACCOUNT, MEMBER_REGION);
     let scanner: serde_json::Value =
         serde_json::from_str(&event_text("guardduty-ec2-portprobe-from-scanner.json")?)?;
     let broken: serde_json::Value =
@@ -271,6 +285,7 @@ async fn pipeline_demo() -> Result<(), Box<dyn std::error::Error>> {
 
     let runs = [
         ("bitcoin-miner", bitcoin),
+        ("member-account-miner", member_bitcoin),
         ("leaked-access-key", leaked),
         ("public-bucket", public),
         ("authorised-scanner", scanner),
@@ -421,6 +436,28 @@ async fn pipeline_demo() -> Result<(), Box<dyn std::error::Error>> {
             truncate(&what, 150)
         );
     }
+    let ec2_member = aws_sdk_ec2::Client::new(&in_member);
+    let enis = ec2_member
+        .describe_network_interfaces()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("attachment.instance-id")
+                .values(&member_miner)
+                .build(),
+        )
+        .send()
+        .await?;
+    let groups: Vec<&str> = enis
+        .network_interfaces()
+        .iter()
+        .flat_map(|n| n.groups())
+        .filter_map(|g| g.group_name())
+        .collect();
+    println!(
+        "\nIn member account {} ({MEMBER_REGION}), through {}: {member_miner} is in {groups:?}.",
+        pipeline::MEMBER_ACCOUNT,
+        pipeline::MEMBER_ROLE
+    );
     println!("\nStopping the emulator.");
     Ok(())
 }
