@@ -38,6 +38,8 @@ pub struct Pipeline {
     pub jira: MockServer,
     pub sfn: aws_sdk_sfn::Client,
     pub machine: String,
+    /// ir-isolate-ec2's own principal.
+    pub as_isolate: aws_config::SdkConfig,
     /// The administrator of the member account [`MEMBER_ACCOUNT`] (no member role deployed
     /// until [`Pipeline::deploy_member_role`]).
     pub member_admin: aws_credential_types::Credentials,
@@ -54,7 +56,7 @@ pub const MEMBER_EXTERNAL_ID: &str = "ir-ext-pipeline";
 
 /// Where a function of the pipeline acts: with its own credentials for [`SAMPLE_ACCOUNT`],
 /// through [`MEMBER_ROLE`] elsewhere.
-fn reach(as_function: &aws_config::SdkConfig) -> std::sync::Arc<ir_core::member::Reach> {
+pub fn reach(as_function: &aws_config::SdkConfig) -> std::sync::Arc<ir_core::member::Reach> {
     std::sync::Arc::new(ir_core::member::Reach::new(
         as_function.clone(),
         SAMPLE_ACCOUNT,
@@ -211,6 +213,7 @@ pub async fn start_with(review_timeout_seconds: u32, delivery: Delivery) -> Pipe
         ir_isolate_ec2::IsolateConfig::default(),
     ));
     let isolator_reach = reach(&as_isolate);
+    let isolator_sdk = as_isolate.clone();
     invoke.register(
         "ir-isolate-ec2",
         handler(move |r| {
@@ -339,6 +342,7 @@ pub async fn start_with(review_timeout_seconds: u32, delivery: Delivery) -> Pipe
         sfn,
         machine,
         member_admin: members[0].clone(),
+        as_isolate: isolator_sdk,
     }
 }
 

@@ -14,7 +14,7 @@
 //! Numbers are emulator numbers (moto answers in ~1–50 ms per call; AWS APIs are slower).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ir_tests::fixtures::{event_text, workspace_file, KILL_SWITCH};
 use ir_tests::pipeline::{self, Pipeline};
@@ -133,8 +133,50 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ms(pct(&v, 1.0))
         );
     }
+    member_hop(&p).await;
     cold_starts(&p).await?;
     Ok(())
+}
+
+/// What reaching a member account costs before the first call there: the AssumeRole of a new
+/// incident's session, and the kept credentials of a known one.
+async fn member_hop(p: &Pipeline) {
+    p.deploy_member_role().await;
+    let reach = pipeline::reach(&p.as_isolate);
+    let place = ir_core::member::Place {
+        partition: "aws".into(),
+        account: pipeline::MEMBER_ACCOUNT.into(),
+        region: "eu-west-1".into(),
+    };
+    let n = 20;
+    let (mut fresh, mut kept) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let started = Instant::now();
+        reach
+            .sdk_for(&place, &format!("bench-hop-{i}"))
+            .await
+            .expect("member role");
+        fresh.push(started.elapsed());
+        let started = Instant::now();
+        reach
+            .sdk_for(&place, "bench-hop-0")
+            .await
+            .expect("member role");
+        kept.push(started.elapsed());
+    }
+    for (name, mut v) in [
+        ("member role: AssumeRole for a new incident", fresh),
+        ("member role: credentials kept for the incident", kept),
+    ] {
+        v.sort();
+        println!(
+            "| {name} | {} | {} | {} | {} |",
+            v.len(),
+            ms(pct(&v, 0.5)),
+            ms(pct(&v, 0.95)),
+            ms(pct(&v, 1.0))
+        );
+    }
 }
 
 /// Environment each function binary gets, as Terraform would set it, pointed at the emulator.
