@@ -16,7 +16,7 @@ use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
-use crate::{HarnessError, MotoServer};
+use crate::{HarnessError, MotoServer, ADMINISTRATOR_POLICY};
 
 /// The account moto acts in by default (the harness's administrator lives there).
 pub const ADMINISTRATOR_ACCOUNT: &str = "123456789012";
@@ -76,37 +76,5 @@ async fn member_administrator(
             .interceptor(InAccount(account.to_string()))
             .build(),
     );
-    let fail =
-        |e: String| HarnessError::Http(format!("creating the administrator of {account}: {e}"));
-    let err = |e| fail(aws_sdk_iam::error::DisplayErrorContext(e).to_string());
-    iam.create_user()
-        .user_name("harness-admin")
-        .send()
-        .await
-        .map_err(err)?;
-    iam.put_user_policy()
-        .user_name("harness-admin")
-        .policy_name("administrator")
-        .policy_document(
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
-        )
-        .send()
-        .await
-        .map_err(|e| fail(aws_sdk_iam::error::DisplayErrorContext(e).to_string()))?;
-    let key = iam
-        .create_access_key()
-        .user_name("harness-admin")
-        .send()
-        .await
-        .map_err(|e| fail(aws_sdk_iam::error::DisplayErrorContext(e).to_string()))?;
-    let key = key
-        .access_key()
-        .ok_or_else(|| fail("no access key returned".into()))?;
-    Ok(Credentials::new(
-        key.access_key_id(),
-        key.secret_access_key(),
-        None,
-        None,
-        "moto-member-admin",
-    ))
+    crate::create_principal(&iam, "harness-admin", ADMINISTRATOR_POLICY).await
 }

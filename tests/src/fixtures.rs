@@ -119,6 +119,11 @@ pub async fn pre_state_store(sdk: &aws_config::SdkConfig) -> ir_core::prestate::
     ir_core::prestate::PreStateStore::new(ddb, PRE_STATE_TABLE)
 }
 
+/// The pre-state table (which must exist), through `sdk`'s credentials.
+pub fn pre_state_of(sdk: &aws_config::SdkConfig) -> ir_core::prestate::PreStateStore {
+    ir_core::prestate::PreStateStore::new(aws_sdk_dynamodb::Client::new(sdk), PRE_STATE_TABLE)
+}
+
 /// Fails when `record` (a function's output) holds a step whose `api_call` the function does not
 /// declare as a permission.
 pub fn assert_declared<T: serde::Serialize>(function: &str, record: &T) {
@@ -281,6 +286,45 @@ pub async fn any_image(ec2: &aws_sdk_ec2::Client) -> String {
         .to_string()
 }
 
+/// Runs one small instance in `subnet`; returns its id and private IPv4 address.
+pub async fn instance_in(ec2: &aws_sdk_ec2::Client, subnet: &str) -> (String, String) {
+    let out = ec2
+        .run_instances()
+        .image_id(any_image(ec2).await)
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(subnet)
+        .send()
+        .await
+        .expect("run instance");
+    let i = &out.instances()[0];
+    (
+        i.instance_id().expect("instance id").to_string(),
+        i.private_ip_address().expect("private IP").to_string(),
+    )
+}
+
+/// The names of the security groups on the ENIs of `instance_id`.
+pub async fn eni_group_names(ec2: &aws_sdk_ec2::Client, instance_id: &str) -> Vec<String> {
+    let out = ec2
+        .describe_network_interfaces()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("attachment.instance-id")
+                .values(instance_id)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("describe ENIs");
+    out.network_interfaces()
+        .iter()
+        .flat_map(|n| n.groups())
+        .filter_map(|g| g.group_name().map(str::to_string))
+        .collect()
+}
+
 /// ir-isolate-ec2 wired to the emulator behind `sdk`, with the default policy's protected tags;
 /// the pre-state table is created first.
 pub async fn isolator(
@@ -303,10 +347,7 @@ pub fn isolator_as(
         elbv2: aws_sdk_elasticloadbalancingv2::Client::new(sdk),
         iam: aws_sdk_iam::Client::new(sdk),
         safety: safety(sdk),
-        pre_state: ir_core::prestate::PreStateStore::new(
-            aws_sdk_dynamodb::Client::new(sdk),
-            PRE_STATE_TABLE,
-        ),
+        pre_state: pre_state_of(sdk),
         config,
     }
 }

@@ -71,6 +71,10 @@ pub struct MotoServer {
 /// harness's administrator (user, policy, access key), in each account.
 const UNAUTHENTICATED_SETUP_CALLS: usize = 3;
 
+/// The harness administrators' policy: everything.
+pub(crate) const ADMINISTRATOR_POLICY: &str =
+    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+
 /// Workspace root (the parent of this crate).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -196,10 +200,7 @@ impl MotoServer {
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let mut server = MotoServer::start_with_env(&env)?;
         let admin = server
-            .principal(
-                "harness-admin",
-                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
-            )
+            .principal("harness-admin", ADMINISTRATOR_POLICY)
             .await?;
         server.credentials = admin;
         Ok(server)
@@ -209,35 +210,7 @@ impl MotoServer {
     /// and returns an access key of it.
     pub async fn principal(&self, name: &str, policy: &str) -> Result<Credentials, HarnessError> {
         let iam = aws_sdk_iam::Client::new(&self.sdk_config().await);
-        let fail = |e: String| HarnessError::Http(format!("creating principal {name}: {e}"));
-        iam.create_user()
-            .user_name(name)
-            .send()
-            .await
-            .map_err(|e| fail(aws_sdk_iam::error::DisplayErrorContext(e).to_string()))?;
-        iam.put_user_policy()
-            .user_name(name)
-            .policy_name("exactly-what-it-declares")
-            .policy_document(policy)
-            .send()
-            .await
-            .map_err(|e| fail(aws_sdk_iam::error::DisplayErrorContext(e).to_string()))?;
-        let key = iam
-            .create_access_key()
-            .user_name(name)
-            .send()
-            .await
-            .map_err(|e| fail(aws_sdk_iam::error::DisplayErrorContext(e).to_string()))?;
-        let key = key
-            .access_key()
-            .ok_or_else(|| fail("no access key returned".into()))?;
-        Ok(Credentials::new(
-            key.access_key_id(),
-            key.secret_access_key(),
-            None,
-            None,
-            "moto-principal",
-        ))
+        create_principal(&iam, name, policy).await
     }
 
     /// The credentials [`MotoServer::sdk_config`] uses.
@@ -347,4 +320,43 @@ impl Drop for MotoServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Creates, through `iam`, the IAM user `name` whose only permissions are `policy` and returns
+/// an access key of it.
+pub(crate) async fn create_principal(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    policy: &str,
+) -> Result<Credentials, HarnessError> {
+    let fail = |e: String| HarnessError::Http(format!("creating principal {name}: {e}"));
+    let err = |e| fail(aws_sdk_iam::error::DisplayErrorContext(e).to_string());
+    iam.create_user()
+        .user_name(name)
+        .send()
+        .await
+        .map_err(err)?;
+    iam.put_user_policy()
+        .user_name(name)
+        .policy_name("exactly-what-it-declares")
+        .policy_document(policy)
+        .send()
+        .await
+        .map_err(|e| fail(aws_sdk_iam::error::DisplayErrorContext(e).to_string()))?;
+    let key = iam
+        .create_access_key()
+        .user_name(name)
+        .send()
+        .await
+        .map_err(|e| fail(aws_sdk_iam::error::DisplayErrorContext(e).to_string()))?;
+    let key = key
+        .access_key()
+        .ok_or_else(|| fail("no access key returned".into()))?;
+    Ok(Credentials::new(
+        key.access_key_id(),
+        key.secret_access_key(),
+        None,
+        None,
+        "moto-principal",
+    ))
 }

@@ -225,7 +225,7 @@ pub async fn start_with(review_timeout_seconds: u32, delivery: Delivery) -> Pipe
     let quarantiner = std::sync::Arc::new(ir_quarantine_iam::Quarantiner {
         iam: aws_sdk_iam::Client::new(&as_quarantine),
         safety: safety(&as_quarantine),
-        pre_state: pre_state_of(&as_quarantine),
+        pre_state: crate::fixtures::pre_state_of(&as_quarantine),
         config: ir_quarantine_iam::QuarantineConfig {
             deactivate_all_keys: true,
         },
@@ -242,7 +242,7 @@ pub async fn start_with(review_timeout_seconds: u32, delivery: Delivery) -> Pipe
     let lockdown = std::sync::Arc::new(ir_lockdown_s3::LockdownS3 {
         s3: moto.s3_client(&as_lockdown),
         safety: safety(&as_lockdown),
-        pre_state: pre_state_of(&as_lockdown),
+        pre_state: crate::fixtures::pre_state_of(&as_lockdown),
         config: ir_lockdown_s3::LockdownConfig {
             evidence_bucket: None,
             object_lock: false,
@@ -372,14 +372,6 @@ pub async fn function_principal(
 pub async fn function_sdk(moto: &MotoServer, function: &str) -> aws_config::SdkConfig {
     let credentials = function_principal(moto, &format!("fn-{function}"), function).await;
     moto.sdk_config_as(credentials).await
-}
-
-/// The pre-state table, through `sdk`'s credentials.
-fn pre_state_of(sdk: &aws_config::SdkConfig) -> ir_core::prestate::PreStateStore {
-    ir_core::prestate::PreStateStore::new(
-        aws_sdk_dynamodb::Client::new(sdk),
-        crate::fixtures::PRE_STATE_TABLE,
-    )
 }
 
 impl Pipeline {

@@ -2,12 +2,11 @@
 //! load balancers and endpoints in other subnets track, which security groups cannot cut, are
 //! cut by deny rules for the instance's own addresses in every ACL of its VPC.
 
-use aws_sdk_ec2::types::InstanceType;
 use ir_core::actions::{ContainmentRecord, ContainmentRequest, Mode, RecordStatus};
 use ir_core::audit::Outcome;
 use ir_isolate_ec2::IsolateConfig;
 use ir_tests::fixtures::{
-    any_image, assert_declared, event_json, isolator_as, live_triage, pre_state_store,
+    assert_declared, event_json, instance_in, isolator_as, live_triage, pre_state_store,
     vpc_with_subnet,
 };
 use ir_tests::pipeline::function_sdk;
@@ -135,26 +134,8 @@ async fn subnets_world() -> Subnets {
         .network_acl_id()
         .unwrap()
         .to_string();
-    let run = |ec2: aws_sdk_ec2::Client, subnet: String| async move {
-        let image = any_image(&ec2).await;
-        let out = ec2
-            .run_instances()
-            .image_id(image)
-            .instance_type(InstanceType::T3Micro)
-            .min_count(1)
-            .max_count(1)
-            .subnet_id(subnet)
-            .send()
-            .await
-            .unwrap();
-        let i = &out.instances()[0];
-        (
-            i.instance_id().unwrap().to_string(),
-            i.private_ip_address().unwrap().to_string(),
-        )
-    };
-    let (instance_id, address) = run(ec2.clone(), subnet.clone()).await;
-    let (_, neighbour) = run(ec2.clone(), subnet.clone()).await;
+    let (instance_id, address) = instance_in(&ec2, &subnet).await;
+    let (_, neighbour) = instance_in(&ec2, &subnet).await;
     let host = format!("{address}/32");
     let nat_acl = acl_for(&ec2, &vpc, Some(&nat_subnet)).await;
     for egress in [false, true] {

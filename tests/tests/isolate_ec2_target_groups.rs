@@ -2,13 +2,12 @@
 //! before the swap (their flows are tracked whatever the security groups say), and registered
 //! again on release.
 
-use aws_sdk_ec2::types::InstanceType;
 use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetTypeEnum};
 use ir_core::actions::{ContainmentRecord, ContainmentRequest, Mode, RecordStatus};
 use ir_core::audit::Outcome;
 use ir_isolate_ec2::{IsolateConfig, Isolator};
 use ir_tests::fixtures::{
-    any_image, assert_declared, event_json, isolator, live_triage, vpc_with_subnet,
+    assert_declared, event_json, instance_in, isolator, live_triage, vpc_with_subnet,
 };
 use ir_tests::MotoServer;
 
@@ -35,19 +34,7 @@ async fn lb_world() -> Lb {
     let ec2 = aws_sdk_ec2::Client::new(&sdk);
     let elbv2 = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
     let (vpc_id, subnet_id) = vpc_with_subnet(&ec2, "10.40").await;
-    let run = ec2
-        .run_instances()
-        .image_id(any_image(&ec2).await)
-        .instance_type(InstanceType::T3Micro)
-        .min_count(1)
-        .max_count(1)
-        .subnet_id(&subnet_id)
-        .send()
-        .await
-        .unwrap();
-    let instance = &run.instances()[0];
-    let instance_id = instance.instance_id().unwrap().to_string();
-    let private_ip = instance.private_ip_address().unwrap().to_string();
+    let (instance_id, private_ip) = instance_in(&ec2, &subnet_id).await;
     // Another VPC with the same private range: its host at the same address is another host.
     let (twin_vpc, _) = vpc_with_subnet(&ec2, "10.40").await;
     let group = |name: &'static str, kind: TargetTypeEnum, vpc_id: &String| {
@@ -83,20 +70,7 @@ async fn lb_world() -> Lb {
     register(&web, &instance_id, 8080).await.unwrap();
     register(&by_ip, &private_ip, 9100).await.unwrap();
     // Another instance behind "other" and "web": it must stay registered.
-    let neighbour = ec2
-        .run_instances()
-        .image_id(any_image(&ec2).await)
-        .instance_type(InstanceType::T3Micro)
-        .min_count(1)
-        .max_count(1)
-        .subnet_id(&subnet_id)
-        .send()
-        .await
-        .unwrap()
-        .instances()[0]
-        .instance_id()
-        .unwrap()
-        .to_string();
+    let (neighbour, _) = instance_in(&ec2, &subnet_id).await;
     register(&other, &neighbour, 80).await.unwrap();
     register(&twin, &private_ip, 80).await.unwrap();
     let isolator = isolator(&sdk, IsolateConfig::default()).await;

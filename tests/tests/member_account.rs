@@ -6,14 +6,13 @@
 //! any call on the resource.
 
 use aws_config::{Region, SdkConfig};
-use aws_sdk_ec2::types::InstanceType;
 use ir_core::actions::{ContainmentError, ContainmentRequest, Mode, RecordStatus};
 use ir_core::member::{MemberRole, Reach};
 use ir_isolate_ec2::IsolateConfig;
 use ir_tests::accounts::{self, ADMINISTRATOR_ACCOUNT};
 use ir_tests::fixtures::{
-    any_image, assert_declared, event_json, isolator_as, live_triage, pre_state_store,
-    vpc_with_subnet,
+    assert_declared, eni_group_names, event_json, instance_in, isolator_as, live_triage,
+    pre_state_store, vpc_with_subnet,
 };
 use ir_tests::permissions::member_policy;
 use ir_tests::pipeline::function_sdk;
@@ -79,20 +78,7 @@ async fn org() -> Org {
     let in_member = in_region(moto.sdk_config_as(members[0].clone()).await, MEMBER_REGION);
     let ec2 = aws_sdk_ec2::Client::new(&in_member);
     let (_, subnet) = vpc_with_subnet(&ec2, "10.60").await;
-    let instance_id = ec2
-        .run_instances()
-        .image_id(any_image(&ec2).await)
-        .instance_type(InstanceType::T3Micro)
-        .min_count(1)
-        .max_count(1)
-        .subnet_id(subnet)
-        .send()
-        .await
-        .unwrap()
-        .instances()[0]
-        .instance_id()
-        .unwrap()
-        .to_string();
+    let (instance_id, _) = instance_in(&ec2, &subnet).await;
     member_role(&in_member).await;
     pre_state_store(&admin).await;
     Org {
@@ -253,24 +239,4 @@ async fn a_member_without_the_role_or_a_wrong_external_id_is_a_typed_refusal_bef
     assert!(!instance.tags().iter().any(|t| t.key() == Some("ir:status")));
     let groups = eni_group_names(&ec2, &w.instance_id).await;
     assert!(groups.iter().all(|g| !g.starts_with("ir-")), "{groups:?}");
-}
-
-/// The names of the security groups on the instance's ENIs.
-async fn eni_group_names(ec2: &aws_sdk_ec2::Client, instance_id: &str) -> Vec<String> {
-    let out = ec2
-        .describe_network_interfaces()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("attachment.instance-id")
-                .values(instance_id)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    out.network_interfaces()
-        .iter()
-        .flat_map(|n| n.groups())
-        .filter_map(|g| g.group_name().map(str::to_string))
-        .collect()
 }

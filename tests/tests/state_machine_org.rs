@@ -6,7 +6,7 @@
 //! member role's policy in B).
 
 use aws_sdk_sfn::types::ExecutionStatus;
-use ir_tests::fixtures::event_json;
+use ir_tests::fixtures::{eni_group_names, event_json};
 use ir_tests::pipeline::{
     instance, relocate_finding, start as world, Pipeline, EVIDENCE, MEMBER_ACCOUNT,
 };
@@ -20,26 +20,6 @@ fn bitcoin_in(account: &str, id: &str) -> Value {
     event["detail"]["resource"]["instanceDetails"]["instanceId"] = id.into();
     relocate_finding(&mut event, account, REGION);
     event
-}
-
-async fn eni_group_names(sdk: &aws_config::SdkConfig, id: &str) -> Vec<String> {
-    let ec2 = aws_sdk_ec2::Client::new(sdk);
-    let out = ec2
-        .describe_network_interfaces()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("attachment.instance-id")
-                .values(id)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    out.network_interfaces()
-        .iter()
-        .flat_map(|n| n.groups())
-        .filter_map(|g| g.group_name().map(str::to_string))
-        .collect()
 }
 
 fn calls_of(w: &Pipeline, kind: &str) -> Vec<Value> {
@@ -69,7 +49,7 @@ async fn a_member_account_finding_is_contained_there_and_its_evidence_lands_in_t
         "waits at the review gate: {:?}",
         w.path(&exec).await
     );
-    let groups = eni_group_names(&in_member, &id).await;
+    let groups = eni_group_names(&aws_sdk_ec2::Client::new(&in_member), &id).await;
     assert!(
         !groups.is_empty() && groups.iter().all(|g| g.starts_with("ir-isolation-")),
         "isolated in {MEMBER_ACCOUNT}, {REGION}: {groups:?}"
@@ -119,7 +99,7 @@ async fn a_member_account_without_the_role_ends_in_the_failure_notification_with
         "{sent:#}"
     );
     assert!(
-        eni_group_names(&in_member, &id)
+        eni_group_names(&aws_sdk_ec2::Client::new(&in_member), &id)
             .await
             .iter()
             .all(|g| !g.starts_with("ir-")),

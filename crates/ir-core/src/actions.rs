@@ -42,6 +42,14 @@ pub enum ContainmentError {
 }
 
 impl ContainmentError {
+    /// A read of `what` (an API action or attribute) that failed with `message`.
+    pub fn read(what: &str, message: String) -> ContainmentError {
+        ContainmentError::Read {
+            what: what.to_string(),
+            message,
+        }
+    }
+
     pub fn error_type(&self) -> &'static str {
         match self {
             ContainmentError::WrongResource(_) => "WrongResource",

@@ -157,12 +157,6 @@ impl MemberRole {
     }
 }
 
-#[derive(Debug, Clone)]
-struct Held {
-    credentials: Credentials,
-    expires: SystemTime,
-}
-
 /// Clients for where a resource lives: the function's own credentials in its own account, the
 /// member role's elsewhere.
 #[derive(Debug)]
@@ -172,7 +166,8 @@ pub struct Reach {
     own_partition: String,
     member: Option<MemberRole>,
     sts: aws_sdk_sts::Client,
-    held: Mutex<HashMap<(String, String), Held>>,
+    /// Member-role credentials per (account, session name); each carries its expiry.
+    held: Mutex<HashMap<(String, String), Credentials>>,
 }
 
 impl Reach {
@@ -254,9 +249,11 @@ impl Reach {
         let session = session_name(incident_id);
         let key = (place.account.clone(), session.clone());
         let mut held = self.held.lock().await;
-        if let Some(h) = held.get(&key) {
-            if h.expires > SystemTime::now() + REFRESH_BEFORE {
-                return Ok(h.credentials.clone());
+        if let Some(c) = held.get(&key) {
+            if c.expiry()
+                .is_some_and(|e| e > SystemTime::now() + REFRESH_BEFORE)
+            {
+                return Ok(c.clone());
             }
         }
         let role = format!(
@@ -265,7 +262,7 @@ impl Reach {
         );
         let fresh = self.assume(&role, member, &session, place).await?;
         held.insert(key, fresh.clone());
-        Ok(fresh.credentials)
+        Ok(fresh)
     }
 
     async fn assume(
@@ -274,7 +271,7 @@ impl Reach {
         member: &MemberRole,
         session: &str,
         place: &Place,
-    ) -> Result<Held, ReachError> {
+    ) -> Result<Credentials, ReachError> {
         let out = self
             .sts
             .assume_role()
@@ -314,16 +311,13 @@ impl Reach {
         })?;
         let expires = SystemTime::try_from(*c.expiration())
             .unwrap_or_else(|_| SystemTime::now() + REFRESH_BEFORE);
-        Ok(Held {
-            credentials: Credentials::new(
-                c.access_key_id(),
-                c.secret_access_key(),
-                Some(c.session_token().to_string()),
-                Some(expires),
-                "ir-member-role",
-            ),
-            expires,
-        })
+        Ok(Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            Some(expires),
+            "ir-member-role",
+        ))
     }
 }
 

@@ -132,12 +132,10 @@ pub async fn run<P: Playbook>(
         },
         Mode::Release => {
             let previous = request.previous.as_ref().map(|p| &p.pre_state);
-            let pre = store.for_release(&key, previous, now).await.map_err(|e| {
-                ContainmentError::Read {
-                    what: "pre-state".into(),
-                    message: e.to_string(),
-                }
-            })?;
+            let pre = store
+                .for_release(&key, previous, now)
+                .await
+                .map_err(|e| ContainmentError::read("pre-state", e.to_string()))?;
             let mut result = playbook
                 .release(&mut runner, &request, &target, &observed, &pre)
                 .await;

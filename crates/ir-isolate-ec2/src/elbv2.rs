@@ -171,7 +171,8 @@ impl Isolator {
             .send();
         let mut arns = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| read(DESCRIBE_TARGET_GROUPS.action, err_text(e)))?;
+            let page = page
+                .map_err(|e| ContainmentError::read(DESCRIBE_TARGET_GROUPS.action, err_text(e)))?;
             arns.extend(
                 page.target_groups().iter().filter_map(|g| {
                     Some((g.target_group_arn()?.to_string(), may_hold(g, vpc_id)?))
@@ -198,7 +199,12 @@ impl Isolator {
             Ok(out) => out,
             // Deleted between the two calls: it holds nothing.
             Err(e) if error_code(&e) == Some("TargetGroupNotFound") => return Ok(Vec::new()),
-            Err(e) => return Err(read(DESCRIBE_TARGET_HEALTH.action, err_text(e))),
+            Err(e) => {
+                return Err(ContainmentError::read(
+                    DESCRIBE_TARGET_HEALTH.action,
+                    err_text(e),
+                ))
+            }
         };
         Ok(out
             .target_health_descriptions()
@@ -341,13 +347,6 @@ impl Isolator {
             }
             Err(e) => Err(err_text(e)),
         }
-    }
-}
-
-fn read(what: &str, message: String) -> ContainmentError {
-    ContainmentError::Read {
-        what: what.to_string(),
-        message,
     }
 }
 

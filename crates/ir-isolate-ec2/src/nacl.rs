@@ -228,10 +228,8 @@ impl Isolator {
             .send();
         let mut acls = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| ContainmentError::Read {
-                what: DESCRIBE_NETWORK_ACLS.action.to_string(),
-                message: err_text(e),
-            })?;
+            let page = page
+                .map_err(|e| ContainmentError::read(DESCRIBE_NETWORK_ACLS.action, err_text(e)))?;
             acls.extend(page.network_acls().iter().filter_map(acl_of));
         }
         Ok(acls)

@@ -36,10 +36,7 @@ pub(crate) const PERMISSIONS: &[Permission] = &[
 impl Isolator {
     /// Reads the instance, its ENIs' groups, attributes, instance profile and Auto Scaling group.
     pub(crate) async fn read_live(&self, instance_id: &str) -> Result<Observed, ContainmentError> {
-        let read = |what: &str, e: String| ContainmentError::Read {
-            what: what.to_string(),
-            message: e,
-        };
+        let read = ContainmentError::read;
         let out = self
             .ec2
             .describe_instances()
@@ -165,21 +162,17 @@ impl Isolator {
             .auto_scaling_instances()
             .iter()
             .find_map(|i| i.auto_scaling_group_name().map(str::to_string));
-        // Neither lookup may stop the isolation itself: a failure is recorded by its step.
-        let (target_registrations, target_lookup_failed) = match self
-            .target_registrations(&vpc_id, instance_id, &addresses)
-            .await
-        {
-            Ok(found) => (found, None),
-            Err(e) => (Vec::new(), Some(e.to_string())),
-        };
-        // Read whatever IR_NACL_ISOLATION says: the pre-state records the deny rules already
-        // there, and release removes the response's own even after the setting was turned off.
+        // The two lookups are independent: one round, not two. Neither may stop the isolation
+        // itself: a failure is recorded by its step. The ACLs are read whatever
+        // IR_NACL_ISOLATION says: the pre-state records the deny rules already there, and
+        // release removes the response's own even after the setting was turned off.
         let vpc = Filter::builder().name("vpc-id").values(&vpc_id).build();
-        let (network_acls, acl_lookup_failed) = match self.network_acls(vpc).await {
-            Ok(acls) => (acls, None),
-            Err(e) => (Vec::new(), Some(e.to_string())),
-        };
+        let (targets, acls) = futures::join!(
+            self.target_registrations(&vpc_id, instance_id, &addresses),
+            self.network_acls(vpc)
+        );
+        let (target_registrations, target_lookup_failed) = found_or_why(targets);
+        let (network_acls, acl_lookup_failed) = found_or_why(acls);
         Ok(Observed {
             vpc_id,
             tags,
@@ -220,10 +213,7 @@ impl Isolator {
             .set_network_interface_ids(Some(eni_ids))
             .send()
             .await
-            .map_err(|e| ContainmentError::Read {
-                what: DESCRIBE_ENIS.action.to_string(),
-                message: err_text(e),
-            })?;
+            .map_err(|e| ContainmentError::read(DESCRIBE_ENIS.action, err_text(e)))?;
         for n in enis.network_interfaces() {
             let Some(id) = n.network_interface_id() else {
                 continue;
@@ -260,6 +250,14 @@ impl Isolator {
         addresses.sort();
         addresses.dedup();
         Ok((eni_groups, addresses))
+    }
+}
+
+/// What a lookup found, or (nothing and) why it failed.
+fn found_or_why<T>(result: Result<Vec<T>, ContainmentError>) -> (Vec<T>, Option<String>) {
+    match result {
+        Ok(found) => (found, None),
+        Err(e) => (Vec::new(), Some(e.to_string())),
     }
 }
 

@@ -29,13 +29,6 @@ pub(crate) const PERMISSIONS: &[Permission] = &[
     GET_LOGGING,
     GET_OBJECT_LOCK,
 ];
-fn read(what: &str, message: String) -> ContainmentError {
-    ContainmentError::Read {
-        what: what.to_string(),
-        message,
-    }
-}
-
 impl LockdownS3 {
     /// Reads the bucket's tags, Block Public Access, policy, versioning, logging, Object Lock.
     pub(crate) async fn read_live(&self, bucket: &str) -> Result<Observed, ContainmentError> {
@@ -45,7 +38,7 @@ impl LockdownS3 {
             return Err(if not_found {
                 ContainmentError::NotFound(format!("s3://{bucket}"))
             } else {
-                read(HEAD_BUCKET.action, err_text(e))
+                ContainmentError::read(HEAD_BUCKET.action, err_text(e))
             });
         }
         let tags = match self.s3.get_bucket_tagging().bucket(bucket).send().await {
@@ -55,7 +48,7 @@ impl LockdownS3 {
                 .map(|t| (t.key().to_string(), t.value().to_string()))
                 .collect(),
             Err(e) if code(&e) == "NoSuchTagSet" => BTreeMap::new(),
-            Err(e) => return Err(read(GET_TAGGING.action, err_text(e))),
+            Err(e) => return Err(ContainmentError::read(GET_TAGGING.action, err_text(e))),
         };
         let public_access_block = match self
             .s3
@@ -73,18 +66,23 @@ impl LockdownS3 {
                 ]
             }),
             Err(e) if code(&e) == "NoSuchPublicAccessBlockConfiguration" => None,
-            Err(e) => return Err(read(GET_PUBLIC_ACCESS_BLOCK.action, err_text(e))),
+            Err(e) => {
+                return Err(ContainmentError::read(
+                    GET_PUBLIC_ACCESS_BLOCK.action,
+                    err_text(e),
+                ))
+            }
         };
         let policy = match self.s3.get_bucket_policy().bucket(bucket).send().await {
             Ok(o) => match o.policy() {
                 Some(p) => Some(
                     serde_json::from_str(p)
-                        .map_err(|e| read("bucket policy JSON", e.to_string()))?,
+                        .map_err(|e| ContainmentError::read("bucket policy JSON", e.to_string()))?,
                 ),
                 None => None,
             },
             Err(e) if code(&e) == "NoSuchBucketPolicy" => None,
-            Err(e) => return Err(read(GET_POLICY.action, err_text(e))),
+            Err(e) => return Err(ContainmentError::read(GET_POLICY.action, err_text(e))),
         };
         let versioning = self
             .s3
@@ -92,7 +90,7 @@ impl LockdownS3 {
             .bucket(bucket)
             .send()
             .await
-            .map_err(|e| read(GET_VERSIONING.action, err_text(e)))?
+            .map_err(|e| ContainmentError::read(GET_VERSIONING.action, err_text(e)))?
             .status()
             .map(|s| s.as_str().to_string());
         let logging = self
@@ -101,7 +99,7 @@ impl LockdownS3 {
             .bucket(bucket)
             .send()
             .await
-            .map_err(|e| read(GET_LOGGING.action, err_text(e)))?
+            .map_err(|e| ContainmentError::read(GET_LOGGING.action, err_text(e)))?
             .logging_enabled()
             .map(|l| format!("{}/{}", l.target_bucket(), l.target_prefix()));
         let object_lock = match self

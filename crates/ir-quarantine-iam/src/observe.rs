@@ -30,13 +30,6 @@ pub(crate) const PERMISSIONS: &[Permission] = &[
     LIST_ROLE_POLICIES,
 ];
 
-fn read(what: &str, message: String) -> ContainmentError {
-    ContainmentError::Read {
-        what: what.to_string(),
-        message,
-    }
-}
-
 fn pairs(tags: &[Tag]) -> BTreeMap<String, String> {
     tags.iter()
         .map(|t| (t.key().to_string(), t.value().to_string()))
@@ -63,7 +56,7 @@ impl Quarantiner {
             return Err(if is_no_such_entity(&e) {
                 ContainmentError::NotFound(target.label())
             } else {
-                read(GET_USER.action, err_text(e))
+                ContainmentError::read(GET_USER.action, err_text(e))
             });
         }
         let tags = self
@@ -72,19 +65,24 @@ impl Quarantiner {
             .user_name(name)
             .send()
             .await
-            .map_err(|e| read(LIST_USER_TAGS.action, err_text(e)))?;
+            .map_err(|e| ContainmentError::read(LIST_USER_TAGS.action, err_text(e)))?;
         let keys = self
             .iam
             .list_access_keys()
             .user_name(name)
             .send()
             .await
-            .map_err(|e| read(LIST_ACCESS_KEYS.action, err_text(e)))?;
+            .map_err(|e| ContainmentError::read(LIST_ACCESS_KEYS.action, err_text(e)))?;
         let console_password_created =
             match self.iam.get_login_profile().user_name(name).send().await {
                 Ok(o) => o.login_profile().map(|p| p.create_date().to_string()),
                 Err(e) if is_no_such_entity(&e) => None,
-                Err(e) => return Err(read(GET_LOGIN_PROFILE.action, err_text(e))),
+                Err(e) => {
+                    return Err(ContainmentError::read(
+                        GET_LOGIN_PROFILE.action,
+                        err_text(e),
+                    ))
+                }
             };
         let inline = self
             .iam
@@ -92,7 +90,7 @@ impl Quarantiner {
             .user_name(name)
             .send()
             .await
-            .map_err(|e| read(LIST_USER_POLICIES.action, err_text(e)))?;
+            .map_err(|e| ContainmentError::read(LIST_USER_POLICIES.action, err_text(e)))?;
         Ok(Observed {
             tags: pairs(tags.tags()),
             keys: keys
@@ -118,7 +116,7 @@ impl Quarantiner {
                 return Err(if is_no_such_entity(&e) {
                     ContainmentError::NotFound(target.label())
                 } else {
-                    read(GET_ROLE.action, err_text(e))
+                    ContainmentError::read(GET_ROLE.action, err_text(e))
                 });
             }
         };
@@ -129,14 +127,14 @@ impl Quarantiner {
             .role_name(name)
             .send()
             .await
-            .map_err(|e| read(LIST_ROLE_TAGS.action, err_text(e)))?;
+            .map_err(|e| ContainmentError::read(LIST_ROLE_TAGS.action, err_text(e)))?;
         let inline = self
             .iam
             .list_role_policies()
             .role_name(name)
             .send()
             .await
-            .map_err(|e| read(LIST_ROLE_POLICIES.action, err_text(e)))?;
+            .map_err(|e| ContainmentError::read(LIST_ROLE_POLICIES.action, err_text(e)))?;
         Ok(Observed {
             tags: pairs(tags.tags()),
             keys: BTreeMap::new(),

@@ -32,6 +32,18 @@ fn ms(d: Duration) -> String {
     format!("{:.0}", d.as_secs_f64() * 1000.0)
 }
 
+/// One row of the latency table: n, p50, p95, max.
+fn latency_row(name: &str, mut v: Vec<Duration>) {
+    v.sort();
+    println!(
+        "| {name} | {} | {} | {} | {} |",
+        v.len(),
+        ms(pct(&v, 0.5)),
+        ms(pct(&v, 0.95)),
+        ms(pct(&v, 1.0))
+    );
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runs: usize = std::env::var("IR_BENCH_RUNS")
@@ -110,29 +122,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("\n{runs} bitcoin-mining incidents, one leaked key (approved), one public bucket through the local pipeline\n");
     println!("| measure | n | p50 ms | p95 ms | max ms |");
     println!("| --- | --- | --- | --- | --- |");
-    for (f, mut v) in per_fn {
-        v.sort();
-        println!(
-            "| handler `{f}` | {} | {} | {} | {} |",
-            v.len(),
-            ms(pct(&v, 0.5)),
-            ms(pct(&v, 0.95)),
-            ms(pct(&v, 1.0))
-        );
+    for (f, v) in per_fn {
+        latency_row(&format!("handler `{f}`"), v);
     }
-    for (name, mut v) in [
-        ("event → instance isolated (auto tier)", to_contained),
-        ("event → review gate open", to_gate),
-    ] {
-        v.sort();
-        println!(
-            "| {name} | {} | {} | {} | {} |",
-            v.len(),
-            ms(pct(&v, 0.5)),
-            ms(pct(&v, 0.95)),
-            ms(pct(&v, 1.0))
-        );
-    }
+    latency_row("event → instance isolated (auto tier)", to_contained);
+    latency_row("event → review gate open", to_gate);
     member_hop(&p).await;
     cold_starts(&p).await?;
     Ok(())
@@ -164,19 +158,8 @@ async fn member_hop(p: &Pipeline) {
             .expect("member role");
         kept.push(started.elapsed());
     }
-    for (name, mut v) in [
-        ("member role: AssumeRole for a new incident", fresh),
-        ("member role: credentials kept for the incident", kept),
-    ] {
-        v.sort();
-        println!(
-            "| {name} | {} | {} | {} | {} |",
-            v.len(),
-            ms(pct(&v, 0.5)),
-            ms(pct(&v, 0.95)),
-            ms(pct(&v, 1.0))
-        );
-    }
+    latency_row("member role: AssumeRole for a new incident", fresh);
+    latency_row("member role: credentials kept for the incident", kept);
 }
 
 /// Environment each function binary gets, as Terraform would set it, pointed at the emulator.
