@@ -179,6 +179,16 @@ variable "member_external_id" {
   }
 }
 
+variable "finding_regions" {
+  description = "The other Regions whose findings this deployment answers. Each forwards its findings to this Region's default event bus through rules that infra/region/ creates there (apply it once per Region, with the region_forwarder output)."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for r in var.finding_regions : can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]+$", r))])
+    error_message = "finding_regions: Region names such as eu-west-1."
+  }
+}
+
 variable "aws_endpoint" {
   description = "Testing only: send every AWS call to this endpoint (a local emulator)."
   type        = string

@@ -114,7 +114,7 @@ import datetime  # noqa: E402
 import json  # noqa: E402
 import uuid  # noqa: E402
 
-from moto.events.models import EventPattern, Rule  # noqa: E402
+from moto.events.models import EventPattern, Rule, events_backends  # noqa: E402
 from moto.stepfunctions.responses import get_backend as sfn_backend  # noqa: E402
 
 
@@ -172,8 +172,20 @@ def _send_to_targets(self, original_event, transform_input=True):
             sfn_backend(account, region).start_execution(
                 target["Arn"], name=str(uuid.uuid4()), execution_input=payload
             )
+    # moto 5.2.1 forwards to another Region's or account's bus by putting a new event there,
+    # stamped with that bus's account and Region. EventBridge delivers the event itself: its
+    # `account`, `region`, `id` and `time` stay those of where it was raised.
+    buses = [t for t in self.targets if ":event-bus/" in t["Arn"]]
+    if buses and self.event_pattern.matches_event(original_event):
+        for target in buses:
+            _, _, _, region, account, resource = target["Arn"].split(":", 5)
+            bus = events_backends[account][region].describe_event_bus(
+                resource.split("/", 1)[1]
+            )
+            for rule in list(bus.rules.values()):
+                rule.send_to_targets(dict(original_event))
     everything = self.targets
-    self.targets = [t for t in everything if t not in states]
+    self.targets = [t for t in everything if t not in states and t not in buses]
     try:
         _send_to_other_targets(self, original_event, transform_input)
     finally:

@@ -99,6 +99,7 @@ pub fn rules(delivery: &Delivery) -> Vec<(String, String, Value)> {
 /// when it enforces IAM, and picks the service from the credential scope).
 fn signed_headers(
     credentials: &aws_credential_types::Credentials,
+    region: &str,
     url: &str,
     headers: &[(&str, String)],
     body: &[u8],
@@ -107,7 +108,7 @@ fn signed_headers(
     let identity: aws_smithy_runtime_api::client::identity::Identity = credentials.clone().into();
     let params = aws_sigv4::sign::v4::SigningParams::builder()
         .identity(&identity)
-        .region("us-east-1")
+        .region(region)
         .name("events")
         .time(std::time::SystemTime::now())
         .settings(SigningSettings::default())
@@ -133,6 +134,11 @@ fn signed_headers(
 /// One EventBridge API call (`action` as in `AWSEvents.<action>`), signed as the server's
 /// harness credentials.
 pub async fn call(moto: &MotoServer, action: &str, body: Value) -> Value {
+    call_in(moto, "us-east-1", action, body).await
+}
+
+/// [`call`] in `region`.
+pub async fn call_in(moto: &MotoServer, region: &str, action: &str, body: Value) -> Value {
     let url = format!("{}/", moto.endpoint());
     let body = body.to_string();
     let host = url
@@ -150,7 +156,7 @@ pub async fn call(moto: &MotoServer, action: &str, body: Value) -> Value {
             request = request.header(*k, v);
         }
     }
-    for (k, v) in signed_headers(moto.credentials(), &url, &headers, body.as_bytes()) {
+    for (k, v) in signed_headers(moto.credentials(), region, &url, &headers, body.as_bytes()) {
         request = request.header(k, v);
     }
     let resp = request
@@ -242,12 +248,17 @@ pub async fn create_rules(
 
 /// PutEvents on the default bus: the entry is the event as its service emits it.
 pub async fn put_event(moto: &MotoServer, event: &Value) {
+    put_event_in(moto, "us-east-1", event).await
+}
+
+/// [`put_event`] on the default bus of `region`.
+pub async fn put_event_in(moto: &MotoServer, region: &str, event: &Value) {
     let entry = json!({
         "Source": event["source"],
         "DetailType": event["detail-type"],
         "Detail": event["detail"].to_string(),
         "Resources": event["resources"].as_array().cloned().unwrap_or_default(),
     });
-    let out = call(moto, "PutEvents", json!({ "Entries": [entry] })).await;
+    let out = call_in(moto, region, "PutEvents", json!({ "Entries": [entry] })).await;
     assert_eq!(out["FailedEntryCount"], 0, "{out}");
 }

@@ -71,6 +71,7 @@ impl Tf {
             "-var=slack_webhook_secret=ssm:/ir/slack-webhook".into(),
             "-var=organization_response=true".into(),
             "-var=member_external_id=ir-ext-test".into(),
+            "-var=finding_regions=[\"eu-west-1\"]".into(),
             // moto 5.2.1 has no Security Hub action targets (CreateActionTarget is missing).
             "-var=create_securityhub_actions=false".into(),
             "-no-color".into(),
@@ -164,6 +165,121 @@ async fn member_module_applies(admin: &Tf, moto: &MotoServer, iam: &aws_sdk_iam:
     destroy.extend(vars);
     tf.run(&destroy);
     assert!(iam.get_role().role_name("ir-member").send().await.is_err());
+}
+
+/// `infra/region/` in eu-west-1 with the administrator's `region_forwarder` output: a HIGH
+/// GuardDuty finding raised there starts the home Region's state machine with the event as it
+/// was raised (its Region and account), a MEDIUM one does not; applying it in the home Region is
+/// refused; then it is destroyed.
+async fn region_module_applies(
+    admin: &Tf,
+    moto: &MotoServer,
+    sfn: &aws_sdk_sfn::Client,
+    machine: &str,
+) {
+    let work = admin.work.join("region");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::copy(admin.work.join("cli.tfrc"), work.join("cli.tfrc")).unwrap();
+    let forwarder = admin.run(&[
+        "output",
+        "-json",
+        &format!("-state={}", admin.work.join("terraform.tfstate").display()),
+        "region_forwarder",
+    ]);
+    let var_file = work.join("forwarder.tfvars.json");
+    std::fs::write(&var_file, &forwarder).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&forwarder).unwrap();
+    assert_eq!(
+        parsed["home_event_bus_arn"],
+        "arn:aws:events:us-east-1:123456789012:event-bus/default"
+    );
+    assert!(
+        parsed["event_patterns"].get("custom-action").is_none(),
+        "{parsed}"
+    );
+    let tf = Tf {
+        dir: workspace_file("infra/region"),
+        work: work.clone(),
+        endpoint: moto.endpoint().to_string(),
+    };
+    tf.run(&["init", "-input=false", "-no-color", "-lockfile=readonly"]);
+    let state = format!("-state={}", work.join("terraform.tfstate").display());
+    let endpoint = format!("-var=aws_endpoint={}", moto.endpoint());
+    let var_file = format!("-var-file={}", var_file.display());
+    let vars = [
+        state.as_str(),
+        &endpoint,
+        &var_file,
+        "-var=aws_region=eu-west-1",
+        "-no-color",
+        "-input=false",
+    ];
+    let mut plan = vec!["plan"];
+    plan.extend(vars);
+    plan.push("-var=aws_region=us-east-1"); // the last -var wins
+    let (ok, out) = tf.try_run(&plan);
+    assert!(!ok && out.contains("not its home Region"), "{out}");
+    let mut apply = vec!["apply", "-auto-approve"];
+    apply.extend(vars);
+    let out = tf.run(&apply);
+    assert!(out.contains("Apply complete!"), "{out}");
+
+    let executions = |sfn: aws_sdk_sfn::Client| async move {
+        let list = sfn
+            .list_executions()
+            .state_machine_arn(machine)
+            .send()
+            .await
+            .unwrap();
+        let mut inputs = Vec::new();
+        for e in list.executions() {
+            let d = sfn
+                .describe_execution()
+                .execution_arn(e.execution_arn())
+                .send()
+                .await
+                .unwrap();
+            inputs.push(
+                serde_json::from_str::<serde_json::Value>(&d.input.unwrap_or_default()).unwrap(),
+            );
+        }
+        inputs
+    };
+    let before = executions(sfn.clone()).await.len();
+    let file = workspace_file("events/guardduty-ec2-c2-activity.json");
+    let mut high: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    high["detail"]["region"] = "eu-west-1".into();
+    high["detail"]["id"] = "forwarded-from-eu-west-1".into();
+    let mut medium = high.clone();
+    medium["detail"]["severity"] = 5.0.into();
+    medium["detail"]["id"] = "medium-in-eu-west-1".into();
+    ir_tests::eventbridge::put_event_in(moto, "eu-west-1", &high).await;
+    ir_tests::eventbridge::put_event_in(moto, "eu-west-1", &medium).await;
+    let after = executions(sfn.clone()).await;
+    assert_eq!(
+        after.len(),
+        before + 1,
+        "one forwarded finding started a response"
+    );
+    let started = after
+        .iter()
+        .find(|i| i["detail"]["id"] == "forwarded-from-eu-west-1")
+        .expect("the HIGH finding from eu-west-1");
+    assert_eq!(started["region"], "eu-west-1", "{started}");
+    assert_eq!(started["account"], "123456789012", "{started}");
+
+    let mut destroy = vec!["destroy", "-auto-approve"];
+    destroy.extend(vars);
+    tf.run(&destroy);
+    let rules = ir_tests::eventbridge::call_in(
+        moto,
+        "eu-west-1",
+        "ListRules",
+        serde_json::json!({ "NamePrefix": "ir-forward-" }),
+    )
+    .await;
+    assert_eq!(rules["Rules"].as_array().map(Vec::len), Some(0), "{rules}");
 }
 
 /// IAM returns policy documents URL-encoded.
@@ -349,6 +465,24 @@ async fn terraform_applies_and_destroys_against_the_emulator() {
         "{doc}"
     );
     member_module_applies(&tf, &moto, &iam).await;
+    // Only EventBridge, only for the forwarding rules of the listed Regions in this account.
+    let forward = iam
+        .get_role()
+        .role_name("ir-forward-findings")
+        .send()
+        .await
+        .unwrap();
+    let trust = urlencoding_decode(
+        forward
+            .role()
+            .map(|r| r.assume_role_policy_document().unwrap_or_default())
+            .unwrap_or_default(),
+    );
+    assert!(
+        trust.contains("events.amazonaws.com")
+            && trust.contains("arn:aws:events:eu-west-1:123456789012:rule/ir-forward-*"),
+        "{trust}"
+    );
     assert!(out.contains("approval_webhook_url"), "{out}");
     // Strict mode answers the function URL as Lambda would: 403 unless the function policy lets
     // the public invoke it through the URL (InvokeFunctionUrl with auth type NONE, and
@@ -445,6 +579,8 @@ async fn terraform_applies_and_destroys_against_the_emulator() {
         want.len()
     );
     assert_eq!(started, want, "the executions EventBridge started");
+
+    region_module_applies(&tf, &moto, &sfn, machine.state_machine_arn()).await;
 
     // The review gate is Jira: Jira without approvers (or approvers without Jira) is refused
     // at plan time, before anything is deployed half-configured.
