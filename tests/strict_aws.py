@@ -33,7 +33,7 @@ def install() -> bool:
     if here not in sys.path:
         sys.path.insert(0, here)
     from strict import (  # noqa: F401 - rules_sts registers its rule on import
-        api, install_status_override, model, rules_data, rules_iam_ec2, rules_s3, rules_sts,
+        api, install_status_override, model, rules_data, rules_iam_ec2, rules_org, rules_s3, rules_sts,
     )
 
     install_status_override()

@@ -36,10 +36,14 @@ from . import StrictError, error_response, log_once, rule
 
 PROJECT_SERVICES = (
     "iam ec2 s3 autoscaling elbv2 dynamodb ssm stepfunctions sns sqs kms secretsmanager "
-    "cloudtrail securityhub events lambda sts logs"
+    "cloudtrail securityhub events lambda sts logs organizations"
 ).split()
 
-CODE_OVERRIDES = {"logs": "InvalidParameterException", "securityhub": "InvalidInputException"}
+CODE_OVERRIDES = {
+    "logs": "InvalidParameterException",
+    "securityhub": "InvalidInputException",
+    "organizations": "InvalidInputException",
+}
 
 _patterns: dict[str, Any] = {}
 _pattern_lock = threading.Lock()

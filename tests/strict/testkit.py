@@ -81,6 +81,16 @@ class Server:
     def configure(self, config: dict[str, Any]) -> None:
         self.request("POST", "/moto-api/config", config)
 
+    def client_in_account(self, service: str, account: str) -> Any:
+        """A client whose calls moto answers as `account` (its `x-moto-account-id` header)."""
+        client = self.client(service)
+
+        def header(request: Any, **_: Any) -> None:
+            request.headers["x-moto-account-id"] = account
+
+        client.meta.events.register("before-sign.*.*", header)
+        return client
+
     def client(self, service: str) -> Any:
         # parameter_validation=False: let bad values reach the server, as the Rust SDK does.
         return boto3.client(

@@ -400,3 +400,126 @@ async fn only_the_first_finding_of_an_event_is_recorded_so_the_others_can_be_sen
     assert_eq!(again.primary.disposition, Disposition::Respond);
     assert!(env.item("incidents", &other.incident_id).await.is_some());
 }
+
+/// A policy that names organizational units: triage reads where the finding's account sits
+/// (ListParents up to the root, as the management account), so a nested OU of production gets
+/// the production rule; where the tree cannot be read (outside any organization) nothing is
+/// automatic.
+#[tokio::test]
+async fn organizational_units_are_read_from_organizations_and_unknown_ones_hold_back() {
+    use aws_sdk_organizations::types::OrganizationFeatureSet;
+    let env = env().await;
+    create_incidents_table(&env.ddb, "incidents").await.unwrap();
+    let org = aws_sdk_organizations::Client::new(&env._moto.sdk_config().await);
+    let policy = |prod: &str| {
+        LoadedPolicy::from_toml(
+            &format!(
+                "[[rules]]\nname = \"production-waits\"\ntier = \"approval\"\norganizational_units = [\"{prod}\"]\n\n\
+                 [[rules]]\nname = \"c2\"\ntier = \"auto\"\nfinding_types = [\"Backdoor:EC2/C&CActivity*\"]\n"
+            ),
+            "test",
+        )
+        .unwrap()
+    };
+    let config = TriageConfig {
+        incidents_table: "incidents".into(),
+        kill_switch_parameter: KILL.into(),
+        dry_run: false,
+        state_machine_arn: None,
+    };
+    let triage = |p: LoadedPolicy| {
+        Triage::new(&config, p, env.ssm.clone(), env.ddb.clone()).with_organizations(org.clone())
+    };
+    let finding = |account: &str, id: &str| {
+        let mut e = event_json("guardduty-ec2-c2-activity.json");
+        e["detail"]["accountId"] = account.into();
+        e["detail"]["id"] = id.into();
+        e
+    };
+    // Outside any organization: unknown, so notify-only, with the reason.
+    let out = triage(policy("ou-ab12-prod0001"))
+        .handle(finding("111122223333", "no-org"))
+        .await
+        .unwrap();
+    assert_eq!(out.primary.tier, Tier::Manual);
+    assert!(
+        out.primary
+            .reasons
+            .iter()
+            .any(|r| r.contains("AWSOrganizationsNotInUseException")),
+        "{:?}",
+        out.primary.reasons
+    );
+
+    org.create_organization()
+        .feature_set(OrganizationFeatureSet::All)
+        .send()
+        .await
+        .unwrap();
+    let roots = org.list_roots().send().await.unwrap();
+    let root = roots.roots()[0].id().unwrap().to_string();
+    let ou = |parent: String, name: &'static str| {
+        let org = org.clone();
+        async move {
+            let out = org
+                .create_organizational_unit()
+                .parent_id(parent)
+                .name(name)
+                .send()
+                .await
+                .unwrap();
+            out.organizational_unit().unwrap().id().unwrap().to_string()
+        }
+    };
+    let prod = ou(root.clone(), "Production").await;
+    let payments = ou(prod.clone(), "Payments").await;
+    let sandbox = ou(root.clone(), "Sandbox").await;
+    let account = |name: &'static str, to: String| {
+        let (org, root) = (org.clone(), root.clone());
+        async move {
+            let created = org
+                .create_account()
+                .email(format!("{name}@example.com"))
+                .account_name(name)
+                .send()
+                .await
+                .unwrap();
+            let id = created
+                .create_account_status()
+                .unwrap()
+                .account_id()
+                .unwrap()
+                .to_string();
+            org.move_account()
+                .account_id(&id)
+                .source_parent_id(root)
+                .destination_parent_id(to)
+                .send()
+                .await
+                .unwrap();
+            id
+        }
+    };
+    let in_payments = account("payments", payments.clone()).await;
+    let in_sandbox = account("sandbox", sandbox).await;
+
+    let t = triage(policy(&prod));
+    let out = t
+        .handle(finding(&in_payments, "in-payments"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.primary.tier, out.primary.matched_rule.as_deref()),
+        (Tier::Approval, Some("production-waits")),
+        "{:?}",
+        out.primary.reasons
+    );
+    let path = format!("account {in_payments} is in {root} / {prod} / {payments}");
+    assert!(
+        out.primary.reasons.contains(&path),
+        "{:?}",
+        out.primary.reasons
+    );
+    let out = t.handle(finding(&in_sandbox, "in-sandbox")).await.unwrap();
+    assert_eq!(out.primary.tier, Tier::Auto, "{:?}", out.primary.reasons);
+}

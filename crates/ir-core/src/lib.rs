@@ -20,6 +20,7 @@ pub mod gate;
 pub mod incident;
 pub mod killswitch;
 pub mod member;
+pub mod orgunits;
 pub mod permissions;
 pub mod playbook;
 pub mod policy;

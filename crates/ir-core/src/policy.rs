@@ -26,6 +26,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use wildmatch::WildMatch;
 
+use crate::orgunits::{first_in, OrgPath};
+
 use crate::error::PolicyError;
 use crate::incident::{Incident, Resource, ResourceRole};
 
@@ -193,6 +195,10 @@ pub struct Suppression {
     pub remote_cidrs: Vec<IpNet>,
     #[serde(default)]
     pub accounts: Vec<String>,
+    /// Organizational units (`ou-…` / root `r-…` ids, or glob patterns over them): the
+    /// account is in one of them, at any depth.
+    #[serde(default)]
+    pub organizational_units: Vec<String>,
     /// Glob patterns over resource ids (`i-…`, `s3://bucket`, `user/NAME`, `role/NAME`).
     #[serde(default)]
     pub resources: Vec<String>,
@@ -217,6 +223,10 @@ pub struct Rule {
     pub resource_roles: Vec<ResourceRole>,
     #[serde(default)]
     pub accounts: Vec<String>,
+    /// Organizational units (`ou-…` / root `r-…` ids, or glob patterns over them): the
+    /// account is in one of them, at any depth.
+    #[serde(default)]
+    pub organizational_units: Vec<String>,
 }
 
 /// The tier given to findings an analyst sends to a Security Hub custom action of this name.
@@ -279,6 +289,12 @@ pub struct AccountScope {
     /// Every containment step planned, none made (the decision's dry-run).
     #[serde(default)]
     pub dry_run: Vec<String>,
+    /// As `notify_only`, for every account in these organizational units (at any depth).
+    #[serde(default)]
+    pub notify_only_organizational_units: Vec<String>,
+    /// As `dry_run`, for every account in these organizational units (at any depth).
+    #[serde(default)]
+    pub dry_run_organizational_units: Vec<String>,
 }
 
 fn default_trusted_products() -> Vec<String> {
@@ -397,6 +413,7 @@ impl Policy {
                 && s.principals.is_empty()
                 && s.remote_cidrs.is_empty()
                 && s.accounts.is_empty()
+                && s.organizational_units.is_empty()
                 && s.resources.is_empty()
             {
                 return bad(format!(
@@ -406,6 +423,32 @@ impl Policy {
             }
             if s.reason.trim().is_empty() {
                 return bad(format!("suppression `{}` needs a reason", s.name));
+            }
+        }
+        let ou_lists = self
+            .suppressions
+            .iter()
+            .map(|s| (format!("suppression `{}`", s.name), &s.organizational_units))
+            .chain(
+                self.rules
+                    .iter()
+                    .map(|r| (format!("rule `{}`", r.name), &r.organizational_units)),
+            )
+            .chain([
+                (
+                    "accounts".to_string(),
+                    &self.accounts.notify_only_organizational_units,
+                ),
+                (
+                    "accounts".to_string(),
+                    &self.accounts.dry_run_organizational_units,
+                ),
+            ]);
+        for (owner, list) in ou_lists {
+            if let Some(p) = list.iter().find(|p| !crate::orgunits::is_pattern(p)) {
+                return bad(format!(
+                    "{owner}: `{p}` is not an organizational unit id (`ou-…`) or root id (`r-…`)"
+                ));
             }
         }
         for r in &self.rules {
@@ -541,7 +584,7 @@ fn principal_names(incident: &Incident) -> Vec<String> {
 }
 
 impl Suppression {
-    fn matches(&self, incident: &Incident, now: DateTime<Utc>) -> bool {
+    fn matches(&self, incident: &Incident, org: &OrgPath, now: DateTime<Utc>) -> bool {
         if self.expires.is_some_and(|e| e <= now) {
             return false;
         }
@@ -561,12 +604,14 @@ impl Suppression {
                     .and_then(|r| r.ip)
                     .is_some_and(|ip| self.remote_cidrs.iter().any(|c| c.contains(&ip))))
             && (self.accounts.is_empty() || self.accounts.contains(&incident.account_id))
+            && (self.organizational_units.is_empty()
+                || first_in(&self.organizational_units, org).is_some())
             && (self.resources.is_empty() || glob_any(&self.resources, &resources))
     }
 }
 
 impl Rule {
-    fn matches(&self, incident: &Incident, route: Route) -> bool {
+    fn matches(&self, incident: &Incident, route: Route, org: &OrgPath) -> bool {
         (self.routes.is_empty() || self.routes.contains(&route))
             && (self.finding_types.is_empty()
                 || glob_any(
@@ -581,14 +626,52 @@ impl Rule {
                     .resource_role
                     .is_some_and(|r| self.resource_roles.contains(&r)))
             && (self.accounts.is_empty() || self.accounts.contains(&incident.account_id))
+            && (self.organizational_units.is_empty()
+                || first_in(&self.organizational_units, org).is_some())
     }
 }
 
 impl Policy {
-    /// Evaluates the policy for one incident at `now`.
+    /// Whether any rule, suppression or account scope names organizational units (then triage
+    /// reads where the account sits, and [`Policy::evaluate_in`] needs it).
+    pub fn uses_organizational_units(&self) -> bool {
+        !self.accounts.notify_only_organizational_units.is_empty()
+            || !self.accounts.dry_run_organizational_units.is_empty()
+            || self
+                .rules
+                .iter()
+                .any(|r| !r.organizational_units.is_empty())
+            || self
+                .suppressions
+                .iter()
+                .any(|s| !s.organizational_units.is_empty())
+    }
+
+    /// Evaluates the policy for one incident at `now`, where the account's place in the
+    /// organization is not known (see [`Policy::evaluate_in`]).
     pub fn evaluate(&self, incident: &Incident, now: DateTime<Utc>) -> PolicyDecision {
+        self.evaluate_in(incident, &OrgPath::Unknown("not looked up".into()), now)
+    }
+
+    /// Evaluates the policy for one incident at `now`, with the account's ancestors in the
+    /// organization. When the policy names organizational units and they are unknown, no OU
+    /// criterion matches and the response is notify-only: a rule that holds production back
+    /// must not be skipped because the lookup failed.
+    pub fn evaluate_in(
+        &self,
+        incident: &Incident,
+        org: &OrgPath,
+        now: DateTime<Utc>,
+    ) -> PolicyDecision {
         let route = route_for(incident);
         let mut reasons = Vec::new();
+        if let (true, OrgPath::Known(ids)) = (self.uses_organizational_units(), org) {
+            reasons.push(format!(
+                "account {} is in {}",
+                incident.account_id,
+                ids.join(" / ")
+            ));
+        }
         let names = primary_names(incident);
         let protected_tag =
             protected_tag(&self.protected_tags, incident.resource_tags()).or_else(|| {
@@ -608,7 +691,11 @@ impl Policy {
                 dry_run: false,
             };
         }
-        if let Some(s) = self.suppressions.iter().find(|s| s.matches(incident, now)) {
+        if let Some(s) = self
+            .suppressions
+            .iter()
+            .find(|s| s.matches(incident, org, now))
+        {
             return PolicyDecision {
                 disposition: Disposition::Suppressed,
                 route,
@@ -632,7 +719,7 @@ impl Policy {
                 c.name
             ));
             c.tier
-        } else if let Some(rule) = self.rules.iter().find(|r| r.matches(incident, route)) {
+        } else if let Some(rule) = self.rules.iter().find(|r| r.matches(incident, route, org)) {
             matched_rule = Some(rule.name.clone());
             reasons.push(format!("rule `{}`", rule.name));
             rule.tier
@@ -751,12 +838,39 @@ impl Policy {
                 &mut tier,
             );
         }
-        let dry_run = first_match(&self.accounts.dry_run, &account).map(|p| {
-            reasons.push(format!(
-                "dry-run: account {} is in accounts.dry_run (`{p}`)",
-                incident.account_id
-            ));
-        });
+        if let Some(p) = first_in(&self.accounts.notify_only_organizational_units, org) {
+            cap(
+                Tier::Manual,
+                format!(
+                    "account {} is in organizational unit `{p}` (accounts.notify_only_organizational_units)",
+                    incident.account_id
+                ),
+                &mut tier,
+            );
+        }
+        if let (true, OrgPath::Unknown(why)) = (self.uses_organizational_units(), org) {
+            cap(
+                Tier::Manual,
+                format!(
+                    "the policy names organizational units and those of account {} are unknown ({why}): notify only",
+                    incident.account_id
+                ),
+                &mut tier,
+            );
+        }
+        let dry_run = first_match(&self.accounts.dry_run, &account)
+            .map(|p| format!("accounts.dry_run (`{p}`)"))
+            .or_else(|| {
+                first_in(&self.accounts.dry_run_organizational_units, org).map(|p| {
+                    format!("organizational unit `{p}` (accounts.dry_run_organizational_units)")
+                })
+            })
+            .map(|why| {
+                reasons.push(format!(
+                    "dry-run: account {} is in {why}",
+                    incident.account_id
+                ));
+            });
 
         PolicyDecision {
             disposition: Disposition::Respond,

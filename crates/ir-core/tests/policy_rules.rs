@@ -253,3 +253,87 @@ finding_types = ["Backdoor:EC2/C&CActivity*"]
     assert_eq!((d.tier, d.dry_run), (Tier::Auto, false));
     assert!(LoadedPolicy::from_toml("[accounts]\nnotify = [\"1\"]", "t").is_err());
 }
+
+#[test]
+fn organizational_units_hold_back_rules_suppress_and_fail_safe_when_unknown() {
+    use ir_core::orgunits::OrgPath;
+    let p = policy(
+        r#"
+[accounts]
+dry_run_organizational_units = ["ou-ab12-new*"]
+
+[[suppressions]]
+name = "pentest-ou"
+reason = "the red team's sandbox accounts"
+organizational_units = ["ou-ab12-redteam1"]
+
+[[rules]]
+name = "production-waits-for-a-human"
+tier = "approval"
+organizational_units = ["ou-ab12-prod0001"]
+
+[[rules]]
+name = "c2"
+tier = "auto"
+finding_types = ["Backdoor:EC2/C&CActivity*"]
+"#,
+    );
+    assert!(p.policy.uses_organizational_units());
+    let i = incident("guardduty-ec2-c2-activity.json");
+    let at = |ous: &[&str]| {
+        OrgPath::Known(
+            std::iter::once("r-ab12")
+                .chain(ous.iter().copied())
+                .map(String::from)
+                .collect(),
+        )
+    };
+    let now = Utc::now();
+    // A nested OU of production: the production rule, not the broader auto rule.
+    let d = p
+        .policy
+        .evaluate_in(&i, &at(&["ou-ab12-prod0001", "ou-ab12-payments"]), now);
+    assert_eq!(
+        (d.tier, d.matched_rule.as_deref()),
+        (Tier::Approval, Some("production-waits-for-a-human"))
+    );
+    let d = p.policy.evaluate_in(&i, &at(&["ou-ab12-sandbox1"]), now);
+    assert_eq!((d.tier, d.dry_run), (Tier::Auto, false), "{:?}", d.reasons);
+    let d = p.policy.evaluate_in(&i, &at(&["ou-ab12-newaccts"]), now);
+    assert_eq!((d.tier, d.dry_run), (Tier::Auto, true), "{:?}", d.reasons);
+    assert!(d.reasons.iter().any(|r| r.contains("ou-ab12-new*")));
+    let d = p.policy.evaluate_in(&i, &at(&["ou-ab12-redteam1"]), now);
+    assert_eq!(d.suppressed_by.as_deref(), Some("pentest-ou"));
+    // Unknown: the production rule cannot be checked, so nothing is automatic.
+    {
+        let unknown = OrgPath::Unknown("AccessDeniedException".into());
+        let d = p.policy.evaluate_in(&i, &unknown, now);
+        assert_eq!(
+            (d.disposition, d.tier),
+            (Disposition::Respond, Tier::Manual)
+        );
+        assert!(
+            d.reasons
+                .iter()
+                .any(|r| r.contains("AccessDeniedException")),
+            "{:?}",
+            d.reasons
+        );
+    }
+    assert_eq!(p.policy.evaluate(&i, now).tier, Tier::Manual);
+    // A policy without organizational units is not held back by an unknown place.
+    let plain = policy("[[rules]]\nname = \"c2\"\ntier = \"auto\"\n");
+    assert!(!plain.policy.uses_organizational_units());
+    assert_eq!(plain.policy.evaluate(&i, now).tier, Tier::Auto);
+    // OU names (not ids) and account ids are refused where an OU id belongs.
+    for bad in ["Production", "111122223333"] {
+        let text = format!(
+            "[[rules]]\nname = \"x\"\ntier = \"auto\"\norganizational_units = [\"{bad}\"]\n"
+        );
+        let err = LoadedPolicy::from_toml(&text, "t").expect_err(bad);
+        assert!(
+            err.to_string().contains("not an organizational unit id"),
+            "{err}"
+        );
+    }
+}

@@ -12,6 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 use ir_core::audit::{AuditTrail, Outcome};
 use ir_core::config::{env_bool_strict, env_or, env_required};
 use ir_core::killswitch::{KillSwitch, KillSwitchState, DEFAULT_KILL_SWITCH_PARAMETER};
+use ir_core::orgunits::OrgPath;
 use ir_core::policy::PolicyDecision;
 use ir_core::{
     ConfigError, Disposition, FindingError, Incident, LoadedPolicy, PolicyError, Tier,
@@ -20,7 +21,9 @@ use ir_core::{
 use lambda_runtime::Diagnostic;
 
 pub mod fanout;
+pub mod organizations;
 pub use fanout::{FanOut, FanOutError};
+pub use organizations::OrgDirectory;
 
 /// Name recorded in audit trails.
 pub const FUNCTION_NAME: &str = "ir-triage";
@@ -36,6 +39,7 @@ pub fn permissions() -> Vec<ir_core::permissions::Permission> {
     ir_core::permissions::union(&[
         &[ir_core::permissions::KILL_SWITCH_READ, UPDATE_INCIDENT],
         fanout::PERMISSIONS,
+        organizations::PERMISSIONS,
     ])
 }
 
@@ -266,6 +270,8 @@ pub struct Triage {
     pub dedupe: DedupeStore,
     /// Starts an execution for each further finding of an event (see [`Triage::with_fan_out`]).
     pub fan_out: Option<FanOut>,
+    /// Reads where accounts sit, for a policy that names organizational units.
+    pub organizations: Option<OrgDirectory>,
 }
 
 impl Triage {
@@ -281,6 +287,24 @@ impl Triage {
             kill_switch: KillSwitch::new(ssm, config.kill_switch_parameter.clone()),
             dedupe: DedupeStore::new(dynamodb, config.incidents_table.clone()),
             fan_out: None,
+            organizations: None,
+        }
+    }
+
+    /// Reads the accounts' organizational units through `client` when the policy names any.
+    pub fn with_organizations(mut self, client: aws_sdk_organizations::Client) -> Triage {
+        self.organizations = Some(OrgDirectory::new(client));
+        self
+    }
+
+    /// Where the incident's account sits, when the policy needs it.
+    async fn org_path(&self, incident: &Incident) -> OrgPath {
+        if !self.policy.policy.uses_organizational_units() {
+            return OrgPath::Unknown("the policy names no organizational units".into());
+        }
+        match &self.organizations {
+            Some(directory) => directory.path_of(&incident.account_id).await,
+            None => OrgPath::Unknown("no Organizations client".into()),
         }
     }
 
@@ -310,14 +334,13 @@ impl Triage {
         // 1. Parse everything first: bad input never reaches AWS.
         let raw = (self.fan_out.is_some()).then(|| event.clone());
         let incidents = Incident::from_event_value(event)?;
-        // 2. Decide from policy (pure).
-        let evaluated: Vec<(Incident, PolicyDecision)> = incidents
-            .into_iter()
-            .map(|i| {
-                let d = self.policy.policy.evaluate(&i, now);
-                (i, d)
-            })
-            .collect();
+        // 2. Decide from policy (pure, given where the account sits when the policy asks).
+        let mut evaluated: Vec<(Incident, PolicyDecision)> = Vec::with_capacity(incidents.len());
+        for i in incidents {
+            let org = self.org_path(&i).await;
+            let d = self.policy.policy.evaluate_in(&i, &org, now);
+            evaluated.push((i, d));
+        }
         // 3. Kill switch, read once per event and only if something would respond.
         let kill = if evaluated
             .iter()

@@ -17,7 +17,8 @@ async fn main() -> Result<(), Error> {
         aws_sdk_ssm::Client::new(&sdk),
         aws_sdk_dynamodb::Client::new(&sdk),
     )
-    .with_fan_out(&config, aws_sdk_sfn::Client::new(&sdk));
+    .with_fan_out(&config, aws_sdk_sfn::Client::new(&sdk))
+    .with_organizations(aws_sdk_organizations::Client::new(&sdk));
     let triage = &triage;
     run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
