@@ -150,6 +150,10 @@ locals {
         IR_EVIDENCE_BUCKET         = aws_s3_bucket.evidence.bucket
         IR_EVIDENCE_KMS_KEY_ID     = aws_kms_key.evidence.arn
         IR_EVIDENCE_RETENTION_DAYS = tostring(var.evidence_retention_days)
+        IR_STATE_MACHINE_ARN       = local.state_machine_arn
+        }, var.forensics_account_id == "" ? {} : {
+        IR_FORENSICS_ACCOUNT_ID = var.forensics_account_id
+        IR_FORENSICS_KMS_KEY    = var.forensics_kms_key
       })
       statements = local.declared_statements["ir-preserve-evidence"]
     }

@@ -179,6 +179,26 @@ variable "member_external_id" {
   }
 }
 
+variable "forensics_account_id" {
+  description = "Account the evidence snapshots are shared with (create-volume permission), wherever they were taken. Empty: snapshots stay in the resource's account."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.forensics_account_id == "" || can(regex("^[0-9]{12}$", var.forensics_account_id))
+    error_message = "forensics_account_id must be a 12-digit account id."
+  }
+}
+
+variable "forensics_kms_key" {
+  description = "ARN of a KMS key of the forensics account that encrypted snapshots are copied under before they are shared ({region} stands for the snapshot's Region: a multi-Region key). Its key policy must let the member roles use it through EC2. Empty: encrypted snapshots are not shared (recorded)."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.forensics_kms_key == "" || can(regex("^arn:aws[a-z-]*:kms:([a-z0-9-]+|\\{region\\}):[0-9]{12}:key/.+$", var.forensics_kms_key))
+    error_message = "forensics_kms_key must be a key ARN (not an alias): arn:<partition>:kms:<region or {region}>:<forensics account>:key/<id>."
+  }
+}
+
 variable "finding_regions" {
   description = "The other Regions whose findings this deployment answers. Each forwards its findings to this Region's default event bus through rules that infra/region/ creates there (apply it once per Region, with the region_forwarder output)."
   type        = list(string)

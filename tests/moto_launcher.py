@@ -194,6 +194,41 @@ def _send_to_targets(self, original_event, transform_input=True):
 
 Rule.send_to_targets = _send_to_targets
 
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (  # noqa: E402,E501
+    StateTaskServiceSfn,
+)
+
+_sfn_task_parameters = StateTaskServiceSfn._normalise_parameters
+
+
+def _sfn_task_parameters_for_boto(self, parameters, boto_service_name=None, service_action_name=None):
+    # moto 5.2.1 hands a `states:startExecution` Task's parameters to boto3 under Step Functions'
+    # names (StateMachineArn, Name, Input), which boto3's model spells stateMachineArn, name,
+    # input: the serializer raises KeyError and the Task fails with States.Runtime. AWS takes the
+    # capitalised names (Step Functions Developer Guide, "Start a new AWS Step Functions state
+    # machine execution").
+    _sfn_task_parameters(self, parameters, boto_service_name, service_action_name)
+    for key in [k for k in parameters if k[:1].isupper()]:
+        parameters[key[0].lower() + key[1:]] = parameters.pop(key)
+
+
+StateTaskServiceSfn._normalise_parameters = _sfn_task_parameters_for_boto
+
+from moto.ec2.models.elastic_block_store import EBSBackend  # noqa: E402
+
+_create_snapshot = EBSBackend.create_snapshot
+
+
+def _create_snapshot_with_key(self, volume_id, *args, **kwargs):
+    # moto 5.2.1 marks a snapshot of an encrypted volume encrypted but drops the volume's KMS
+    # key; EBS encrypts a snapshot with its volume's key (EBS User Guide, snapshot encryption).
+    snapshot = _create_snapshot(self, volume_id, *args, **kwargs)
+    snapshot.kms_key_id = snapshot.volume.kms_key_id if snapshot.encrypted else None
+    return snapshot
+
+
+EBSBackend.create_snapshot = _create_snapshot_with_key
+
 # Strict mode: refuse what real AWS refuses (tests/strict_aws.py); STRICT=0 turns it off.
 sys.dont_write_bytecode = True  # no __pycache__ for strict_aws / tests/strict in the work tree
 import strict_aws  # noqa: E402,F401

@@ -181,7 +181,7 @@ class ModelConstraintTest(StrictCase):
                      "s3-block-public-policy", "iam-inline-policy-aggregate-size",
                      "iam-tags-per-resource", "ec2-tag-restrictions", "ec2-spot-termination-protection", "elbv2-register-target-vpc",
                      "ec2-nacl-rules-per-acl", "ec2-nacl-entry-not-found", "sts-assume-role-trust",
-                     "organizations-management-or-delegated",
+                     "organizations-management-or-delegated", "ec2-share-default-key-snapshot",
                      "dynamodb-item-size", "sfn-data-limit", "lambda-function-url-public-access"):
             self.assertIn(name, names)
         for r in rules:
@@ -373,6 +373,22 @@ class IamEc2RulesTest(StrictCase):
             self.assertRefused(lambda: sts.assume_role(RoleArn=arn(role), RoleSessionName="ir-inc-1", **kwargs),
                                "AccessDenied", 403, contains="not authorized to perform: sts:AssumeRole")
         sts.assume_role(RoleArn=arn("member"), RoleSessionName="ir-inc-1", ExternalId="ext-1")
+
+    def test_snapshot_share(self):
+        ec2 = self.c("ec2")
+        plain = ec2.create_volume(AvailabilityZone="us-east-1a", Size=8)["VolumeId"]
+        encrypted = ec2.create_volume(AvailabilityZone="us-east-1a", Size=8, Encrypted=True)["VolumeId"]
+        of_plain = ec2.create_snapshot(VolumeId=plain)["SnapshotId"]
+        of_encrypted = ec2.create_snapshot(VolumeId=encrypted)["SnapshotId"]
+        add = lambda snapshot, **who: ec2.modify_snapshot_attribute(  # noqa: E731
+            SnapshotId=snapshot, Attribute="createVolumePermission", CreateVolumePermission={"Add": [who]})
+        self.assertRefused(lambda: add(of_encrypted, UserId="444455556666"), "InvalidParameter", contains="aws/ebs")
+        self.assertRefused(lambda: add(of_encrypted, Group="all"), "InvalidParameter", contains="public")
+        add(of_plain, UserId="444455556666")
+        key = self.c("kms").create_key()["KeyMetadata"]["Arn"]
+        copy = ec2.copy_snapshot(SourceSnapshotId=of_encrypted, SourceRegion="us-east-1", Encrypted=True,
+                                 KmsKeyId=key)["SnapshotId"]
+        add(copy, UserId="444455556666")
 
     def test_organizations_tree_readers(self):
         org = self.c("organizations")

@@ -111,6 +111,28 @@ pub async fn start(review_timeout_seconds: u32) -> Pipeline {
 /// [`start`], with the EventBridge rules (and triage's trusted products) deployed as the
 /// Terraform variables in `delivery` say.
 pub async fn start_with(review_timeout_seconds: u32, delivery: Delivery) -> Pipeline {
+    start_full(review_timeout_seconds, delivery, None).await
+}
+
+/// [`start`], with evidence snapshots shared to `forensics` (Terraform `forensics_account_id`,
+/// `forensics_kms_key`): each response then starts a share execution of its own.
+pub async fn start_with_forensics(
+    review_timeout_seconds: u32,
+    forensics: ir_preserve_evidence::Forensics,
+) -> Pipeline {
+    start_full(
+        review_timeout_seconds,
+        Delivery::terraform_default(),
+        Some(forensics),
+    )
+    .await
+}
+
+async fn start_full(
+    review_timeout_seconds: u32,
+    delivery: Delivery,
+    forensics: Option<ir_preserve_evidence::Forensics>,
+) -> Pipeline {
     let invoke = InvokeServer::start().await.expect("invoke server");
     // IAM enforced: the harness acts as an administrator, each handler as a principal holding
     // exactly the permissions its crate declares (what Terraform gives its role).
@@ -270,14 +292,21 @@ pub async fn start_with(review_timeout_seconds: u32, delivery: Delivery) -> Pipe
             lookback_hours: 24,
             max_trail_events: 100,
             snapshots: true,
+            forensics,
         },
+        share_starter: Some(ir_preserve_evidence::ShareStarter {
+            sfn: aws_sdk_sfn::Client::new(&as_evidence),
+            state_machine_arn: format!(
+                "arn:aws:states:us-east-1:123456789012:stateMachine:{MACHINE}"
+            ),
+        }),
     });
     let preserver_reach = reach(&as_evidence);
     invoke.register(
         "ir-preserve-evidence",
         handler(move |r| {
             let (p, reach) = (preserver.clone(), preserver_reach.clone());
-            async move { p.handle_where_it_lives(&reach, r).await }
+            async move { p.handle_request(&reach, r).await }
         }),
     );
     let notify_config = ir_notify::NotifyConfig {

@@ -118,6 +118,51 @@ def install_ec2_tag_rule() -> None:
 
 
 @rule(
+    "ec2-share-default-key-snapshot",
+    "ec2",
+    "InvalidParameter (the refusal is documented, its code is not)",
+    "https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ModifySnapshotAttribute.html",
+)
+@on_request("ec2", "ModifySnapshotAttribute")
+def check_snapshot_share(response: Any, params: dict[str, Any]) -> None:
+    """"Snapshots encrypted with your default KMS key cannot be shared with other accounts",
+    and "encrypted snapshots ... cannot be made public": ModifySnapshotAttribute adding a
+    create-volume permission (an account or the group `all`) to a snapshot encrypted with the
+    account's `aws/ebs` key, or `all` to any encrypted one, is refused. Source: EC2 API
+    Reference, ModifySnapshotAttribute."""
+    modifications = params.get("CreateVolumePermission") or {}
+    adds = list(modifications.get("Add") or [])
+    if (params.get("OperationType") or "").lower() == "add":
+        adds += [{"UserId": u} for u in params.get("UserIds") or []]
+        adds += [{"Group": g} for g in params.get("GroupNames") or []]
+    if not adds:
+        return
+    from moto.ec2.models import ec2_backends
+    from moto.kms.models import kms_backends
+
+    account, region = response.current_account, response.region
+    try:
+        snapshot = ec2_backends[account][region].get_snapshot(params.get("SnapshotId"))
+    except Exception:  # noqa: BLE001 - moto answers InvalidSnapshot.NotFound
+        return
+    if not snapshot.encrypted:
+        return
+    if any(a.get("Group") == "all" for a in adds):
+        raise StrictError("InvalidParameter", "Encrypted snapshots cannot be made public.")
+    kms = kms_backends[account][region]
+    try:
+        default = kms.describe_key("alias/aws/ebs").arn if kms.alias_exists("alias/aws/ebs") else None
+    except Exception:  # noqa: BLE001
+        default = None
+    key = snapshot.kms_key_id or default
+    if key is not None and key in (default, (default or "").split("/")[-1]):
+        raise StrictError(
+            "InvalidParameter",
+            "Snapshots encrypted with the AWS managed key (aws/ebs) cannot be shared.",
+        )
+
+
+@rule(
     "ec2-spot-termination-protection",
     "ec2",
     "UnsupportedOperation",

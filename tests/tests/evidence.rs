@@ -185,7 +185,9 @@ impl World {
                 lookback_hours: 24,
                 max_trail_events: 100,
                 snapshots: true,
+                forensics: None,
             },
+            share_starter: None,
         }
     }
 
@@ -623,4 +625,71 @@ async fn a_decision_without_a_response_preserves_nothing() {
     assert_eq!(record.status, EvidenceStatus::Skipped);
     assert!(w.manifest_keys(&decision.incident_id).await.is_empty());
     assert!(w.evidence_snapshots(&decision.incident_id).await.is_empty());
+}
+
+/// A snapshot that is still pending is neither shared nor copied: the round asks for another
+/// one (the state machine waits five minutes), and after the last round it is recorded as not
+/// shared, to be shared by hand. (moto completes snapshots at once, so EC2 is an
+/// aws-smithy-mocks client answering `pending` here; the evidence chain is moto's S3.)
+#[tokio::test]
+async fn a_pending_snapshot_waits_for_another_round_and_the_last_round_records_it_unshared() {
+    use aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsOutput;
+    use aws_sdk_ec2::types::{Snapshot, SnapshotState};
+    use ir_preserve_evidence::share::{ShareState, MAX_ROUNDS};
+    use ir_preserve_evidence::{Forensics, ShareRequest};
+    let w = world().await;
+    let decision = w.ec2_decision().await;
+    let record = w
+        .preserver(cloudtrail_mock())
+        .handle(EvidenceRequest {
+            decision: decision.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(!record.snapshot_ids.is_empty());
+    let incident = decision.incident.incident_id.clone();
+    let pending =
+        aws_smithy_mocks::mock!(aws_sdk_ec2::Client::describe_snapshots).then_output(move || {
+            let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
+            DescribeSnapshotsOutput::builder()
+                .snapshots(
+                    Snapshot::builder()
+                        .snapshot_id("snap-0123456789abcdef0")
+                        .state(SnapshotState::Pending)
+                        .encrypted(false)
+                        .tags(tag("ir:evidence", "true"))
+                        .tags(tag("ir:incident-id", &incident))
+                        .build(),
+                )
+                .build()
+        });
+    let ec2 = aws_smithy_mocks::mock_client!(
+        aws_sdk_ec2,
+        aws_smithy_mocks::RuleMode::MatchAny,
+        [&pending]
+    );
+    let mut preserver = w.preserver(cloudtrail_mock());
+    preserver.config.forensics = Some(Forensics {
+        account: "444455556666".into(),
+        kms_key: None,
+    });
+    let round = |round: u32| ShareRequest {
+        incident: decision.incident.clone(),
+        round,
+    };
+    let first = preserver.share(&ec2, round(0)).await.unwrap();
+    assert!(first.shares.iter().all(|s| s.state == ShareState::Pending));
+    assert_eq!(first.shares.len(), record.snapshot_ids.len());
+    assert_eq!(first.share_snapshots.map(|r| r.round), Some(1));
+    let last = preserver.share(&ec2, round(MAX_ROUNDS - 1)).await.unwrap();
+    assert!(last.share_snapshots.is_none(), "no further round");
+    assert!(
+        last.shares
+            .iter()
+            .all(|s| s.state == ShareState::Failed && s.detail.contains("by hand")),
+        "{:?}",
+        last.shares
+    );
+    // Both outcomes are in the chain: the last manifest names the shares' artifact.
+    assert_ne!(first.manifest_key, last.manifest_key);
 }

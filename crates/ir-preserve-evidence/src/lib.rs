@@ -30,6 +30,7 @@
 
 mod collect;
 pub mod manifest;
+pub mod share;
 
 use aws_sdk_cloudtrail::types::LookupAttributeKey;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
@@ -43,6 +44,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use manifest::{ArtifactEntry, Gap, Manifest, PreviousManifest, SnapshotEntry};
+pub use share::{Forensics, ShareInput, ShareOutcome, ShareRequest, ShareStarter};
 
 pub const FUNCTION_NAME: &str = "ir-preserve-evidence";
 
@@ -69,6 +71,7 @@ pub fn permissions() -> Vec<ir_core::permissions::Permission> {
         collect::PERMISSIONS,
         SNAPSHOTS,
         manifest::PERMISSIONS,
+        share::PERMISSIONS,
         &[ir_core::member::ASSUME_MEMBER_ROLE],
     ])
 }
@@ -87,6 +90,9 @@ pub struct EvidenceConfig {
     pub max_trail_events: usize,
     /// `IR_EBS_SNAPSHOTS` (default true).
     pub snapshots: bool,
+    /// `IR_FORENSICS_ACCOUNT_ID` / `IR_FORENSICS_KMS_KEY`: the account the snapshots are shared
+    /// with ([`share`]); none by default.
+    pub forensics: Option<Forensics>,
 }
 
 fn number(name: &'static str, default: &str) -> Result<i64, ConfigError> {
@@ -113,6 +119,7 @@ impl EvidenceConfig {
             lookback_hours: number("IR_CLOUDTRAIL_LOOKBACK_HOURS", "24")?,
             max_trail_events: number("IR_CLOUDTRAIL_MAX_EVENTS", "1000")? as usize,
             snapshots: env_bool_strict("IR_EBS_SNAPSHOTS")?.unwrap_or(true),
+            forensics: Forensics::from_env()?,
         })
     }
 }
@@ -155,8 +162,26 @@ pub struct EvidenceRecord {
     pub audit: AuditTrail,
 }
 
+/// What the function is asked: preserve (from the response) or a share round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Request {
+    Share(Box<ShareInput>),
+    Preserve(Box<EvidenceRequest>),
+}
+
+/// What it answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Response {
+    Share(Box<ShareOutcome>),
+    Preserve(Box<EvidenceRecord>),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EvidenceError {
+    #[error("not a preserve or share request: {0}")]
+    BadRequest(String),
     #[error("could not write evidence to s3://{bucket}: {message}")]
     Store { bucket: String, message: String },
     /// The resource's account or Region cannot be reached: nothing collected there.
@@ -168,6 +193,7 @@ impl From<EvidenceError> for Diagnostic {
     fn from(e: EvidenceError) -> Diagnostic {
         let error_type = match &e {
             EvidenceError::Store { .. } => "EvidenceStoreFailed",
+            EvidenceError::BadRequest(_) => "InvalidRequest",
             EvidenceError::Unreachable(r) => r.error_type(),
         };
         Diagnostic {
@@ -184,6 +210,8 @@ pub struct Preserver {
     pub s3: aws_sdk_s3::Client,
     pub cloudtrail: aws_sdk_cloudtrail::Client,
     pub config: EvidenceConfig,
+    /// Starts the share rounds when `config.forensics` is set.
+    pub share_starter: Option<ShareStarter>,
 }
 
 /// One collected artifact before it is stored.
@@ -204,7 +232,26 @@ fn collected(name: &'static str, source: &[&str], result: Result<Value, String>)
 }
 
 impl Preserver {
-    /// The Lambda handler body: collects where the resource lives (its Region, and its account
+    /// The Lambda handler body: a share round, or a preserve run.
+    pub async fn handle_request(
+        &self,
+        reach: &ir_core::member::Reach,
+        request: Value,
+    ) -> Result<Response, EvidenceError> {
+        match serde_json::from_value::<Request>(request) {
+            Ok(Request::Share(input)) => self
+                .share_where_they_live(reach, *input)
+                .await
+                .map(|o| Response::Share(Box::new(o))),
+            Ok(Request::Preserve(req)) => self
+                .handle_where_it_lives(reach, *req)
+                .await
+                .map(|r| Response::Preserve(Box::new(r))),
+            Err(e) => Err(EvidenceError::BadRequest(e.to_string())),
+        }
+    }
+
+    /// A preserve run: collects where the resource lives (its Region, and its account
     /// through the member role: instance, snapshots, IAM and CloudTrail there) and stores in
     /// this account's evidence bucket.
     pub async fn handle_where_it_lives(
@@ -310,6 +357,15 @@ impl Preserver {
                 }
             }
         }
+        // The shares' record is the share rounds' to renew (ir_preserve_evidence::share).
+        if let Some(shares) = previous.as_ref().and_then(|p| {
+            p.manifest
+                .artifacts
+                .iter()
+                .find(|a| a.name == share::SHARES_ARTIFACT)
+        }) {
+            artifacts.push(shares.clone());
+        }
         let snapshot_ids: Vec<String> = snapshots.iter().map(|s| s.snapshot_id.clone()).collect();
         let outcome = store
             .write_manifest(inc, artifacts, snapshots, gaps, previous)
@@ -326,6 +382,9 @@ impl Preserver {
             Some(format!("sha256 {}", outcome.sha256)),
         );
         let m = outcome.manifest;
+        if self.config.forensics.is_some() && !snapshot_ids.is_empty() {
+            self.start_share(inc, &mut audit).await;
+        }
         let status = if outcome.unchanged {
             EvidenceStatus::Unchanged
         } else if m.gaps.is_empty() {
@@ -348,6 +407,29 @@ impl Preserver {
             artifacts: m.artifacts,
             audit,
         })
+    }
+
+    /// Starts the share rounds of the incident's snapshots (recorded; a failure leaves the
+    /// snapshots where they are and the response goes on).
+    async fn start_share(&self, inc: &Incident, audit: &mut AuditTrail) {
+        let (outcome, detail) = match &self.share_starter {
+            None => (
+                Outcome::Failed,
+                "no IR_STATE_MACHINE_ARN to run the share rounds".to_string(),
+            ),
+            Some(starter) => match starter.start(inc).await {
+                Ok((arn, true)) => (Outcome::Succeeded, arn),
+                Ok((arn, false)) => (Outcome::AlreadyDone, arn),
+                Err(e) => (Outcome::Failed, e),
+            },
+        };
+        audit.record(
+            "start-snapshot-share",
+            Some("states:StartExecution"),
+            Some(&inc.incident_id),
+            outcome,
+            Some(detail),
+        );
     }
 
     /// Runs every collector for the incident's resource (concurrently) and the snapshots.

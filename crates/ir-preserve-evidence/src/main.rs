@@ -1,7 +1,7 @@
 //! Lambda entry point: wires configuration and clients, then hands every request to
-//! [`ir_preserve_evidence::Preserver::handle`].
+//! [`ir_preserve_evidence::Preserver::handle_request`].
 
-use ir_preserve_evidence::{EvidenceConfig, EvidenceRequest, Preserver};
+use ir_preserve_evidence::{EvidenceConfig, Preserver, ShareStarter};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main]
@@ -18,13 +18,20 @@ async fn main() -> Result<(), Error> {
                 .build(),
         ),
         cloudtrail: aws_sdk_cloudtrail::Client::new(&sdk),
+        share_starter: std::env::var("IR_STATE_MACHINE_ARN")
+            .ok()
+            .filter(|arn| !arn.trim().is_empty())
+            .map(|state_machine_arn| ShareStarter {
+                sfn: aws_sdk_sfn::Client::new(&sdk),
+                state_machine_arn,
+            }),
         config,
     };
     let reach = ir_core::member::Reach::from_env(sdk).await?;
     let (preserver, reach) = (&preserver, &reach);
     run(service_fn(
-        move |event: LambdaEvent<EvidenceRequest>| async move {
-            preserver.handle_where_it_lives(reach, event.payload).await
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            preserver.handle_request(reach, event.payload).await
         },
     ))
     .await
