@@ -3,8 +3,8 @@
 # GuardDuty and Security Hub publish a finding to EventBridge in the Region where it was raised
 # (for a delegated administrator: its own account, that Region). Each Region in
 # var.finding_regions gets, from infra/region/, rules with the same patterns as this Region's
-# whose target is this Region's default event bus: the findings arrive here unchanged (their
-# `region` stays the one they came from), and the rules above start the one state machine. Why
+# whose target is this Region's default event bus: the findings arrive here with their
+# `region` (the one they came from), and the rules above start the one state machine. Why
 # forwarding and not a copy of the whole deployment per Region: one kill switch, one incident
 # table (so one resource is answered once wherever its findings come from), one evidence
 # bucket, one review gate. Why not only Security Hub's cross-Region aggregation: GuardDuty's

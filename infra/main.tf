@@ -99,6 +99,10 @@ locals {
     "{alerts_topic}"          = aws_sns_topic.alerts.arn
     "{evidence_key_arn}"      = aws_kms_key.evidence.arn
   }
+  # Resources of this account in this Region, or in any Region when findings come from others
+  # too (a finding forwarded from finding_regions about this account's own resource is answered
+  # with the function's own role there).
+  acting_regions = length(var.finding_regions) > 0 ? "*" : local.region
   declared_statements = {
     for fn, statements in local.permissions : fn => [
       for st in statements : merge({
@@ -108,7 +112,7 @@ locals {
           replace(replace(replace(replace(replace(
             lookup(local.permission_arns, st.Resource, st.Resource),
             "{evidence_bucket}", aws_s3_bucket.evidence.bucket),
-          "{partition}", local.partition), "{account}", local.account), "{region}", local.region), "{prefix}", local.p)
+          "{partition}", local.partition), "{account}", local.account), "{region}", local.acting_regions), "{prefix}", local.p)
         ])
         # A declared condition (e.g. iam:PassedToService, ec2:CreateAction) goes with it.
       }, { for k, v in { Condition = lookup(st, "Condition", null) } : k => v if v != null })

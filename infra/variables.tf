@@ -194,8 +194,8 @@ variable "forensics_kms_key" {
   type        = string
   default     = ""
   validation {
-    condition     = var.forensics_kms_key == "" || can(regex("^arn:aws[a-z-]*:kms:([a-z0-9-]+|\\{region\\}):[0-9]{12}:key/.+$", var.forensics_kms_key))
-    error_message = "forensics_kms_key must be a key ARN (not an alias): arn:<partition>:kms:<region or {region}>:<forensics account>:key/<id>."
+    condition     = var.forensics_kms_key == "" || (can(regex("^arn:aws[a-z-]*:kms:([a-z0-9-]+|\\{region\\}):[0-9]{12}:key/.+$", var.forensics_kms_key)) && (!strcontains(var.forensics_kms_key, "{region}") || strcontains(var.forensics_kms_key, ":key/mrk-")))
+    error_message = "forensics_kms_key must be a key ARN (not an alias): arn:<partition>:kms:<region>:<forensics account>:key/<id>, or with {region} a multi-Region key (key/mrk-...)."
   }
 }
 

@@ -173,8 +173,9 @@ def _send_to_targets(self, original_event, transform_input=True):
                 target["Arn"], name=str(uuid.uuid4()), execution_input=payload
             )
     # moto 5.2.1 forwards to another Region's or account's bus by putting a new event there,
-    # stamped with that bus's account and Region. EventBridge delivers the event itself: its
-    # `account`, `region`, `id` and `time` stay those of where it was raised.
+    # stamped with that bus's account and Region. EventBridge delivers the event raised
+    # elsewhere with its `account` and `region` (whether `id` and `time` are kept is not
+    # documented; nothing here depends on them).
     buses = [t for t in self.targets if ":event-bus/" in t["Arn"]]
     if buses and self.event_pattern.matches_event(original_event):
         for target in buses:
@@ -193,26 +194,6 @@ def _send_to_targets(self, original_event, transform_input=True):
 
 
 Rule.send_to_targets = _send_to_targets
-
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (  # noqa: E402,E501
-    StateTaskServiceSfn,
-)
-
-_sfn_task_parameters = StateTaskServiceSfn._normalise_parameters
-
-
-def _sfn_task_parameters_for_boto(self, parameters, boto_service_name=None, service_action_name=None):
-    # moto 5.2.1 hands a `states:startExecution` Task's parameters to boto3 under Step Functions'
-    # names (StateMachineArn, Name, Input), which boto3's model spells stateMachineArn, name,
-    # input: the serializer raises KeyError and the Task fails with States.Runtime. AWS takes the
-    # capitalised names (Step Functions Developer Guide, "Start a new AWS Step Functions state
-    # machine execution").
-    _sfn_task_parameters(self, parameters, boto_service_name, service_action_name)
-    for key in [k for k in parameters if k[:1].isupper()]:
-        parameters[key[0].lower() + key[1:]] = parameters.pop(key)
-
-
-StateTaskServiceSfn._normalise_parameters = _sfn_task_parameters_for_boto
 
 from moto.ec2.models.elastic_block_store import EBSBackend  # noqa: E402
 

@@ -18,6 +18,8 @@ import time
 import unittest
 import zipfile
 
+import boto3
+
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -181,12 +183,31 @@ class ModelConstraintTest(StrictCase):
                      "s3-block-public-policy", "iam-inline-policy-aggregate-size",
                      "iam-tags-per-resource", "ec2-tag-restrictions", "ec2-spot-termination-protection", "elbv2-register-target-vpc",
                      "ec2-nacl-rules-per-acl", "ec2-nacl-entry-not-found", "sts-assume-role-trust",
-                     "organizations-management-or-delegated", "ec2-share-default-key-snapshot",
+                     "organizations-management-or-delegated", "ec2-share-default-key-snapshot", "sts-region-enabled",
                      "dynamodb-item-size", "sfn-data-limit", "lambda-function-url-public-access"):
             self.assertIn(name, names)
         for r in rules:
             self.assertTrue(r["doc"].startswith("https://docs.aws.amazon.com/"), r)
             self.assertTrue(r["code"] and r["service"], r)
+
+
+class DisabledRegionTest(unittest.TestCase):
+    def test_assume_role_in_a_region_the_account_has_not_enabled(self):
+        server = Server(STRICT_DISABLED_REGIONS="123456789012:ap-east-1")
+        try:
+            trust = json.dumps({"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Action": "sts:AssumeRole",
+                "Principal": {"AWS": "arn:aws:iam::123456789012:root"}}]})
+            server.client("iam").create_role(RoleName="member", AssumeRolePolicyDocument=trust)
+            arn = "arn:aws:iam::123456789012:role/member"
+            regional = boto3.client(
+                "sts", endpoint_url=server.url, region_name="ap-east-1",
+                aws_access_key_id="testing", aws_secret_access_key="testing")
+            code, status, _ = error_of(lambda: regional.assume_role(RoleArn=arn, RoleSessionName="ir-1"))
+            self.assertEqual((code, status), ("RegionDisabledException", 403))
+            server.client("sts").assume_role(RoleArn=arn, RoleSessionName="ir-1")
+        finally:
+            server.stop()
 
 
 class LaxServerTest(unittest.TestCase):

@@ -98,3 +98,34 @@ def check_trust(response: Any, params: dict[str, Any]) -> None:
         ):
             return
     raise denied
+
+
+@rule(
+    "sts-region-enabled",
+    "sts",
+    "RegionDisabledException (403)",
+    "https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html",
+)
+@on_request("sts", "AssumeRole")
+def check_region_enabled(response: Any, params: dict[str, Any]) -> None:
+    """AssumeRole at the STS endpoint of a Region the role's account has not enabled is refused
+    with RegionDisabledException ("STS is not activated in the requested region for the account
+    that is being asked to generate credentials"). moto enables every Region in every account;
+    the launcher's STRICT_DISABLED_REGIONS (`<account>:<region>,...`) names the ones a test
+    turns off. Source: STS API Reference, AssumeRole, Errors."""
+    import os
+
+    disabled = {
+        tuple(item.split(":", 1))
+        for item in os.environ.get("STRICT_DISABLED_REGIONS", "").split(",")
+        if ":" in item
+    }
+    parts = (params.get("RoleArn") or "").split(":")
+    account = parts[4] if len(parts) > 4 else ""
+    if (account, response.region) in disabled:
+        raise StrictError(
+            "RegionDisabledException",
+            f"STS is not activated in this region for account:{account}. Your account "
+            "administrator can activate STS in this region using the IAM Console.",
+            403,
+        )

@@ -73,7 +73,14 @@ async fn member_role(in_member: &SdkConfig) {
 }
 
 async fn org() -> Org {
-    let (moto, members) = accounts::start(&[MEMBER]).await.expect("moto");
+    org_with(&[]).await
+}
+
+/// [`org`], with extra environment for the emulator.
+async fn org_with(env: &[(&str, &str)]) -> Org {
+    let (moto, members) = accounts::start_with_env(env, &[MEMBER])
+        .await
+        .expect("moto");
     let admin = moto.sdk_config().await;
     let in_member = in_region(moto.sdk_config_as(members[0].clone()).await, MEMBER_REGION);
     let ec2 = aws_sdk_ec2::Client::new(&in_member);
@@ -237,6 +244,40 @@ async fn a_member_without_the_role_or_a_wrong_external_id_is_a_typed_refusal_bef
         .unwrap();
     let instance = &out.reservations()[0].instances()[0];
     assert!(!instance.tags().iter().any(|t| t.key() == Some("ir:status")));
+    let groups = eni_group_names(&ec2, &w.instance_id).await;
+    assert!(groups.iter().all(|g| !g.starts_with("ir-")), "{groups:?}");
+}
+
+/// A Region the member account has not enabled (STS there answers RegionDisabledException) and
+/// a finding from another partition are typed refusals before anything is tried there.
+#[tokio::test]
+async fn a_region_the_member_has_not_enabled_and_another_partition_are_typed_refusals() {
+    let disabled = format!("{MEMBER}:{MEMBER_REGION}");
+    let w = org_with(&[("STRICT_DISABLED_REGIONS", &disabled)]).await;
+    let isolator = isolator_as(&w.function, IsolateConfig::default());
+    let req = w.request(MEMBER, &w.instance_id).await;
+    match isolator
+        .handle_where_it_lives(&w.reach(Org::member_role()), req.clone())
+        .await
+    {
+        Err(e @ ContainmentError::Unreachable(_)) => {
+            assert_eq!(e.error_type(), "RegionNotEnabled", "{e}");
+            assert!(e.to_string().contains(MEMBER_REGION), "{e}");
+        }
+        other => panic!("expected RegionNotEnabled, got {other:?}"),
+    }
+    let mut other = req;
+    other.decision.incident.partition = "aws-cn".into();
+    match isolator
+        .handle_where_it_lives(&w.reach(Org::member_role()), other)
+        .await
+    {
+        Err(e @ ContainmentError::Unreachable(_)) => {
+            assert_eq!(e.error_type(), "OtherPartition", "{e}")
+        }
+        other => panic!("expected OtherPartition, got {other:?}"),
+    }
+    let ec2 = aws_sdk_ec2::Client::new(&w.in_member);
     let groups = eni_group_names(&ec2, &w.instance_id).await;
     assert!(groups.iter().all(|g| !g.starts_with("ir-")), "{groups:?}");
 }

@@ -17,7 +17,9 @@ fn incident_of(event: &Value) -> String {
         .clone()
 }
 
-const OPENING: [&str; 5] = [
+/// Every finding's execution: past the share-round router into triage, then the response.
+const OPENING: [&str; 6] = [
+    "ShareRound?",
     "Triage",
     "Respond?",
     "Initialise",
@@ -461,7 +463,10 @@ async fn suppressed_malformed_and_failing_events_take_their_paths() {
         )
         .await;
     assert_eq!(w.settle(&exec, None).await, ExecutionStatus::Succeeded);
-    assert_eq!(w.path(&exec).await, ["Triage", "Respond?", "NoResponse"]);
+    assert_eq!(
+        w.path(&exec).await,
+        ["ShareRound?", "Triage", "Respond?", "NoResponse"]
+    );
     // Malformed: triage's typed error → failure notification → failed execution.
     let exec = w
         .start_execution(
@@ -472,7 +477,12 @@ async fn suppressed_malformed_and_failing_events_take_their_paths() {
     assert_eq!(w.settle(&exec, None).await, ExecutionStatus::Failed);
     assert_eq!(
         w.path(&exec).await,
-        ["Triage", "NotifyTriageFailed", "ResponseFailed"]
+        [
+            "ShareRound?",
+            "Triage",
+            "NotifyTriageFailed",
+            "ResponseFailed"
+        ]
     );
     // The instance named by the finding does not exist: containment fails, the failure is
     // notified with what completed, the execution fails.
@@ -481,7 +491,7 @@ async fn suppressed_malformed_and_failing_events_take_their_paths() {
         .await;
     assert_eq!(w.settle(&exec, None).await, ExecutionStatus::Failed);
     let path = w.path(&exec).await;
-    assert_eq!(path[..5], OPENING);
+    assert_eq!(path[..6], OPENING);
     assert_eq!(path[path.len() - 2..], ["NotifyFailed", "ResponseFailed"]);
     let calls = w.functions_called();
     assert!(
@@ -661,7 +671,7 @@ async fn every_sample_event_takes_its_expected_path() {
             > 1;
         if e.disposition.as_deref() == Some("respond")
             && shares_incident
-            && path == ["Triage", "Respond?", "NoResponse"]
+            && path == ["ShareRound?", "Triage", "Respond?", "NoResponse"]
         {
             // A GuardDuty finding and its Security Hub copy are one incident: whichever is
             // triaged second is a duplicate. Checked below: its twin responded.
@@ -675,14 +685,23 @@ async fn every_sample_event_takes_its_expected_path() {
             assert_eq!(status, ExecutionStatus::Failed, "{name}");
             assert_eq!(
                 path,
-                ["Triage", "NotifyTriageFailed", "ResponseFailed"],
+                [
+                    "ShareRound?",
+                    "Triage",
+                    "NotifyTriageFailed",
+                    "ResponseFailed"
+                ],
                 "{name}"
             );
             continue;
         }
         if e.disposition.as_deref() != Some("respond") {
             assert_eq!(status, ExecutionStatus::Succeeded, "{name}");
-            assert_eq!(path, ["Triage", "Respond?", "NoResponse"], "{name}");
+            assert_eq!(
+                path,
+                ["ShareRound?", "Triage", "Respond?", "NoResponse"],
+                "{name}"
+            );
             continue;
         }
         let contain = match e.route.as_deref() {
@@ -701,13 +720,13 @@ async fn every_sample_event_takes_its_expected_path() {
                 .filter_map(|c| c.error_message.clone())
                 .collect::<Vec<_>>()
         );
-        assert_eq!(path[..5], OPENING, "{name}");
+        assert_eq!(path[..6], OPENING, "{name}");
         assert_eq!(
             path[path.len() - 4..],
             ["Collect", "BranchFailed?", "ReviewGate?", "ReviewGate"],
             "{name}: {path:?}"
         );
-        let mut branches: Vec<&str> = path[5..path.len() - 4].iter().map(String::as_str).collect();
+        let mut branches: Vec<&str> = path[6..path.len() - 4].iter().map(String::as_str).collect();
         branches.sort();
         let mut want = vec!["PreserveEvidence", "Route", contain];
         want.sort();
@@ -820,6 +839,9 @@ async fn a_custom_action_on_two_instances_contains_each_in_an_execution_of_its_o
     // execution already exists, so nothing new responds.
     let again = w.start_execution("two-findings-again", &event).await;
     assert_eq!(w.settle(&again, None).await, ExecutionStatus::Succeeded);
-    assert_eq!(w.path(&again).await, ["Triage", "Respond?", "NoResponse"]);
+    assert_eq!(
+        w.path(&again).await,
+        ["ShareRound?", "Triage", "Respond?", "NoResponse"]
+    );
     assert_eq!(w.execution_arns().await.len(), 3, "no second child");
 }

@@ -165,9 +165,8 @@ pub struct Reach {
     own_account: String,
     own_partition: String,
     member: Option<MemberRole>,
-    sts: aws_sdk_sts::Client,
-    /// Member-role credentials per (account, session name); each carries its expiry.
-    held: Mutex<HashMap<(String, String), Credentials>>,
+    /// Member-role credentials per (account, Region, session name); each carries its expiry.
+    held: Mutex<HashMap<(String, String, String), Credentials>>,
 }
 
 impl Reach {
@@ -179,7 +178,6 @@ impl Reach {
         member: Option<MemberRole>,
     ) -> Reach {
         Reach {
-            sts: aws_sdk_sts::Client::new(&base),
             base,
             own_account: own_account.to_string(),
             own_partition: own_partition.to_string(),
@@ -247,7 +245,7 @@ impl Reach {
             });
         };
         let session = session_name(incident_id);
-        let key = (place.account.clone(), session.clone());
+        let key = (place.account.clone(), place.region.clone(), session.clone());
         let mut held = self.held.lock().await;
         if let Some(c) = held.get(&key) {
             if c.expiry()
@@ -272,8 +270,14 @@ impl Reach {
         session: &str,
         place: &Place,
     ) -> Result<Credentials, ReachError> {
-        let out = self
-            .sts
+        // STS of the resource's Region: a Region the account has not enabled answers
+        // RegionDisabledException there, before anything is tried in it.
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(&self.base)
+                .region(aws_config::Region::new(place.region.clone()))
+                .build(),
+        );
+        let out = sts
             .assume_role()
             .role_arn(role)
             .role_session_name(session)

@@ -26,20 +26,24 @@ impl OrgPath {
     }
 }
 
-/// `ou-<root part>-<ou part>` or `r-<root part>` (Organizations' id formats), where `*` and `?`
-/// may stand for characters.
+/// An OU id `ou-<4–32>-<8–32>` or a root id `r-<4–32>` (lowercase letters and digits:
+/// Organizations' formats, API reference ListParents), exactly; or, with `*` / `?`, a glob of
+/// that shape. A typo must not pass: a rule that holds production back would never match.
 pub fn is_pattern(pattern: &str) -> bool {
-    let valid = |rest: &str, dashes: usize| {
-        !rest.is_empty()
-            && rest.matches('-').count() <= dashes
-            && rest
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "*?-".contains(c))
+    let glob = pattern.contains(['*', '?']);
+    let part = |p: &str, min: usize, max: usize| {
+        let chars_ok = p
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || (glob && "*?".contains(c)));
+        chars_ok && (glob && !p.is_empty() || (min..=max).contains(&p.len()))
     };
     if let Some(rest) = pattern.strip_prefix("ou-") {
-        valid(rest, 1)
+        match rest.split_once('-') {
+            Some((root, ou)) => part(root, 4, 32) && !ou.contains('-') && part(ou, 8, 32),
+            None => glob && rest.ends_with('*') && part(rest, 4, 32),
+        }
     } else if let Some(rest) = pattern.strip_prefix("r-") {
-        valid(rest, 0)
+        part(rest, 4, 32)
     } else {
         false
     }

@@ -104,14 +104,16 @@ impl Forensics {
         let key = key.trim();
         let kms_key = if key.is_empty() {
             None
-        } else if is_key_arn(key, account) {
+        } else if is_key_arn(key, account)
+            && (!key.contains("{region}") || key.contains(":key/mrk-"))
+        {
             Some(key.to_string())
         } else {
             return Err(ConfigError::Invalid {
                 name: "IR_FORENSICS_KMS_KEY",
                 value: key.into(),
                 message: format!(
-                    "expected a key ARN of account {account} (arn:<partition>:kms:<region or {{region}}>:{account}:key/<id>): a copy into another account's key needs its ARN, not an alias"
+                    "expected a key ARN of account {account} (arn:<partition>:kms:<region>:{account}:key/<id>, or with {{region}} a multi-Region key/mrk-<id>): a copy under another account's key needs its ARN, not an alias"
                 ),
             });
         };
@@ -362,8 +364,42 @@ impl crate::Preserver {
     }
 }
 
-fn ec2_error(e: impl std::error::Error) -> String {
-    aws_sdk_ec2::error::DisplayErrorContext(e).to_string()
+/// An EC2 error: its code, and the whole message for the record.
+fn ec2_error_code<E>(e: aws_sdk_ec2::error::SdkError<E>) -> (Option<String>, String)
+where
+    E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    use aws_sdk_ec2::error::ProvideErrorMetadata;
+    let code = e.code().map(String::from);
+    (code, aws_sdk_ec2::error::DisplayErrorContext(e).to_string())
+}
+
+/// Throttling, the limit on concurrent copies, service errors and errors without a code (a
+/// timeout, a dropped connection) pass: tried again next round. Anything else is final.
+fn failed_or_pending(
+    snapshot_id: &str,
+    shared: Option<&str>,
+    (code, message): (Option<String>, String),
+) -> SnapshotShare {
+    let transient = matches!(
+        code.as_deref(),
+        Some(
+            "RequestLimitExceeded"
+                | "Throttling"
+                | "ThrottlingException"
+                | "ResourceLimitExceeded"
+                | "SnapshotCopyLimitExceeded"
+                | "InternalError"
+                | "ServiceUnavailable"
+                | "Unavailable"
+        )
+    ) || code.is_none();
+    let state = if transient {
+        ShareState::Pending
+    } else {
+        ShareState::Failed
+    };
+    outcome(snapshot_id, shared, state, message)
 }
 
 fn tag<'a>(s: &'a Snapshot, key: &str) -> Option<&'a str> {
@@ -400,7 +436,7 @@ impl Sharer<'_> {
     pub async fn share_one(&self, snapshot_id: &str) -> SnapshotShare {
         let source = match self.describe(snapshot_id).await {
             Ok(s) => s,
-            Err(e) => return outcome(snapshot_id, None, ShareState::Failed, e),
+            Err(e) => return failed_or_pending(snapshot_id, None, e),
         };
         if tag(&source, "ir:evidence") != Some("true")
             || tag(&source, "ir:incident-id") != Some(self.incident_id)
@@ -418,7 +454,7 @@ impl Sharer<'_> {
         self.share_completed(snapshot_id, &source).await
     }
 
-    async fn describe(&self, snapshot_id: &str) -> Result<Snapshot, String> {
+    async fn describe(&self, snapshot_id: &str) -> Result<Snapshot, (Option<String>, String)> {
         let out = self
             .ec2
             .describe_snapshots()
@@ -426,11 +462,13 @@ impl Sharer<'_> {
             .snapshot_ids(snapshot_id)
             .send()
             .await
-            .map_err(ec2_error)?;
-        out.snapshots()
-            .first()
-            .cloned()
-            .ok_or_else(|| format!("{snapshot_id} not found"))
+            .map_err(ec2_error_code)?;
+        out.snapshots().first().cloned().ok_or_else(|| {
+            (
+                Some("InvalidSnapshot.NotFound".into()),
+                format!("{snapshot_id} not found"),
+            )
+        })
     }
 
     /// Shares `snapshot` (the evidence snapshot or its copy) once it is completed.
@@ -451,7 +489,11 @@ impl Sharer<'_> {
                     source_id,
                     Some(id),
                     ShareState::Failed,
-                    format!("snapshot {id} is {}", other.as_str()),
+                    format!(
+                        "snapshot {id} is {}: {}",
+                        other.as_str(),
+                        snapshot.state_message().unwrap_or("no message")
+                    ),
                 )
             }
         }
@@ -472,7 +514,7 @@ impl Sharer<'_> {
                 ShareState::Shared,
                 format!("create-volume permission for {}", self.forensics.account),
             ),
-            Err(e) => outcome(source_id, Some(id), ShareState::Failed, ec2_error(e)),
+            Err(e) => failed_or_pending(source_id, Some(id), ec2_error_code(e)),
         }
     }
 
@@ -490,7 +532,7 @@ impl Sharer<'_> {
         match self.existing_copy(source_id).await {
             Ok(Some(copy)) => return self.share_completed(source_id, &copy).await,
             Ok(None) => {}
-            Err(e) => return outcome(source_id, None, ShareState::Failed, e),
+            Err(e) => return failed_or_pending(source_id, None, e),
         }
         if source.state() != Some(&SnapshotState::Completed) {
             return outcome(source_id, None, ShareState::Pending, "not completed yet");
@@ -532,11 +574,16 @@ impl Sharer<'_> {
                     format!("copying under {key}"),
                 ),
             },
-            Err(e) => outcome(source_id, None, ShareState::Failed, ec2_error(e)),
+            Err(e) => failed_or_pending(source_id, None, ec2_error_code(e)),
         }
     }
 
-    async fn existing_copy(&self, source_id: &str) -> Result<Option<Snapshot>, String> {
+    /// The copy made for `source_id` by an earlier round: a completed or pending one first; a
+    /// copy in `error` (AWS could not use the key) only when there is no other.
+    async fn existing_copy(
+        &self,
+        source_id: &str,
+    ) -> Result<Option<Snapshot>, (Option<String>, String)> {
         let out = self
             .ec2
             .describe_snapshots()
@@ -555,8 +602,13 @@ impl Sharer<'_> {
             )
             .send()
             .await
-            .map_err(ec2_error)?;
-        Ok(out.snapshots().first().cloned())
+            .map_err(ec2_error_code)?;
+        let copies = out.snapshots();
+        Ok(copies
+            .iter()
+            .find(|c| c.state() != Some(&SnapshotState::Error))
+            .or_else(|| copies.first())
+            .cloned())
     }
 }
 
