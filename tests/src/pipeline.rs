@@ -487,6 +487,24 @@ impl Pipeline {
     }
 
     /// Waits until the execution ends, or pauses at the review gate with the token stored.
+    /// Whether ir-notify is (or within five seconds was) called with `kind`: the review gate
+    /// is pending as soon as ir-notify has written it, a moment before its invocation returns
+    /// and is recorded.
+    pub async fn notified(&self, kind: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let seen = self
+                .invoke
+                .calls()
+                .iter()
+                .any(|c| c.function == "ir-notify" && c.payload["kind"] == kind);
+            if seen || Instant::now() >= deadline {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn settle(&self, exec: &str, incident: Option<&str>) -> ExecutionStatus {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {

@@ -265,11 +265,7 @@ async fn evidence_that_fails_does_not_lose_the_containment_record() {
         w.settle(&exec, Some(&incident)).await,
         ExecutionStatus::Running
     );
-    assert!(w
-        .invoke
-        .calls()
-        .iter()
-        .any(|c| c.function == "ir-notify" && c.payload["kind"] == "approval_requested"));
+    assert!(w.notified("approval_requested").await);
     // The instance was isolated, and the failure notification says so.
     assert_isolated(&w, &id).await;
     let sent = failure_notification(&w);
