@@ -230,14 +230,16 @@ impl World {
             .s3
             .list_objects_v2()
             .bucket(EVIDENCE)
-            .prefix(format!("incidents/{incident_id}/manifests/"))
+            .prefix("incidents/")
             .send()
             .await
             .unwrap();
+        // incidents/<account>/<region>/<id>/manifests/...
         let mut keys: Vec<String> = out
             .contents()
             .iter()
             .map(|o| o.key().unwrap().to_string())
+            .filter(|k| k.contains(&format!("/{incident_id}/manifests/")))
             .collect();
         keys.sort();
         keys

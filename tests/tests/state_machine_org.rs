@@ -60,7 +60,7 @@ async fn a_member_account_finding_is_contained_there_and_its_evidence_lands_in_t
     let objects = s3
         .list_objects_v2()
         .bucket(EVIDENCE)
-        .prefix(format!("incidents/{incident}/"))
+        .prefix(format!("incidents/{MEMBER_ACCOUNT}/{REGION}/{incident}/"))
         .send()
         .await
         .unwrap();
@@ -271,7 +271,9 @@ async fn member_evidence_snapshots_reach_the_forensics_account_encrypted_ones_as
     let manifests = s3
         .list_objects_v2()
         .bucket(EVIDENCE)
-        .prefix(format!("incidents/{incident}/manifests/"))
+        .prefix(format!(
+            "incidents/{MEMBER_ACCOUNT}/{REGION}/{incident}/manifests/"
+        ))
         .send()
         .await
         .unwrap();

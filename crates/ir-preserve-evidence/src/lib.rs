@@ -16,10 +16,11 @@
 //! - S3: `s3-bucket.json` (policy, Block Public Access, ACL, versioning, logging, encryption,
 //!   tags) and `log-locations.json` (server access logging target).
 //!
-//! Every artifact goes to `IR_EVIDENCE_BUCKET` under `incidents/<id>/artifacts/<name>/<sha256>.json`
+//! Every artifact goes to `IR_EVIDENCE_BUCKET` under
+//! `incidents/<account>/<region>/<id>/artifacts/<name>/<sha256>.json`
 //! with SSE-KMS (`IR_EVIDENCE_KMS_KEY_ID`), Object Lock COMPLIANCE retention
 //! (`IR_EVIDENCE_RETENTION_DAYS`) and an S3-verified SHA-256 checksum. Then a manifest
-//! `incidents/<id>/manifests/<sequence>.json` lists each artifact's name, key, SHA-256, size,
+//! `incidents/<account>/<region>/<id>/manifests/<sequence>.json` lists each artifact's name, key, SHA-256, size,
 //! source API calls and collection time, the snapshots, what could not be collected (`gaps`),
 //! and the previous manifest's key and SHA-256: a hash chain, the chain of custody.
 //!
@@ -309,7 +310,7 @@ impl Preserver {
         let (collected, snapshots) = self.collect(inc, &mut audit).await;
 
         // Store artifacts (content-addressed; unchanged ones are not written again).
-        let previous = store.latest(&inc.incident_id).await?;
+        let previous = store.latest(inc).await?;
         let mut artifacts = Vec::new();
         let mut gaps = Vec::new();
         for c in collected {
@@ -317,7 +318,7 @@ impl Preserver {
                 Ok(v) => {
                     let entry = store
                         .put_artifact(
-                            &inc.incident_id,
+                            inc,
                             c.name,
                             &v,
                             c.source,

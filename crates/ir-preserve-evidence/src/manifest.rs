@@ -149,8 +149,18 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-pub fn manifest_prefix(incident_id: &str) -> String {
-    format!("incidents/{incident_id}/manifests/")
+/// Where an incident's evidence lives: `incidents/<account>/<region>/<incident id>/`, the
+/// resource's account and Region in every key (a bucket policy or lifecycle rule can name an
+/// account's evidence; an investigator sees where it came from).
+pub fn incident_prefix(inc: &Incident) -> String {
+    format!(
+        "incidents/{}/{}/{}/",
+        inc.account_id, inc.region, inc.incident_id
+    )
+}
+
+pub fn manifest_prefix(inc: &Incident) -> String {
+    format!("{}manifests/", incident_prefix(inc))
 }
 
 pub struct EvidenceStore<'a> {
@@ -213,8 +223,8 @@ impl EvidenceStore<'_> {
     }
 
     /// The incident's latest manifest, if any.
-    pub async fn latest(&self, incident_id: &str) -> Result<Option<Latest>, EvidenceError> {
-        let prefix = manifest_prefix(incident_id);
+    pub async fn latest(&self, inc: &Incident) -> Result<Option<Latest>, EvidenceError> {
+        let prefix = manifest_prefix(inc);
         let mut newest: Option<String> = None;
         let mut token = None;
         loop {
@@ -273,7 +283,7 @@ impl EvidenceStore<'_> {
     /// hash in the previous manifest is referenced, not written again.
     pub async fn put_artifact(
         &self,
-        incident_id: &str,
+        inc: &Incident,
         name: &str,
         value: &serde_json::Value,
         source: Vec<String>,
@@ -296,7 +306,7 @@ impl EvidenceStore<'_> {
                 reused: true,
             });
         }
-        let key = format!("incidents/{incident_id}/artifacts/{name}/{sha256}.json");
+        let key = format!("{}artifacts/{name}/{sha256}.json", incident_prefix(inc));
         let size = bytes.len() as u64;
         self.put(&key, bytes, false).await?;
         Ok(Stored {
@@ -361,7 +371,7 @@ impl EvidenceStore<'_> {
                 message: format!("serialising the manifest: {e}"),
             })?;
             let sha256 = sha256_hex(&bytes);
-            let key = format!("{}{sequence:06}.json", manifest_prefix(&inc.incident_id));
+            let key = format!("{}{sequence:06}.json", manifest_prefix(inc));
             if self.put(&key, bytes, true).await? {
                 return Ok(ManifestOutcome {
                     key,
@@ -371,7 +381,7 @@ impl EvidenceStore<'_> {
                 });
             }
             // Another run wrote this sequence first: chain onto it.
-            previous = self.latest(&inc.incident_id).await?;
+            previous = self.latest(inc).await?;
         }
         Err(EvidenceError::Store {
             bucket: self.config.bucket.clone(),

@@ -271,7 +271,7 @@ impl crate::Preserver {
             s3: &self.s3,
             config: &self.config,
         };
-        let latest = store.latest(&inc.incident_id).await?;
+        let latest = store.latest(inc).await?;
         let snapshots = latest
             .as_ref()
             .map(|l| l.manifest.snapshots.clone())
@@ -333,7 +333,7 @@ impl crate::Preserver {
         });
         let stored = store
             .put_artifact(
-                &inc.incident_id,
+                inc,
                 SHARES_ARTIFACT,
                 &value,
                 vec![
