@@ -588,6 +588,16 @@ pub fn relocate_finding(event: &mut Value, account: &str, region: &str) {
     event["region"] = region.into();
     event["detail"]["accountId"] = account.into();
     event["detail"]["region"] = region.into();
+    // The finding's ARN names its Region and account too (and is its identity: another
+    // account's finding is another incident).
+    if let Some(arn) = event["detail"]["arn"].as_str() {
+        let mut parts: Vec<String> = arn.splitn(6, ':').map(String::from).collect();
+        if parts.len() == 6 {
+            parts[3] = region.into();
+            parts[4] = account.into();
+            event["detail"]["arn"] = parts.join(":").into();
+        }
+    }
 }
 
 impl Pipeline {
