@@ -167,6 +167,8 @@ pub struct Reach {
     member: Option<MemberRole>,
     /// Member-role credentials per (account, Region, session name); each carries its expiry.
     held: Mutex<HashMap<(String, String, String), Credentials>>,
+    /// STS clients per Region, built once (a client costs several ms to build).
+    sts: std::sync::Mutex<HashMap<String, aws_sdk_sts::Client>>,
 }
 
 impl Reach {
@@ -183,6 +185,7 @@ impl Reach {
             own_partition: own_partition.to_string(),
             member,
             held: Mutex::new(HashMap::new()),
+            sts: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -263,6 +266,24 @@ impl Reach {
         Ok(fresh)
     }
 
+    /// The STS client of `region`, built on first use.
+    fn sts_in(&self, region: &str) -> aws_sdk_sts::Client {
+        let build = || {
+            aws_sdk_sts::Client::from_conf(
+                aws_sdk_sts::config::Builder::from(&self.base)
+                    .region(aws_config::Region::new(region.to_string()))
+                    .build(),
+            )
+        };
+        match self.sts.lock() {
+            Ok(mut clients) => clients
+                .entry(region.to_string())
+                .or_insert_with(build)
+                .clone(),
+            Err(_) => build(),
+        }
+    }
+
     async fn assume(
         &self,
         role: &str,
@@ -272,12 +293,8 @@ impl Reach {
     ) -> Result<Credentials, ReachError> {
         // STS of the resource's Region: a Region the account has not enabled answers
         // RegionDisabledException there, before anything is tried in it.
-        let sts = aws_sdk_sts::Client::from_conf(
-            aws_sdk_sts::config::Builder::from(&self.base)
-                .region(aws_config::Region::new(place.region.clone()))
-                .build(),
-        );
-        let out = sts
+        let out = self
+            .sts_in(&place.region)
             .assume_role()
             .role_arn(role)
             .role_session_name(session)
