@@ -60,6 +60,21 @@ impl Tf {
         (out.status.success(), text)
     }
 
+    /// `infra/<name>/`, a root module of its own, initialised in a work directory beside the
+    /// administrator's (same CLI configuration, same emulator).
+    fn module(&self, name: &str) -> Tf {
+        let work = self.work.join(name);
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::copy(self.work.join("cli.tfrc"), work.join("cli.tfrc")).unwrap();
+        let tf = Tf {
+            dir: workspace_file(&format!("infra/{name}")),
+            work,
+            endpoint: self.endpoint.clone(),
+        };
+        tf.run(&["init", "-input=false", "-no-color", "-lockfile=readonly"]);
+        tf
+    }
+
     fn vars(&self) -> Vec<String> {
         vec![
             format!("-state={}", self.work.join("terraform.tfstate").display()),
@@ -84,16 +99,8 @@ impl Tf {
 /// role trusts exactly the four acting functions' roles, with the ExternalId, under its
 /// boundary, with their declared statements; then it is destroyed.
 async fn member_module_applies(admin: &Tf, moto: &MotoServer, iam: &aws_sdk_iam::Client) {
-    let work = admin.work.join("member");
-    std::fs::create_dir_all(&work).unwrap();
-    std::fs::copy(admin.work.join("cli.tfrc"), work.join("cli.tfrc")).unwrap();
-    let tf = Tf {
-        dir: workspace_file("infra/member"),
-        work: work.clone(),
-        endpoint: moto.endpoint().to_string(),
-    };
-    tf.run(&["init", "-input=false", "-no-color", "-lockfile=readonly"]);
-    let state = format!("-state={}", work.join("terraform.tfstate").display());
+    let tf = admin.module("member");
+    let state = format!("-state={}", tf.work.join("terraform.tfstate").display());
     let vars = [
         state.as_str(),
         &format!("-var=aws_endpoint={}", moto.endpoint()),
@@ -177,16 +184,14 @@ async fn region_module_applies(
     sfn: &aws_sdk_sfn::Client,
     machine: &str,
 ) {
-    let work = admin.work.join("region");
-    std::fs::create_dir_all(&work).unwrap();
-    std::fs::copy(admin.work.join("cli.tfrc"), work.join("cli.tfrc")).unwrap();
+    let tf = admin.module("region");
     let forwarder = admin.run(&[
         "output",
         "-json",
         &format!("-state={}", admin.work.join("terraform.tfstate").display()),
         "region_forwarder",
     ]);
-    let var_file = work.join("forwarder.tfvars.json");
+    let var_file = tf.work.join("forwarder.tfvars.json");
     std::fs::write(&var_file, &forwarder).unwrap();
     let parsed: serde_json::Value = serde_json::from_str(&forwarder).unwrap();
     assert_eq!(
@@ -197,13 +202,7 @@ async fn region_module_applies(
         parsed["event_patterns"].get("custom-action").is_none(),
         "{parsed}"
     );
-    let tf = Tf {
-        dir: workspace_file("infra/region"),
-        work: work.clone(),
-        endpoint: moto.endpoint().to_string(),
-    };
-    tf.run(&["init", "-input=false", "-no-color", "-lockfile=readonly"]);
-    let state = format!("-state={}", work.join("terraform.tfstate").display());
+    let state = format!("-state={}", tf.work.join("terraform.tfstate").display());
     let endpoint = format!("-var=aws_endpoint={}", moto.endpoint());
     let var_file = format!("-var-file={}", var_file.display());
     let vars = [

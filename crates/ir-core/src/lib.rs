@@ -26,6 +26,7 @@ pub mod playbook;
 pub mod policy;
 pub mod prestate;
 pub mod secrets;
+pub mod sfn;
 pub mod telemetry;
 
 pub use decision::{TriageDecision, TriageOutput};

@@ -77,6 +77,7 @@ pub mod resource {
     pub const KILL_SWITCH: &str = "{kill_switch_parameter}";
     pub const PRE_STATE_TABLE: &str = "{pre_state_table}";
     pub const INCIDENTS_TABLE: &str = "{incidents_table}";
+    pub const STATE_MACHINE: &str = "{state_machine}";
     pub const APPROVALS_TABLE: &str = "{approvals_table}";
     /// The secrets Terraform is configured with (SSM parameters / Secrets Manager secrets).
     pub const SSM_SECRETS: &str = "{ssm_secrets}";

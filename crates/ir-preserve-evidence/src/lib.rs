@@ -419,8 +419,7 @@ impl Preserver {
                 "no IR_STATE_MACHINE_ARN to run the share rounds".to_string(),
             ),
             Some(starter) => match starter.start(inc).await {
-                Ok((arn, true)) => (Outcome::Succeeded, arn),
-                Ok((arn, false)) => (Outcome::AlreadyDone, arn),
+                Ok((arn, outcome)) => (outcome, arn),
                 Err(e) => (Outcome::Failed, e),
             },
         };

@@ -22,6 +22,7 @@ use aws_sdk_ec2::types::{
     Filter, OperationType, ResourceType, Snapshot, SnapshotAttributeName, SnapshotState, Tag,
     TagSpecification,
 };
+use ir_core::audit::Outcome;
 use ir_core::incident::Incident;
 use ir_core::permissions::{resource, Permission};
 use ir_core::ConfigError;
@@ -39,7 +40,7 @@ const ANY_KEY: &str = "arn:{partition}:kms:*:*:key/*";
 
 pub(crate) const PERMISSIONS: &[Permission] = &[
     // The share rounds: an execution of the response's own state machine.
-    Permission::new("states:StartExecution", "{state_machine}"),
+    ir_core::sfn::START_EXECUTION,
     Permission::new("ec2:ModifySnapshotAttribute", resource::EC2_SNAPSHOT),
     Permission::new("ec2:CopySnapshot", resource::EC2_SNAPSHOT),
     Permission::new("ec2:CreateTags", resource::EC2_SNAPSHOT).when(
@@ -152,36 +153,13 @@ pub struct ShareStarter {
 
 impl ShareStarter {
     /// Starts `share-<incident>`; an execution of that name (a repeat of the response) is left
-    /// to do the work. Returns the execution ARN and whether it was started now.
-    pub async fn start(&self, incident: &Incident) -> Result<(String, bool), String> {
-        use aws_sdk_sfn::error::ProvideErrorMetadata;
-        let name = format!("share-{}", incident.incident_id);
+    /// to do the work. Returns the execution ARN and `Succeeded` or `AlreadyDone`.
+    pub async fn start(&self, incident: &Incident) -> Result<(String, Outcome), String> {
         let input = serde_json::json!({
             "share_snapshots": ShareRequest { incident: incident.clone(), round: 0 }
         });
-        match self
-            .sfn
-            .start_execution()
-            .state_machine_arn(&self.state_machine_arn)
-            .name(&name)
-            .input(input.to_string())
-            .send()
-            .await
-        {
-            Ok(out) => Ok((out.execution_arn, true)),
-            Err(e) if e.code() == Some("ExecutionAlreadyExists") => Ok((
-                format!(
-                    "{}:{name}",
-                    self.state_machine_arn
-                        .replacen(":stateMachine:", ":execution:", 1)
-                ),
-                false,
-            )),
-            Err(e) => Err(match e.message() {
-                Some(m) => format!("{}: {m}", e.code().unwrap_or("error")),
-                None => aws_sdk_sfn::error::DisplayErrorContext(e).to_string(),
-            }),
-        }
+        let name = format!("share-{}", incident.incident_id);
+        ir_core::sfn::start_once(&self.sfn, &self.state_machine_arn, &name, input.to_string()).await
     }
 }
 

@@ -8,13 +8,8 @@
 //! event (EventBridge delivers at least once) or a retried triage starts nothing new.
 
 /// Starting one execution per further finding.
-pub const PERMISSIONS: &[ir_core::permissions::Permission] =
-    &[ir_core::permissions::Permission::new(
-        "states:StartExecution",
-        "{state_machine}",
-    )];
+pub const PERMISSIONS: &[ir_core::permissions::Permission] = &[ir_core::sfn::START_EXECUTION];
 
-use aws_sdk_sfn::error::ProvideErrorMetadata;
 use ir_core::audit::Outcome;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -57,37 +52,19 @@ impl FanOut {
     ) -> Result<Started, FanOutError> {
         let input = single_finding_event(event, index)?.to_string();
         let name = execution_name(incident_id, &input);
-        match self
-            .sfn
-            .start_execution()
-            .state_machine_arn(&self.state_machine_arn)
-            .name(&name)
-            .input(input)
-            .send()
-            .await
-        {
-            Ok(out) => Ok(Started {
-                execution_arn: out.execution_arn,
-                outcome: Outcome::Succeeded,
-            }),
-            // Same name: this finding of this delivery was fanned out already (a redelivery,
-            // or a retry of this triage).
-            Err(e) if e.code() == Some("ExecutionAlreadyExists") => Ok(Started {
-                execution_arn: format!(
-                    "{}:{name}",
-                    self.state_machine_arn
-                        .replacen(":stateMachine:", ":execution:", 1)
-                ),
-                outcome: Outcome::AlreadyDone,
-            }),
-            Err(e) => Err(FanOutError::Start {
-                incident_id: incident_id.to_string(),
-                message: match e.message() {
-                    Some(m) => format!("{}: {m}", e.code().unwrap_or("error")),
-                    None => e.to_string(),
-                },
-            }),
-        }
+        // The same name again: this finding of this delivery was fanned out already (a
+        // redelivery, or a retry of this triage).
+        let (execution_arn, outcome) =
+            ir_core::sfn::start_once(&self.sfn, &self.state_machine_arn, &name, input)
+                .await
+                .map_err(|message| FanOutError::Start {
+                    incident_id: incident_id.to_string(),
+                    message,
+                })?;
+        Ok(Started {
+            execution_arn,
+            outcome,
+        })
     }
 }
 
