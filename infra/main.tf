@@ -74,6 +74,8 @@ locals {
       IR_JIRA_URL                = var.jira_url
       IR_JIRA_PROJECT            = var.jira_project
       IR_JIRA_CREDENTIALS_SECRET = var.jira_credentials_secret
+      IR_JIRA_APPROVE_STATUS     = var.jira_approve_status
+      IR_JIRA_REJECT_STATUS      = var.jira_reject_status
     },
   )
 
@@ -171,6 +173,8 @@ locals {
         IR_APPROVALS_TABLE     = aws_dynamodb_table.approvals.name
         IR_JIRA_WEBHOOK_SECRET = var.jira_webhook_secret
         IR_APPROVERS           = join(",", var.approvers)
+        IR_JIRA_APPROVE_STATUS = var.jira_approve_status
+        IR_JIRA_REJECT_STATUS  = var.jira_reject_status
       }
       statements = local.declared_statements["ir-approve"]
     }

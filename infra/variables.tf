@@ -120,9 +120,25 @@ variable "jira_webhook_secret" {
 }
 
 variable "approvers" {
-  description = "Jira account ids or emails allowed to approve or reject."
+  description = "Jira Cloud account ids (e.g. 5b10ac8d82e05b22cc7d4ef5 or 712020:cf20d007-…, the last part of the user's profile URL) allowed to approve or reject. Not emails: Jira Cloud's webhook deliveries carry the user's accountId only."
   type        = list(string)
   default     = []
+  validation {
+    condition     = alltrue([for a in var.approvers : can(regex("^[A-Za-z0-9:_-]{1,128}$", a))])
+    error_message = "approvers are Jira account ids (letters, digits, ':', '-', '_'; at most 128 characters), not emails: Jira Cloud's deliveries carry no emailAddress."
+  }
+}
+
+variable "jira_approve_status" {
+  description = "The ticket status whose transition approves the containment (ir-notify names it on the ticket, ir-approve acts on it)."
+  type        = string
+  default     = "Approved"
+}
+
+variable "jira_reject_status" {
+  description = "The ticket status whose transition rejects the containment and releases it."
+  type        = string
+  default     = "Rejected"
 }
 
 variable "log_retention_days" {

@@ -31,7 +31,9 @@ pub mod fixtures;
 pub mod invoke;
 pub mod permissions;
 pub mod pipeline;
+pub mod review_gate;
 pub mod runtime_api;
+pub mod shared;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {

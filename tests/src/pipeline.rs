@@ -542,6 +542,7 @@ impl Pipeline {
         let body = json!({
             "timestamp": Utc::now().timestamp_millis(),
             "webhookEvent": "jira:issue_updated",
+            "issue_event_type_name": "issue_generic",
             "user": {"accountId": ANALYST, "displayName": "Dana Analyst"},
             "issue": {"key": "SEC-42", "fields": {"labels": ["incident-response", incident]}},
             "changelog": {"items": [{"field": "status", "fromString": "Awaiting review", "toString": to_status}]}
@@ -554,20 +555,18 @@ impl Pipeline {
                 aws_sdk_secretsmanager::Client::new(&self.as_approve),
                 aws_sdk_ssm::Client::new(&self.as_approve),
             ),
-            config: ApproveConfig {
-                table: APPROVALS.into(),
-                webhook_secret: SecretRef::Ssm("/ir/jira-webhook-secret".into()),
-                approve_status: "Approved".into(),
-                reject_status: "Rejected".into(),
-                approvers: vec![ANALYST.into()],
-                max_age_seconds: 300,
-            },
+            config: ApproveConfig::new(
+                APPROVALS,
+                SecretRef::Ssm("/ir/jira-webhook-secret".into()),
+                vec![ANALYST.into()],
+            ),
         };
         let sig = webhook::sign(SECRET.as_bytes(), body.as_bytes());
         approver
             .handle(WebhookRequest {
                 signature: Some(&sig),
                 delivery_id: Some(delivery),
+                retry: None,
                 body: body.as_bytes(),
             })
             .await

@@ -588,6 +588,11 @@ async fn terraform_applies_and_destroys_against_the_emulator() {
     plan.push("-var=approvers=[]"); // the last -var wins
     let (ok, out) = tf.try_run(&plan);
     assert!(!ok && out.contains("review gate needs"), "{out}");
+    // Approvers are Jira account ids: an email could never match a Jira Cloud delivery.
+    plan.pop();
+    plan.push("-var=approvers=[\"lead@example.com\"]");
+    let (ok, out) = tf.try_run(&plan);
+    assert!(!ok && out.contains("not emails"), "{out}");
     // Undelivered findings are dead-lettered, not dropped.
     let queues = aws_sdk_sqs::Client::new(&sdk)
         .list_queues()

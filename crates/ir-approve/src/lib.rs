@@ -8,31 +8,39 @@
 //! 1. verified: HMAC-SHA256 of the raw body with the Jira webhook secret (`X-Hub-Signature`) →
 //!    401 when missing or wrong;
 //! 2. parsed → 400 when it is not a Jira webhook;
-//! 3. checked for age: `timestamp` older than `IR_WEBHOOK_MAX_AGE_SECONDS` (or in the future) →
-//!    401;
-//! 4. ignored (202) unless it is a transition to the approve or reject status on a ticket
-//!    labelled with an incident id;
-//! 5. checked against the allowed approvers (`IR_APPROVERS`, Jira account ids or emails) → 403;
-//! 6. checked for replay: the delivery id (`X-Atlassian-Webhook-Identifier`) is recorded with a
-//!    conditional write → 409 when seen before;
-//! 7. applied: the pending gate is claimed in one conditional write (→ 409 when nothing is
-//!    pending for that incident and ticket), then `SendTaskSuccess` (approved: approver and time)
-//!    or `SendTaskFailure` with error `ReviewRejected` (the state machine releases containment).
-//!    A token Step Functions no longer knows (timed out) → 410; a transient failure puts the gate
-//!    back to pending and answers 503 so Jira's retry can succeed.
+//! 3. checked for age: `timestamp` older than `IR_WEBHOOK_MAX_AGE_SECONDS`, or for a delivery
+//!    Jira marks as a retry (`X-Atlassian-Webhook-Retry`) older than
+//!    `IR_WEBHOOK_RETRY_WINDOW_SECONDS`, or in the future → 401 `stale`;
+//! 4. ignored (202) unless it is a `jira:issue_updated` delivery of a workflow transition
+//!    (`issue_event_type_name` in `IR_JIRA_TRANSITION_EVENTS`) to the approve or reject status,
+//!    on a ticket labelled with an incident id;
+//! 5. checked against the allowed approvers (`IR_APPROVERS`, Jira account ids) → 403;
+//! 6. checked against the delivery record (`X-Atlassian-Webhook-Identifier`): a delivery already
+//!    answered → 200 `duplicate` (Jira stops retrying, nothing is done again); one another
+//!    attempt is processing now → 409 `in_progress` (Jira retries later);
+//! 7. applied: the pending gate is claimed in one conditional write (→ 202 `not_pending` when
+//!    nothing is pending for that incident and ticket), then `SendTaskSuccess` (approved:
+//!    approver and time) or `SendTaskFailure` with error `ReviewRejected` (the state machine
+//!    releases containment). A token Step Functions no longer knows (timed out) → 410; a
+//!    transient failure puts the gate back to pending, forgets the delivery and answers 503 so
+//!    Jira's retry can succeed.
 //!
-//! The task token never appears in a response, a log line or the ticket.
+//! Jira retries a delivery answered 408, 409, 425, 429 or 5xx, so every final outcome above is
+//! answered with another status. The task token never appears in a response, a log line or the
+//! ticket.
 
+pub mod config;
+pub mod sfn;
 pub mod webhook;
 
 use chrono::{DateTime, Duration, Utc};
 use ir_core::audit::{AuditTrail, Outcome};
-use ir_core::config::{env_or, env_required};
-use ir_core::secrets::{SecretRef, SecretStore};
-use ir_core::ConfigError;
+use ir_core::gate::{Delivery, GateDecision};
+use ir_core::secrets::SecretStore;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+pub use config::{parse_approvers, ApproveConfig};
 pub use ir_core::gate::{self as store, GateStore, PendingGate, StoreError};
 
 pub const FUNCTION_NAME: &str = "ir-approve";
@@ -54,56 +62,6 @@ pub fn permissions() -> Vec<ir_core::permissions::Permission> {
 /// The error the state machine's ReviewGate Catch matches for a rejection.
 pub const REJECTED_ERROR: &str = "ReviewRejected";
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApproveConfig {
-    /// `IR_APPROVALS_TABLE` (required).
-    pub table: String,
-    /// `IR_JIRA_WEBHOOK_SECRET` (required): `secretsmanager:<id>` or `ssm:<name>`.
-    pub webhook_secret: SecretRef,
-    /// `IR_JIRA_APPROVE_STATUS` (default `Approved`).
-    pub approve_status: String,
-    /// `IR_JIRA_REJECT_STATUS` (default `Rejected`).
-    pub reject_status: String,
-    /// `IR_APPROVERS` (required): comma-separated Jira account ids or email addresses.
-    pub approvers: Vec<String>,
-    /// `IR_WEBHOOK_MAX_AGE_SECONDS` (default 300).
-    pub max_age_seconds: i64,
-}
-
-impl ApproveConfig {
-    pub fn from_env() -> Result<ApproveConfig, ConfigError> {
-        let webhook_secret = SecretRef::from_env("IR_JIRA_WEBHOOK_SECRET")?
-            .ok_or(ConfigError::Missing("IR_JIRA_WEBHOOK_SECRET"))?;
-        let approvers = parse_approvers(&env_required("IR_APPROVERS")?);
-        if approvers.is_empty() {
-            return Err(ConfigError::Missing("IR_APPROVERS"));
-        }
-        let max_age = env_or("IR_WEBHOOK_MAX_AGE_SECONDS", "300");
-        let max_age_seconds = max_age
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|s| *s > 0)
-            .ok_or_else(|| ConfigError::Invalid {
-                name: "IR_WEBHOOK_MAX_AGE_SECONDS",
-                value: max_age.clone(),
-                message: "expected a positive number of seconds".into(),
-            })?;
-        Ok(ApproveConfig {
-            table: env_required("IR_APPROVALS_TABLE")?,
-            webhook_secret,
-            approve_status: env_or("IR_JIRA_APPROVE_STATUS", "Approved"),
-            reject_status: env_or("IR_JIRA_REJECT_STATUS", "Rejected"),
-            approvers,
-            max_age_seconds,
-        })
-    }
-}
-
-pub fn parse_approvers(list: &str) -> Vec<String> {
-    ir_core::config::csv_list(list)
-}
-
 /// The review outcome, as sent to the state machine (SendTaskSuccess output, or the
 /// SendTaskFailure cause).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,7 +69,7 @@ pub struct Review {
     pub incident_id: String,
     /// `approved` or `rejected`.
     pub review: String,
-    /// Jira account id (or email) of the analyst.
+    /// Jira account id of the analyst.
     pub approver: String,
     pub approver_name: Option<String>,
     pub ticket: String,
@@ -123,6 +81,8 @@ pub struct Review {
 pub struct WebhookRequest<'a> {
     pub signature: Option<&'a str>,
     pub delivery_id: Option<&'a str>,
+    /// `X-Atlassian-Webhook-Retry`: how many times Jira has retried this delivery.
+    pub retry: Option<&'a str>,
     pub body: &'a [u8],
 }
 
@@ -146,6 +106,31 @@ impl WebhookResponse {
     }
 }
 
+/// How long one attempt holds a delivery before Jira's retry may take it over: longer than the
+/// function's timeout (60 s), so a live attempt is never overtaken.
+const DELIVERY_LEASE_SECONDS: i64 = 90;
+
+/// A review transition, as one delivery brings it.
+struct Transition<'h> {
+    approved: bool,
+    incident_id: &'h str,
+    ticket: &'h str,
+    user: &'h webhook::JiraUser,
+    account_id: &'h str,
+}
+
+impl Transition<'_> {
+    fn verdict(&self) -> &'static str {
+        if self.approved {
+            "approved"
+        } else {
+            "rejected"
+        }
+    }
+}
+
+type Answer<T> = Result<T, WebhookResponse>;
+
 pub struct Approver {
     pub store: GateStore,
     pub sfn: aws_sdk_sfn::Client,
@@ -159,198 +144,243 @@ impl Approver {
     }
 
     pub async fn handle_at(&self, req: WebhookRequest<'_>, now: DateTime<Utc>) -> WebhookResponse {
-        let resp = self.decide(req, now).await;
+        let resp = match self.decide(req, now).await {
+            Ok(resp) | Err(resp) => resp,
+        };
         tracing::info!(
             function = FUNCTION_NAME,
             status = resp.status,
             result = resp.result(),
             delivery = req.delivery_id.unwrap_or(""),
+            retry = req.retry.unwrap_or(""),
             "webhook handled"
         );
         resp
     }
 
-    async fn decide(&self, req: WebhookRequest<'_>, now: DateTime<Utc>) -> WebhookResponse {
-        // 1. signature
-        let secret = match self.secrets.get(&self.config.webhook_secret).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "webhook secret unavailable");
-                return WebhookResponse::new(503, "unavailable", "webhook secret unavailable");
-            }
-        };
-        if let Err(e) = webhook::verify(secret.expose().as_bytes(), req.body, req.signature) {
-            return WebhookResponse::new(401, "unauthorized", e.to_string());
+    async fn decide(&self, req: WebhookRequest<'_>, now: DateTime<Utc>) -> Answer<WebhookResponse> {
+        self.verify(req).await?;
+        let hook: webhook::JiraWebhook = serde_json::from_slice(req.body).map_err(|e| {
+            WebhookResponse::new(400, "bad_request", format!("not a Jira webhook: {e}"))
+        })?;
+        let sent = self.check_age(&hook, req.retry, now)?;
+        let transition = self.transition(&hook)?;
+        let mut audit = AuditTrail::new(FUNCTION_NAME, transition.incident_id);
+        self.check_approver(&transition, &mut audit)?;
+        let delivery = req
+            .delivery_id
+            .filter(|d| !d.trim().is_empty())
+            .ok_or_else(|| WebhookResponse::new(400, "bad_request", "no delivery identifier"))?;
+        self.begin(delivery, sent, now).await?;
+        let resp = self.apply(&transition, delivery, now, &mut audit).await;
+        if resp.status == 503 {
+            let _ = self.store.forget_delivery(delivery).await;
+        } else if let Err(e) = self.store.finish_delivery(delivery, resp.result()).await {
+            tracing::warn!(error = %e, delivery, "the delivery's result was not recorded");
         }
-        // 2. parse
-        let hook: webhook::JiraWebhook = match serde_json::from_slice(req.body) {
-            Ok(h) => h,
-            Err(e) => {
-                return WebhookResponse::new(400, "bad_request", format!("not a Jira webhook: {e}"))
-            }
-        };
-        // 3. age
-        let Some(sent) = DateTime::<Utc>::from_timestamp_millis(hook.timestamp) else {
-            return WebhookResponse::new(400, "bad_request", "timestamp out of range");
+        Ok(resp)
+    }
+
+    /// Step 1, the HMAC signature over the exact body.
+    async fn verify(&self, req: WebhookRequest<'_>) -> Answer<()> {
+        let secret = self
+            .secrets
+            .get(&self.config.webhook_secret)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "webhook secret unavailable");
+                WebhookResponse::new(503, "unavailable", "webhook secret unavailable")
+            })?;
+        webhook::verify(secret.expose().as_bytes(), req.body, req.signature)
+            .map_err(|e| WebhookResponse::new(401, "unauthorized", e.to_string()))
+    }
+
+    /// Step 3, the delivery's age: Jira's retries keep the first attempt's `timestamp`, so a
+    /// retry may be as old as the retry window. Returns when it was sent.
+    fn check_age(
+        &self,
+        hook: &webhook::JiraWebhook,
+        retry: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Answer<DateTime<Utc>> {
+        let sent = DateTime::<Utc>::from_timestamp_millis(hook.timestamp)
+            .ok_or_else(|| WebhookResponse::new(400, "bad_request", "timestamp out of range"))?;
+        let retried = retry
+            .and_then(|r| r.trim().parse::<u32>().ok())
+            .is_some_and(|n| n > 0);
+        let window = if retried {
+            self.config.retry_window_seconds
+        } else {
+            self.config.max_age_seconds
         };
         let age = now - sent;
-        if age > Duration::seconds(self.config.max_age_seconds) || age < Duration::seconds(-60) {
-            return WebhookResponse::new(
+        if age > Duration::seconds(window) || age < Duration::seconds(-60) {
+            return Err(WebhookResponse::new(
                 401,
                 "stale",
                 format!("delivery sent at {sent} is outside the accepted window"),
-            );
+            ));
         }
-        // 4. relevance
+        Ok(sent)
+    }
+
+    /// Step 4: only a workflow transition to the approve or reject status of an incident's ticket.
+    fn transition<'h>(&self, hook: &'h webhook::JiraWebhook) -> Answer<Transition<'h>> {
+        let ignored = |why: &str| WebhookResponse::new(202, "ignored", why);
+        if !hook.is_transition(&self.config.transition_events) {
+            return Err(ignored("not a workflow transition of an issue"));
+        }
         let status = hook.new_status().unwrap_or_default();
         let approved = if status.eq_ignore_ascii_case(&self.config.approve_status) {
             true
         } else if status.eq_ignore_ascii_case(&self.config.reject_status) {
             false
         } else {
-            return WebhookResponse::new(202, "ignored", "not a review transition");
+            return Err(ignored("not a review transition"));
         };
         let (Some(incident_id), Some(issue)) = (hook.incident_id(), hook.issue.as_ref()) else {
-            return WebhookResponse::new(202, "ignored", "the issue has no incident label");
+            return Err(ignored("the issue has no incident label"));
         };
-        let mut audit = AuditTrail::new(FUNCTION_NAME, incident_id);
-        // 5. approver
-        let user = hook.user.as_ref();
-        let who = user
-            .and_then(|u| u.account_id.clone().or_else(|| u.email_address.clone()))
-            .unwrap_or_default();
-        let allowed = user.is_some_and(|u| {
-            self.config.approvers.iter().any(|a| {
-                u.account_id.as_deref() == Some(a.as_str())
-                    || u.email_address
-                        .as_deref()
-                        .is_some_and(|e| e.eq_ignore_ascii_case(a))
-            })
-        });
-        if !allowed {
-            audit.record(
-                "check-approver",
-                None,
-                Some(&issue.key),
-                Outcome::Skipped,
-                Some(format!("`{who}` is not an allowed approver")),
-            );
-            return WebhookResponse::new(403, "forbidden", format!("`{who}` may not review"));
-        }
-        // 6. replay
-        let Some(delivery) = req.delivery_id.filter(|d| !d.trim().is_empty()) else {
-            return WebhookResponse::new(400, "bad_request", "no delivery identifier");
+        let Some(user) = hook.user.as_ref() else {
+            return Err(WebhookResponse::new(
+                403,
+                "forbidden",
+                "the delivery names no user",
+            ));
         };
-        let keep_until = now + Duration::seconds(self.config.max_age_seconds * 2);
-        match self.store.record_delivery(delivery, keep_until).await {
-            Ok(()) => {}
-            Err(StoreError::Replayed(_)) => {
-                return WebhookResponse::new(409, "replayed", "delivery already processed")
-            }
-            Err(e) => return WebhookResponse::new(503, "unavailable", e.to_string()),
+        Ok(Transition {
+            approved,
+            incident_id,
+            ticket: &issue.key,
+            user,
+            account_id: user.account_id.as_deref().unwrap_or_default(),
+        })
+    }
+
+    /// Step 5: the user is an allowed approver, by Jira account id.
+    fn check_approver(&self, t: &Transition<'_>, audit: &mut AuditTrail) -> Answer<()> {
+        let who = t.account_id;
+        if !who.is_empty() && self.config.approvers.iter().any(|a| a == who) {
+            return Ok(());
         }
-        // 7. claim and resume
-        let verdict = if approved { "approved" } else { "rejected" };
-        let token = match self
+        audit.record(
+            "check-approver",
+            None,
+            Some(t.ticket),
+            Outcome::Skipped,
+            Some(format!("`{who}` is not an allowed approver")),
+        );
+        Err(WebhookResponse::new(
+            403,
+            "forbidden",
+            format!("`{who}` may not review"),
+        ))
+    }
+
+    /// Step 6, the delivery record: a delivery acts once, however often Jira sends it.
+    async fn begin(&self, delivery: &str, sent: DateTime<Utc>, now: DateTime<Utc>) -> Answer<()> {
+        // Kept past the last moment a retry of it would be accepted.
+        let keep_until = sent + Duration::seconds(self.config.retry_window_seconds * 2);
+        let lease_until = now + Duration::seconds(DELIVERY_LEASE_SECONDS);
+        match self
             .store
-            .claim(incident_id, &issue.key, verdict, &who, now)
+            .begin_delivery(delivery, now, lease_until, keep_until)
             .await
         {
-            Ok(t) => t,
+            Ok(Delivery::New) => Ok(()),
+            Ok(Delivery::Done(result)) => Err(WebhookResponse {
+                status: 200,
+                body: json!({"result": "duplicate", "original": result,
+                             "message": "delivery already processed; nothing done again"}),
+            }),
+            Ok(Delivery::InProgress) => Err(WebhookResponse::new(
+                409,
+                "in_progress",
+                "another attempt of this delivery is being processed",
+            )),
+            Err(e) => Err(WebhookResponse::new(503, "unavailable", e.to_string())),
+        }
+    }
+
+    /// Step 7: claim the pending gate and resume the execution.
+    async fn apply(
+        &self,
+        t: &Transition<'_>,
+        delivery: &str,
+        now: DateTime<Utc>,
+        audit: &mut AuditTrail,
+    ) -> WebhookResponse {
+        let verdict = t.verdict();
+        let decision = GateDecision {
+            incident_id: t.incident_id,
+            ticket_key: t.ticket,
+            status: verdict,
+            by: t.account_id,
+            delivery,
+            at: now,
+        };
+        let claim = match self.store.claim(&decision).await {
+            Ok(c) => c,
             Err(e @ StoreError::NotPending { .. }) => {
-                return WebhookResponse::new(409, "not_pending", e.to_string())
+                return WebhookResponse::new(202, "not_pending", e.to_string())
             }
-            Err(e) => {
-                let _ = self.store.forget_delivery(delivery).await;
-                return WebhookResponse::new(503, "unavailable", e.to_string());
-            }
+            Err(e) => return WebhookResponse::new(503, "unavailable", e.to_string()),
         };
         let review = Review {
-            incident_id: incident_id.to_string(),
+            incident_id: t.incident_id.to_string(),
             review: verdict.to_string(),
-            approver: who.clone(),
-            approver_name: user.and_then(|u| u.display_name.clone()),
-            ticket: issue.key.clone(),
+            approver: t.account_id.to_string(),
+            approver_name: t.user.display_name.clone(),
+            ticket: t.ticket.to_string(),
             decided_at: now,
         };
         let review_json = serde_json::to_string(&review).unwrap_or_default();
-        let sent = if approved {
-            self.sfn
-                .send_task_success()
-                .task_token(&token)
-                .output(&review_json)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| {
-                    let gone = e.as_service_error().is_some_and(|se| {
-                        se.is_task_timed_out()
-                            || se.is_invalid_token()
-                            || se.is_task_does_not_exist()
-                    });
-                    (gone, aws_sdk_sfn::error::DisplayErrorContext(e).to_string())
-                })
-        } else {
-            self.sfn
-                .send_task_failure()
-                .task_token(&token)
-                .error(REJECTED_ERROR)
-                .cause(&review_json)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| {
-                    let gone = e.as_service_error().is_some_and(|se| {
-                        se.is_task_timed_out()
-                            || se.is_invalid_token()
-                            || se.is_task_does_not_exist()
-                    });
-                    (gone, aws_sdk_sfn::error::DisplayErrorContext(e).to_string())
-                })
-        };
-        let api = if approved {
-            "states:SendTaskSuccess"
-        } else {
-            "states:SendTaskFailure"
-        };
-        match sent {
-            Ok(()) => {
-                audit.record(
-                    "resume-execution",
-                    Some(api),
-                    Some(&issue.key),
-                    Outcome::Succeeded,
-                    Some(format!("{verdict} by {who}")),
-                );
+        let api = sfn::action(t.approved);
+        let sent = sfn::resume(&self.sfn, &claim.task_token, t.approved, &review_json).await;
+        let (outcome, detail, resp) = match sent {
+            Ok(()) => (
+                Outcome::Succeeded,
+                format!("{verdict} by {}", t.account_id),
                 WebhookResponse {
                     status: 200,
-                    body: json!({"result": verdict, "incident_id": incident_id,
-                                 "approver": who, "ticket": issue.key}),
-                }
-            }
-            Err((true, message)) => {
-                let _ = self.store.set_status(incident_id, "expired").await;
-                audit.record(
-                    "resume-execution",
-                    Some(api),
-                    Some(&issue.key),
+                    body: json!({"result": verdict, "incident_id": t.incident_id,
+                                 "approver": t.account_id, "ticket": t.ticket}),
+                },
+            ),
+            // An earlier attempt of this delivery claimed the gate and may have resumed the
+            // execution before it stopped: the token being gone is that resume.
+            Err(e) if e.gone && claim.resumed => (
+                Outcome::AlreadyDone,
+                format!(
+                    "{verdict} by {}; already applied: {}",
+                    t.account_id, e.message
+                ),
+                WebhookResponse::new(200, "duplicate", "the review was already applied"),
+            ),
+            Err(e) if e.gone => {
+                let _ = self.store.set_status(t.incident_id, "expired").await;
+                (
                     Outcome::Failed,
-                    Some(format!("review gate expired: {message}")),
-                );
-                WebhookResponse::new(410, "expired", "the review gate is no longer waiting")
+                    format!("review gate expired: {}", e.message),
+                    WebhookResponse::new(410, "expired", "the review gate is no longer waiting"),
+                )
             }
-            Err((false, message)) => {
-                let _ = self.store.set_status(incident_id, store::PENDING).await;
-                let _ = self.store.forget_delivery(delivery).await;
-                audit.record(
-                    "resume-execution",
-                    Some(api),
-                    Some(&issue.key),
+            Err(e) => {
+                let _ = self.store.set_status(t.incident_id, store::PENDING).await;
+                (
                     Outcome::Failed,
-                    Some(message.clone()),
-                );
-                WebhookResponse::new(503, "unavailable", message)
+                    e.message.clone(),
+                    WebhookResponse::new(503, "unavailable", e.message),
+                )
             }
-        }
+        };
+        audit.record(
+            "resume-execution",
+            Some(api),
+            Some(t.ticket),
+            outcome,
+            Some(detail),
+        );
+        resp
     }
 }

@@ -25,6 +25,7 @@ async fn main() -> Result<(), Error> {
             .handle(WebhookRequest {
                 signature: header(webhook::SIGNATURE_HEADER),
                 delivery_id: header(webhook::DELIVERY_HEADER),
+                retry: header(webhook::RETRY_HEADER),
                 body: req.body().as_ref(),
             })
             .await;

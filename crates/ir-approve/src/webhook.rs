@@ -2,7 +2,8 @@
 //!
 //! Jira Cloud admin webhooks registered with a secret sign the raw body with HMAC-SHA256 and send
 //! `X-Hub-Signature: sha256=<hex>`; `X-Atlassian-Webhook-Identifier` names the delivery and is
-//! unchanged across Jira's retries; the body carries `timestamp` (epoch milliseconds).
+//! unchanged across Jira's retries, which also carry `X-Atlassian-Webhook-Retry` (the retry
+//! count); the body carries `timestamp` (epoch milliseconds), unchanged across retries too.
 
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
@@ -10,6 +11,9 @@ use sha2::Sha256;
 
 pub const SIGNATURE_HEADER: &str = "x-hub-signature";
 pub const DELIVERY_HEADER: &str = "x-atlassian-webhook-identifier";
+pub const RETRY_HEADER: &str = "x-atlassian-webhook-retry";
+/// The `webhookEvent` of every issue update (transitions, edits, moves, assignments…).
+pub const ISSUE_UPDATED: &str = "jira:issue_updated";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
@@ -49,6 +53,10 @@ pub fn verify(secret: &[u8], body: &[u8], header: Option<&str>) -> Result<(), Si
 #[serde(rename_all = "camelCase")]
 pub struct JiraWebhook {
     pub webhook_event: String,
+    /// What kind of update (`issue_generic` for a workflow transition by default,
+    /// `issue_moved`, `issue_assigned`, …).
+    #[serde(rename = "issue_event_type_name", default)]
+    pub issue_event_type: Option<String>,
     /// Epoch milliseconds.
     pub timestamp: i64,
     pub user: Option<JiraUser>,
@@ -93,6 +101,15 @@ pub struct ChangeItem {
 }
 
 impl JiraWebhook {
+    /// Whether this is an issue update of one of the `transition_events` kinds.
+    pub fn is_transition(&self, transition_events: &[String]) -> bool {
+        self.webhook_event == ISSUE_UPDATED
+            && self
+                .issue_event_type
+                .as_deref()
+                .is_some_and(|t| transition_events.iter().any(|e| e == t))
+    }
+
     /// The status the issue moved to in this delivery, if it was a status transition.
     pub fn new_status(&self) -> Option<&str> {
         self.changelog
@@ -161,6 +178,19 @@ mod payload_tests {
         .unwrap();
         assert_eq!(hook.new_status(), Some("Approved"));
         assert_eq!(hook.incident_id(), Some("inc-abc"));
+        let transitions = vec!["issue_generic".to_string()];
+        assert!(
+            !hook.is_transition(&transitions),
+            "no issue_event_type_name: not known to be a transition"
+        );
+        let typed = |event: &str, kind: &str| -> JiraWebhook {
+            serde_json::from_value(serde_json::json!({
+                "timestamp": 1, "webhookEvent": event, "issue_event_type_name": kind}))
+            .unwrap()
+        };
+        assert!(typed("jira:issue_updated", "issue_generic").is_transition(&transitions));
+        assert!(!typed("jira:issue_updated", "issue_moved").is_transition(&transitions));
+        assert!(!typed("jira:issue_created", "issue_generic").is_transition(&transitions));
         let comment: JiraWebhook = serde_json::from_value(
             serde_json::json!({"timestamp": 1, "webhookEvent": "comment_created"}),
         )

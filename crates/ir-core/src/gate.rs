@@ -1,6 +1,7 @@
 //! The gate table (DynamoDB, key `incident_id`): one item per incident holding the paused
-//! execution's task token, plus one item per webhook delivery (`delivery#<id>`) for replay
-//! protection. Items expire through the table's TTL attribute `expires_at`.
+//! execution's task token, plus one item per webhook delivery (`delivery#<id>`: `processing`
+//! under a lease, then `done` with its result) so that a delivery acts once however often Jira
+//! sends it. Items expire through the table's TTL attribute `expires_at`.
 //!
 //! The task token is only ever read back by [`GateStore::claim`], which also moves the gate out
 //! of `pending` in the same conditional write, so one token is used at most once.
@@ -24,6 +25,51 @@ pub const ANSWER_PERMISSIONS: &[Permission] = &[GET, PUT, UPDATE, DELETE];
 
 /// Gate status values stored in `status`.
 pub const PENDING: &str = "pending";
+/// Delivery states stored in `delivery_state`.
+const PROCESSING: &str = "processing";
+const DONE: &str = "done";
+
+/// An analyst's decision, as one webhook delivery brings it.
+#[derive(Debug, Clone, Copy)]
+pub struct GateDecision<'a> {
+    pub incident_id: &'a str,
+    pub ticket_key: &'a str,
+    /// `approved` or `rejected`.
+    pub status: &'a str,
+    /// The analyst's Jira account id.
+    pub by: &'a str,
+    /// The delivery (`X-Atlassian-Webhook-Identifier`) that brought it.
+    pub delivery: &'a str,
+    pub at: DateTime<Utc>,
+}
+
+/// A claimed gate.
+pub struct Claim {
+    pub task_token: String,
+    /// The gate was already claimed by this same delivery (an earlier attempt of it stopped
+    /// before its answer was recorded): the resume call may already have been made.
+    pub resumed: bool,
+}
+
+impl std::fmt::Debug for Claim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claim")
+            .field("task_token", &"***")
+            .field("resumed", &self.resumed)
+            .finish()
+    }
+}
+
+/// What the delivery record says about a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// First seen now (or taken over from an attempt that died): process it.
+    New,
+    /// Processed before, with this result.
+    Done(String),
+    /// Another attempt is processing it now.
+    InProgress,
+}
 
 /// A gate waiting for an analyst.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,8 +105,6 @@ pub enum StoreError {
         incident_id: String,
         ticket_key: String,
     },
-    #[error("delivery {0} was already processed")]
-    Replayed(String),
     #[error("gate table unavailable: {0}")]
     Unavailable(String),
 }
@@ -116,46 +160,52 @@ impl GateStore {
     }
 
     /// Moves the gate from `pending` to `status` (approved/rejected) in one conditional write and
-    /// returns its task token. Fails with `NotPending` when there is no pending gate for this
-    /// incident and ticket, or it has expired.
-    pub async fn claim(
-        &self,
-        incident_id: &str,
-        ticket_key: &str,
-        status: &str,
-        by: &str,
-        now: DateTime<Utc>,
-    ) -> Result<String, StoreError> {
+    /// returns its task token. The claim names the delivery that made it, so Jira's retry of
+    /// that same delivery (its first attempt died between the claim and the resume) may claim
+    /// it again: [`Claim::resumed`] says so. Fails with `NotPending` when there is no pending
+    /// gate for this incident and ticket, or it has expired.
+    pub async fn claim(&self, decision: &GateDecision<'_>) -> Result<Claim, StoreError> {
         let out = self
             .ddb
             .update_item()
             .table_name(&self.table)
-            .key("incident_id", s(incident_id))
-            .update_expression("SET #st = :to, decided_by = :by, decided_at = :at")
-            .condition_expression("#st = :pending AND ticket_key = :ticket AND expires_at > :now")
+            .key("incident_id", s(decision.incident_id))
+            .update_expression(
+                "SET #st = :to, decided_by = :by, decided_at = :at, decided_delivery = :delivery",
+            )
+            .condition_expression(
+                "ticket_key = :ticket AND expires_at > :now AND \
+                 (#st = :pending OR (#st = :to AND decided_delivery = :delivery))",
+            )
             .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":to", s(status))
-            .expression_attribute_values(":by", s(by))
-            .expression_attribute_values(":at", s(now.to_rfc3339()))
+            .expression_attribute_values(":to", s(decision.status))
+            .expression_attribute_values(":by", s(decision.by))
+            .expression_attribute_values(":at", s(decision.at.to_rfc3339()))
+            .expression_attribute_values(":delivery", s(decision.delivery))
             .expression_attribute_values(":pending", s(PENDING))
-            .expression_attribute_values(":ticket", s(ticket_key))
-            .expression_attribute_values(":now", n(now.timestamp()))
-            .return_values(ReturnValue::AllNew)
+            .expression_attribute_values(":ticket", s(decision.ticket_key))
+            .expression_attribute_values(":now", n(decision.at.timestamp()))
+            .return_values(ReturnValue::AllOld)
             .send()
             .await;
         match out {
-            Ok(out) => out
-                .attributes
-                .as_ref()
-                .and_then(|a| get_s(a, "task_token"))
-                .ok_or_else(|| StoreError::Unavailable("claimed gate has no task token".into())),
+            Ok(out) => {
+                let old = out.attributes.unwrap_or_default();
+                let task_token = get_s(&old, "task_token").ok_or_else(|| {
+                    StoreError::Unavailable("claimed gate has no task token".into())
+                })?;
+                Ok(Claim {
+                    task_token,
+                    resumed: get_s(&old, "status").as_deref() != Some(PENDING),
+                })
+            }
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
             {
                 Err(StoreError::NotPending {
-                    incident_id: incident_id.into(),
-                    ticket_key: ticket_key.into(),
+                    incident_id: decision.incident_id.into(),
+                    ticket_key: decision.ticket_key.into(),
                 })
             }
             Err(e) => Err(unavailable(e)),
@@ -193,31 +243,82 @@ impl GateStore {
         Ok(out.item.as_ref().and_then(|i| get_s(i, "status")))
     }
 
-    /// Records a webhook delivery id; fails with `Replayed` if it was seen before.
-    pub async fn record_delivery(
+    /// Starts processing a webhook delivery: records `delivery#<id>` as `processing` until
+    /// `lease_until`, unless it is already recorded. A delivery whose processing finished is
+    /// [`Delivery::Done`] with its result; one still being processed (its lease has not run out)
+    /// is [`Delivery::InProgress`]; one whose lease ran out (the function died) is taken over.
+    pub async fn begin_delivery(
         &self,
         delivery_id: &str,
-        expires_at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        keep_until: DateTime<Utc>,
+    ) -> Result<Delivery, StoreError> {
+        let key = format!("delivery#{delivery_id}");
         let out = self
             .ddb
             .put_item()
             .table_name(&self.table)
-            .item("incident_id", s(format!("delivery#{delivery_id}")))
-            .item("expires_at", n(expires_at.timestamp()))
-            .condition_expression("attribute_not_exists(incident_id)")
+            .item("incident_id", s(&key))
+            .item("delivery_state", s(PROCESSING))
+            .item("lease_until", n(lease_until.timestamp()))
+            .item("expires_at", n(keep_until.timestamp()))
+            .condition_expression(
+                "attribute_not_exists(incident_id) OR \
+                 (delivery_state = :processing AND lease_until < :now)",
+            )
+            .expression_attribute_values(":processing", s(PROCESSING))
+            .expression_attribute_values(":now", n(now.timestamp()))
             .send()
             .await;
         match out {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(Delivery::New),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
             {
-                Err(StoreError::Replayed(delivery_id.into()))
+                self.recorded_delivery(&key).await
             }
             Err(e) => Err(unavailable(e)),
         }
+    }
+
+    async fn recorded_delivery(&self, key: &str) -> Result<Delivery, StoreError> {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .key("incident_id", s(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let Some(item) = out.item else {
+            // Forgotten between the two calls: the other attempt failed; Jira retries.
+            return Ok(Delivery::InProgress);
+        };
+        Ok(match get_s(&item, "delivery_state").as_deref() {
+            Some(PROCESSING) => Delivery::InProgress,
+            // Records written before delivery states existed were finished deliveries.
+            _ => Delivery::Done(get_s(&item, "result").unwrap_or_else(|| "processed".into())),
+        })
+    }
+
+    /// Records the final result of a delivery, so a repeat of it is answered as a duplicate.
+    pub async fn finish_delivery(&self, delivery_id: &str, result: &str) -> Result<(), StoreError> {
+        self.ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("incident_id", s(format!("delivery#{delivery_id}")))
+            .update_expression("SET delivery_state = :done, #result = :result")
+            .condition_expression("attribute_exists(incident_id)")
+            .expression_attribute_names("#result", "result")
+            .expression_attribute_values(":done", s(DONE))
+            .expression_attribute_values(":result", s(result))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     /// Forgets a delivery (its processing failed transiently, so Jira's retry must be accepted).
