@@ -29,6 +29,8 @@ pub mod accounts;
 pub mod eventbridge;
 pub mod fixtures;
 pub mod invoke;
+pub mod notify;
+pub mod payloads;
 pub mod permissions;
 pub mod pipeline;
 pub mod review_gate;

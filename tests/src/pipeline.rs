@@ -189,12 +189,18 @@ async fn start_full(
         .await;
     Mock::given(method("POST"))
         .and(path("/rest/api/3/issue"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "1", "key": "SEC-42"})))
+        .respond_with(crate::payloads::strict(
+            crate::payloads::Channel::Jira,
+            ResponseTemplate::new(201).set_body_json(json!({"id": "1", "key": "SEC-42"})),
+        ))
         .mount(&jira)
         .await;
     Mock::given(method("POST"))
         .and(path_regex("^/rest/api/3/issue/SEC-42/comment$"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "2"})))
+        .respond_with(crate::payloads::strict(
+            crate::payloads::Channel::Jira,
+            ResponseTemplate::new(201).set_body_json(json!({"id": "2"})),
+        ))
         .mount(&jira)
         .await;
 
@@ -516,13 +522,14 @@ impl Pipeline {
                 .await
                 .unwrap()
                 .status;
-            if status != ExecutionStatus::Running {
+            let at_gate = match incident {
+                Some(i) => self.gate_status(i).await.as_deref() == Some("pending"),
+                None => false,
+            };
+            if status != ExecutionStatus::Running || at_gate {
+                // Whatever ir-notify sent on the way is what Jira would have taken.
+                crate::payloads::assert_received_valid(&self.jira).await;
                 return status;
-            }
-            if let Some(i) = incident {
-                if self.gate_status(i).await.as_deref() == Some("pending") {
-                    return status;
-                }
             }
             assert!(
                 Instant::now() < deadline,

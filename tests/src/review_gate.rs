@@ -53,7 +53,10 @@ pub async fn world() -> World {
         .and(path_regex(
             r"^/rest/api/3/issue/[A-Z][A-Z0-9_]*-[0-9]+/comment$",
         ))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "3"})))
+        .respond_with(crate::payloads::strict(
+            crate::payloads::Channel::Jira,
+            ResponseTemplate::new(201).set_body_json(json!({"id": "3"})),
+        ))
         .mount(&jira)
         .await;
 
@@ -248,6 +251,7 @@ impl World {
                 task_token: Some(token.clone()),
                 execution: Some(exec.clone()),
                 review_timeout_seconds: Some(timeout),
+                event: None,
             })
             .await
             .expect("gate opened");

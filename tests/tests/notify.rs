@@ -1,252 +1,35 @@
-//! ir-notify: SNS through moto (delivered to an SQS queue and read back), secrets from moto's
-//! Secrets Manager and SSM, and Slack / PagerDuty / Jira as local HTTP servers (wiremock) that
-//! record every request, so the payloads are asserted as the services would receive them.
+//! ir-notify against every channel (see [`ir_tests::notify`] for the world).
 
 use base64::Engine;
 use chrono::Utc;
-use ir_core::actions::{ContainmentRecord, Mode, RecordStatus};
-use ir_core::audit::{Outcome, StepRecord};
 use ir_core::incident::SeverityLabel;
-use ir_core::secrets::{SecretRef, SecretStore};
-use ir_core::TriageDecision;
 use ir_notify::message::{EvidenceRef, Failure};
-use ir_notify::{
-    http_client, ChannelStatus, JiraConfig, Kind, Notifier, NotifyConfig, NotifyRequest,
+use ir_notify::{ChannelStatus, Kind, Notifier, NotifyConfig};
+use ir_tests::notify::{
+    channel, isolation_record, request, world, World, JIRA_TOKEN, PD_KEY, SLACK_PATH,
 };
-use ir_tests::fixtures::{event_json, live_triage};
-use ir_tests::MotoServer;
-use serde_json::{json, Value};
+use ir_tests::payloads::{strict, Channel};
+use serde_json::json;
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
-
-const SLACK_PATH: &str = "/services/T0000/B0000/slacksecretpath";
-const PD_KEY: &str = "R0UTINGKEYSECRET0000000000000000";
-const JIRA_TOKEN: &str = "ATATT-jira-api-token-secret";
-
-struct World {
-    _moto: MotoServer,
-    sdk: aws_config::SdkConfig,
-    http: MockServer,
-    sqs: aws_sdk_sqs::Client,
-    queue_url: String,
-    topic_arn: String,
-    decision: TriageDecision,
-}
-
-async fn world() -> World {
-    let moto = MotoServer::start().expect("moto");
-    let sdk = moto.sdk_config().await;
-    let http = MockServer::start().await;
-    let triage = live_triage(&sdk, "incidents").await;
-    let decision = triage
-        .handle(event_json("guardduty-ec2-bitcointool-dns.json"))
-        .await
-        .unwrap()
-        .primary;
-
-    let sns = aws_sdk_sns::Client::new(&sdk);
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let topic_arn = sns
-        .create_topic()
-        .name("ir-alerts")
-        .send()
-        .await
-        .unwrap()
-        .topic_arn
-        .unwrap();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name("ir-alerts-inbox")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
-    sns.subscribe()
-        .topic_arn(&topic_arn)
-        .protocol("sqs")
-        .endpoint(queue_arn)
-        .send()
-        .await
-        .unwrap();
-
-    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
-    sm.create_secret()
-        .name("ir/slack-webhook")
-        .secret_string(format!("{}{SLACK_PATH}", http.uri()))
-        .send()
-        .await
-        .unwrap();
-    sm.create_secret()
-        .name("ir/jira")
-        .secret_string(json!({"email": "ir-bot@example.com", "api_token": JIRA_TOKEN}).to_string())
-        .send()
-        .await
-        .unwrap();
-    aws_sdk_ssm::Client::new(&sdk)
-        .put_parameter()
-        .name("/ir/pagerduty-routing-key")
-        .value(PD_KEY)
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .send()
-        .await
-        .unwrap();
-    World {
-        _moto: moto,
-        sdk,
-        http,
-        sqs,
-        queue_url,
-        topic_arn,
-        decision,
-    }
-}
-
-impl World {
-    fn config(&self) -> NotifyConfig {
-        NotifyConfig {
-            sns_topic_arn: Some(self.topic_arn.clone()),
-            slack_webhook: Some(SecretRef::SecretsManager("ir/slack-webhook".into())),
-            pagerduty_routing_key: Some(SecretRef::Ssm("/ir/pagerduty-routing-key".into())),
-            pagerduty_url: format!("{}/v2/enqueue", self.http.uri()),
-            pagerduty_min_severity: SeverityLabel::High,
-            jira: Some(JiraConfig {
-                base_url: self.http.uri(),
-                project: "SEC".into(),
-                issue_type: "Incident".into(),
-                credentials: SecretRef::SecretsManager("ir/jira".into()),
-            }),
-            ..NotifyConfig::none()
-        }
-    }
-
-    /// [`World::notifier`] with Security Hub answered by `rule` in `region`.
-    fn notifier_with_hub(
-        &self,
-        config: NotifyConfig,
-        rule: &aws_smithy_mocks::Rule,
-        region: &str,
-    ) -> Notifier {
-        Notifier {
-            securityhub: Some(securityhub_with(rule, region)),
-            ..self.notifier(config)
-        }
-    }
-
-    fn notifier(&self, config: NotifyConfig) -> Notifier {
-        Notifier {
-            http: http_client(config.http_timeout).unwrap(),
-            sns: aws_sdk_sns::Client::new(&self.sdk),
-            secrets: SecretStore::new(
-                aws_sdk_secretsmanager::Client::new(&self.sdk),
-                aws_sdk_ssm::Client::new(&self.sdk),
-            ),
-            gate: None,
-            securityhub: None,
-            config,
-        }
-    }
-
-    async fn requests(&self, p: &str) -> Vec<(wiremock::Request, Value)> {
-        self.http
-            .received_requests()
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|r| r.url.path() == p)
-            .map(|r| {
-                let body = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-                (r, body)
-            })
-            .collect()
-    }
-
-    async fn sns_messages(&self) -> Vec<Value> {
-        let out = self
-            .sqs
-            .receive_message()
-            .queue_url(&self.queue_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        out.messages()
-            .iter()
-            .map(|m| serde_json::from_str(m.body().unwrap()).unwrap())
-            .collect()
-    }
-}
-
-/// The report of channel `name` in `result`.
-fn channel<'a>(result: &'a ir_notify::NotifyResult, name: &str) -> &'a ir_notify::ChannelReport {
-    result
-        .channels
-        .iter()
-        .find(|c| c.channel == name)
-        .unwrap_or_else(|| panic!("no {name} report: {:?}", result.channels))
-}
-
-fn request(kind: Kind, decision: TriageDecision) -> NotifyRequest {
-    NotifyRequest {
-        kind,
-        decision: Some(decision),
-        containment: vec![],
-        evidence: None,
-        failure: None,
-        review: None,
-        ticket: None,
-        task_token: None,
-        execution: None,
-        review_timeout_seconds: None,
-    }
-}
-
-fn isolation_record(incident_id: &str) -> ContainmentRecord {
-    let now = Utc::now();
-    ContainmentRecord {
-        incident_id: incident_id.into(),
-        function: "ir-isolate-ec2".into(),
-        mode: Mode::Contain,
-        status: RecordStatus::Completed,
-        dry_run: false,
-        reason: None,
-        steps: vec![StepRecord {
-            step: "isolate-enis".into(),
-            api_call: Some("ec2:ModifyNetworkInterfaceAttribute".into()),
-            target: Some("eni-0abc".into()),
-            outcome: Outcome::Succeeded,
-            detail: Some("eni-0abc → sg-isolation".into()),
-            at: now,
-        }],
-        pre_state: json!({}),
-        failed_step: None,
-        error: None,
-        started_at: now,
-        finished_at: now,
-    }
-}
+use wiremock::{Mock, ResponseTemplate};
 
 #[tokio::test]
 async fn an_opened_incident_reaches_every_channel_with_the_full_context() {
     let w = world().await;
     Mock::given(method("POST"))
         .and(path(SLACK_PATH))
-        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .respond_with(strict(
+            Channel::Slack,
+            ResponseTemplate::new(200).set_body_string("ok"),
+        ))
         .mount(&w.http)
         .await;
     Mock::given(method("POST"))
         .and(path("/v2/enqueue"))
-        .respond_with(ResponseTemplate::new(202).set_body_json(json!({"status": "success"})))
+        .respond_with(strict(
+            Channel::PagerDuty,
+            ResponseTemplate::new(202).set_body_json(json!({"status": "success"})),
+        ))
         .mount(&w.http)
         .await;
     Mock::given(method("GET"))
@@ -256,9 +39,10 @@ async fn an_opened_incident_reaches_every_channel_with_the_full_context() {
         .await;
     Mock::given(method("POST"))
         .and(path("/rest/api/3/issue"))
-        .respond_with(
+        .respond_with(strict(
+            Channel::Jira,
             ResponseTemplate::new(201).set_body_json(json!({"id": "10001", "key": "SEC-101"})),
-        )
+        ))
         .mount(&w.http)
         .await;
 
@@ -382,7 +166,10 @@ async fn an_opened_incident_reaches_every_channel_with_the_full_context() {
         .await;
     Mock::given(method("POST"))
         .and(path("/rest/api/3/issue/SEC-101/comment"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "1"})))
+        .respond_with(strict(
+            Channel::Jira,
+            ResponseTemplate::new(201).set_body_json(json!({"id": "1"})),
+        ))
         .mount(&w.http)
         .await;
     let again = w
@@ -412,12 +199,15 @@ async fn a_channel_that_is_down_does_not_block_the_others() {
         .await;
     Mock::given(method("POST"))
         .and(path("/v2/enqueue"))
-        .respond_with(ResponseTemplate::new(202))
+        .respond_with(strict(Channel::PagerDuty, ResponseTemplate::new(202)))
         .mount(&w.http)
         .await;
     Mock::given(method("POST"))
         .and(path("/rest/api/3/issue/SEC-7/comment"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "2"})))
+        .respond_with(strict(
+            Channel::Jira,
+            ResponseTemplate::new(201).set_body_json(json!({"id": "2"})),
+        ))
         .mount(&w.http)
         .await;
 
@@ -525,6 +315,19 @@ async fn the_review_gate_needs_a_token_and_a_gate_table() {
 
 /// A Security Hub client that answers BatchUpdateFindings from `rule` (moto 5.2.1 does not
 /// implement BatchUpdateFindings), in the finding's region.
+/// `w`'s notifier with Security Hub answered by `rule` in `region`.
+fn notifier_with_hub(
+    w: &World,
+    config: NotifyConfig,
+    rule: &aws_smithy_mocks::Rule,
+    region: &str,
+) -> Notifier {
+    Notifier {
+        securityhub: Some(securityhub_with(rule, region)),
+        ..w.notifier(config)
+    }
+}
+
 fn securityhub_with(rule: &aws_smithy_mocks::Rule, region: &str) -> aws_sdk_securityhub::Client {
     let region = region.to_string();
     aws_smithy_mocks::mock_client!(
@@ -582,7 +385,10 @@ async fn security_hub_follows_the_incident_notified_then_resolved_with_notes() {
     let w = world().await;
     Mock::given(method("POST"))
         .and(path(SLACK_PATH))
-        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .respond_with(strict(
+            Channel::Slack,
+            ResponseTemplate::new(200).set_body_string("ok"),
+        ))
         .mount(&w.http)
         .await;
     let (rule, seen) = batch_update(None);
@@ -592,7 +398,7 @@ async fn security_hub_follows_the_incident_notified_then_resolved_with_notes() {
         securityhub_update: true,
         ..NotifyConfig::none()
     };
-    let notifier = w.notifier_with_hub(config, &rule, &inc.region);
+    let notifier = notifier_with_hub(&w, config, &rule, &inc.region);
 
     let opened = notifier
         .handle(request(Kind::Opened, w.decision.clone()))
@@ -663,7 +469,10 @@ async fn security_hub_is_a_record_not_a_channel_and_a_dry_run_leaves_it_alone() 
     let w = world().await;
     Mock::given(method("POST"))
         .and(path(SLACK_PATH))
-        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .respond_with(strict(
+            Channel::Slack,
+            ResponseTemplate::new(200).set_body_string("ok"),
+        ))
         .mount(&w.http)
         .await;
     let region = w.decision.incident.region.clone();
@@ -675,7 +484,7 @@ async fn security_hub_is_a_record_not_a_channel_and_a_dry_run_leaves_it_alone() 
 
     // Security Hub off in this account: the GuardDuty copy does not exist → skipped.
     let (rule, seen) = batch_update(Some("FindingNotFound"));
-    let notifier = w.notifier_with_hub(config.clone(), &rule, &region);
+    let notifier = notifier_with_hub(&w, config.clone(), &rule, &region);
     let out = notifier
         .handle(request(Kind::Opened, w.decision.clone()))
         .await
@@ -686,7 +495,7 @@ async fn security_hub_is_a_record_not_a_channel_and_a_dry_run_leaves_it_alone() 
 
     // A dry run changed nothing, so the finding's workflow does not move.
     let (rule, seen) = batch_update(None);
-    let notifier = w.notifier_with_hub(config.clone(), &rule, &region);
+    let notifier = notifier_with_hub(&w, config.clone(), &rule, &region);
     let mut dry = w.decision.clone();
     dry.dry_run = true;
     notifier
@@ -706,7 +515,8 @@ async fn security_hub_is_a_record_not_a_channel_and_a_dry_run_leaves_it_alone() 
         .mount(&w.http)
         .await;
     let (rule, seen) = batch_update(None);
-    let notifier = w.notifier_with_hub(
+    let notifier = notifier_with_hub(
+        &w,
         NotifyConfig {
             slack_webhook: None,
             pagerduty_routing_key: w.config().pagerduty_routing_key,

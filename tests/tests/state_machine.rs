@@ -480,6 +480,17 @@ async fn suppressed_malformed_and_failing_events_take_their_paths() {
             "ResponseFailed"
         ]
     );
+    // The failure notification carries the event, whose id keys the page (one per event).
+    let failed = w
+        .invoke
+        .calls()
+        .into_iter()
+        .find(|c| c.function == "ir-notify" && c.payload["kind"] == "failed")
+        .expect("the failure was notified");
+    assert_eq!(
+        failed.payload["event"],
+        event_json("malformed-guardduty-wrong-types.json")
+    );
     // The instance named by the finding does not exist: containment fails, the failure is
     // notified with what completed, the execution fails.
     let exec = w

@@ -450,7 +450,7 @@ impl Notifier {
             Ok(code) => ChannelReport::new(
                 "pagerduty",
                 ChannelStatus::Sent,
-                format!("{action} dedup_key {} (HTTP {code})", msg.incident_id),
+                format!("{action} dedup_key {} (HTTP {code})", msg.dedup_key),
             ),
             Err(e) => ChannelReport::new("pagerduty", ChannelStatus::Failed, e),
         }

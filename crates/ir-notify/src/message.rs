@@ -8,6 +8,7 @@ use ir_core::incident::SeverityLabel;
 use ir_core::TriageDecision;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
 /// What happened, i.e. which notification this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +48,19 @@ impl Kind {
     pub fn resolves(self) -> bool {
         matches!(self, Kind::Approved | Kind::Released)
     }
+}
+
+/// An ADF block node (`paragraph`, `heading`) holding `text`; without a text node when `text`
+/// is blank (a text node must have a character).
+fn block(kind: &str, attrs: Option<Value>, text: &str) -> Value {
+    let mut node = json!({"type": kind});
+    if let Some(a) = attrs {
+        node["attrs"] = a;
+    }
+    if non_blank(Some(text)).is_some() {
+        node["content"] = json!([{"type": "text", "text": text}]);
+    }
+    node
 }
 
 /// Where the evidence went (the part of ir-preserve-evidence's record a notification shows).
@@ -120,6 +134,11 @@ pub struct NotifyRequest {
     /// `approval_requested` only: how long the gate waits (its `TimeoutSeconds`).
     #[serde(default)]
     pub review_timeout_seconds: Option<i64>,
+    /// `failed` before triage only: the execution's input (`$$.Execution.Input`), whose
+    /// EventBridge event id (or hash) keys the page, so unrelated failures are not folded into
+    /// one alert.
+    #[serde(default)]
+    pub event: Option<Value>,
 }
 
 /// The channel-neutral message.
@@ -139,6 +158,35 @@ pub struct Message {
     pub finding_type: String,
     pub resource: String,
     pub account_id: String,
+    /// PagerDuty's `dedup_key`: the incident id, or for a failure before triage a key of the
+    /// failed event ([`failed_event_key`]).
+    pub dedup_key: String,
+}
+
+/// `s` unless it is empty or only whitespace: no channel takes an empty text (an ADF text node
+/// needs a character, a Slack text object too).
+fn non_blank(s: Option<&str>) -> Option<&str> {
+    s.filter(|t| !t.trim().is_empty())
+}
+
+/// A key stable per failed event: `failed-event-<id>` for an EventBridge event (its `id`),
+/// otherwise `failed-input-<sha256>` of the input (or, without one, of the failure).
+pub fn failed_event_key(event: Option<&Value>, failure: &Failure) -> String {
+    let id = event
+        .and_then(|e| e.get("id"))
+        .and_then(Value::as_str)
+        .filter(|id| {
+            (1..=64).contains(&id.len())
+                && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if let Some(id) = id {
+        return format!("failed-event-{id}");
+    }
+    let digest = match event {
+        Some(e) => Sha256::digest(e.to_string().as_bytes()),
+        None => Sha256::digest(format!("{}\n{}", failure.error, failure.cause).as_bytes()),
+    };
+    format!("failed-input-{}", &hex::encode(digest)[..32])
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -173,10 +221,7 @@ impl Message {
             .first()
             .map(|r| r.display_id())
             .unwrap_or_else(|| "unknown resource".into());
-        let title = inc
-            .title
-            .clone()
-            .unwrap_or_else(|| inc.finding_type.clone());
+        let title = non_blank(inc.title.as_deref()).unwrap_or(&inc.finding_type);
         let headline = match req.kind {
             Kind::Opened => format!("[{}] {} on {}", inc.severity.label, title, resource),
             Kind::ApprovalRequested => format!("Review needed: {title} on {resource}"),
@@ -186,9 +231,8 @@ impl Message {
             Kind::Failed => format!("Incident response FAILED: {title} on {resource}"),
             Kind::NoReview => format!("Closed without review: {title} on {resource}"),
         };
-        let mut summary = inc
-            .description
-            .clone()
+        let mut summary = non_blank(inc.description.as_deref())
+            .map(String::from)
             .unwrap_or_else(|| format!("{} reported {}", inc.product, inc.finding_type));
         if d.dry_run {
             summary.push_str(" (dry-run: nothing was changed)");
@@ -210,10 +254,12 @@ impl Message {
                 format!("route {}, tier {}, {}", d.route, d.tier, d.disposition),
             ),
         ];
-        if let Some(p) = &inc.principal {
-            if let Some(name) = &p.name {
-                facts.push(("Principal".to_string(), name.clone()));
-            }
+        if let Some(name) = inc
+            .principal
+            .as_ref()
+            .and_then(|p| non_blank(p.name.as_deref()))
+        {
+            facts.push(("Principal".to_string(), name.to_string()));
         }
         if let Some(ip) = inc.remote.as_ref().and_then(|r| r.ip) {
             facts.push(("Remote IP".to_string(), ip.to_string()));
@@ -302,8 +348,10 @@ impl Message {
             }
             _ => None,
         };
+        facts.retain(|(_, v)| !v.trim().is_empty());
         Message {
             incident_id: d.incident_id.clone(),
+            dedup_key: d.incident_id.clone(),
             kind: req.kind,
             severity: inc.severity.label,
             headline,
@@ -321,18 +369,23 @@ impl Message {
     /// event).
     fn before_triage(req: &NotifyRequest) -> Message {
         let f = req.failure.clone().unwrap_or_default();
+        let error = non_blank(Some(&f.error))
+            .unwrap_or("unknown error")
+            .to_string();
+        let key = failed_event_key(req.event.as_ref(), &f);
         Message {
             incident_id: "unknown".into(),
             kind: req.kind,
             severity: SeverityLabel::High,
-            headline: format!("Incident response FAILED before triage: {}", f.error),
+            headline: format!("Incident response FAILED before triage: {error}"),
             summary: "An event reached the incident-response state machine but could not be triaged; nothing was contained.".into(),
-            facts: vec![("Error".into(), f.error.clone())],
+            facts: vec![("Error".into(), error.clone()), ("Event".into(), key.clone())],
             actions: vec![format!("FAILED: {} — {}", f.error, truncate(&f.cause, 500))],
             call_to_action: Some("Check the event and the triage function's logs; triage and contain manually if it is a real finding.".into()),
             finding_type: "unknown".into(),
             resource: "unknown".into(),
             account_id: "unknown".into(),
+            dedup_key: key,
         }
     }
 
@@ -378,11 +431,16 @@ impl Message {
             .take(10)
             .map(|(k, v)| json!({"type": "mrkdwn", "text": truncate(&format!("*{k}*\n{v}"), 2000)}))
             .collect();
+        let headline = non_blank(Some(&self.headline)).unwrap_or("Incident response");
         let mut blocks = vec![
-            json!({"type": "header", "text": {"type": "plain_text", "text": truncate(&self.headline, 150)}}),
-            json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&self.summary, 3000)}}),
-            json!({"type": "section", "fields": fields}),
+            json!({"type": "header", "text": {"type": "plain_text", "text": truncate(headline, 150)}}),
         ];
+        if let Some(summary) = non_blank(Some(&self.summary)) {
+            blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(summary, 3000)}}));
+        }
+        if !fields.is_empty() {
+            blocks.push(json!({"type": "section", "fields": fields}));
+        }
         if !self.actions.is_empty() {
             let list: String = self.actions.iter().map(|a| format!("• {a}\n")).collect();
             blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&list, 3000)}}));
@@ -392,14 +450,14 @@ impl Message {
         }
         blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn",
             "text": format!("incident `{}` · {}", self.incident_id, self.kind.as_str())}]}));
-        json!({"text": truncate(&self.headline, 300), "blocks": blocks})
+        json!({"text": truncate(headline, 300), "blocks": blocks})
     }
 
     /// PagerDuty Events API v2 event (`trigger`, or `resolve` when the incident ends).
     pub fn pagerduty(&self, routing_key: &str) -> Value {
         if self.kind.resolves() {
             return json!({"routing_key": routing_key, "event_action": "resolve",
-                          "dedup_key": self.incident_id});
+                          "dedup_key": self.dedup_key});
         }
         let severity = match (self.kind, self.severity) {
             (Kind::Failed, _) | (_, SeverityLabel::Critical) => "critical",
@@ -419,7 +477,7 @@ impl Message {
         json!({
             "routing_key": routing_key,
             "event_action": "trigger",
-            "dedup_key": self.incident_id,
+            "dedup_key": self.dedup_key,
             "payload": {
                 "summary": truncate(&self.headline, 1024),
                 "source": self.resource,
@@ -434,12 +492,15 @@ impl Message {
 
     /// Atlassian Document Format body: summary, facts table, actions list, call to action.
     pub fn adf(&self) -> Value {
-        let para = |t: &str| json!({"type": "paragraph", "content": [{"type": "text", "text": t}]});
-        let mut content = vec![
-            json!({"type": "heading", "attrs": {"level": 3},
-                   "content": [{"type": "text", "text": truncate(&self.headline, 250)}]}),
-            para(&self.summary),
-        ];
+        let para = |t: &str| block("paragraph", None, t);
+        let mut content = vec![block(
+            "heading",
+            Some(json!({"level": 3})),
+            &truncate(&self.headline, 250),
+        )];
+        if non_blank(Some(&self.summary)).is_some() {
+            content.push(para(&self.summary));
+        }
         let rows: Vec<Value> = self
             .facts
             .iter()
@@ -449,7 +510,9 @@ impl Message {
                     {"type": "tableCell", "content": [para(v)]}]})
             })
             .collect();
-        content.push(json!({"type": "table", "content": rows}));
+        if !rows.is_empty() {
+            content.push(json!({"type": "table", "content": rows}));
+        }
         if !self.actions.is_empty() {
             let items: Vec<Value> = self
                 .actions
@@ -510,6 +573,7 @@ mod tests {
             finding_type: "t".into(),
             resource: "i-1".into(),
             account_id: "1".into(),
+            dedup_key: "inc-1".into(),
         };
         assert_eq!(
             m.pagerduty("k"),
