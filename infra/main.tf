@@ -18,8 +18,10 @@ locals {
   # state machine's TimeoutSeconds for each task is above its function's timeout, so the Lambda
   # timeout (Sandbox.Timedout, retried: every handler is idempotent) fires first.
   lambda_timeout_seconds = {
-    "ir-triage"            = 60
-    "ir-notify"            = 60
+    "ir-triage" = 60
+    "ir-notify" = 60
+    # Below ir-approve's delivery lease (DELIVERY_LEASE_SECONDS, 90 s): a live attempt is never
+    # taken over by Jira's retry of the same delivery.
     "ir-approve"           = 60
     "ir-preserve-evidence" = 300
     "ir-isolate-ec2"       = 300
@@ -169,12 +171,14 @@ locals {
     }
     "ir-approve" = {
       env = {
-        RUST_LOG               = "info"
-        IR_APPROVALS_TABLE     = aws_dynamodb_table.approvals.name
-        IR_JIRA_WEBHOOK_SECRET = var.jira_webhook_secret
-        IR_APPROVERS           = join(",", var.approvers)
-        IR_JIRA_APPROVE_STATUS = var.jira_approve_status
-        IR_JIRA_REJECT_STATUS  = var.jira_reject_status
+        RUST_LOG                        = "info"
+        IR_APPROVALS_TABLE              = aws_dynamodb_table.approvals.name
+        IR_JIRA_WEBHOOK_SECRET          = var.jira_webhook_secret
+        IR_APPROVERS                    = join(",", var.approvers)
+        IR_JIRA_APPROVE_STATUS          = var.jira_approve_status
+        IR_JIRA_REJECT_STATUS           = var.jira_reject_status
+        IR_JIRA_TRANSITION_EVENTS       = join(",", var.jira_transition_events)
+        IR_WEBHOOK_RETRY_WINDOW_SECONDS = tostring(var.jira_webhook_retry_window_seconds)
       }
       statements = local.declared_statements["ir-approve"]
     }

@@ -135,6 +135,26 @@ variable "jira_approve_status" {
   default     = "Approved"
 }
 
+variable "jira_transition_events" {
+  description = "The issue_event_type_names a transition to the approve/reject status fires (its \"Fire event\" post function; Jira's default is the generic event). Add a custom event's name if your workflow fires one."
+  type        = list(string)
+  default     = ["issue_generic", "issue_resolved", "issue_closed", "issue_reopened", "issue_work_started", "issue_work_stopped"]
+  validation {
+    condition     = length(var.jira_transition_events) > 0 && !contains(var.jira_transition_events, "issue_moved")
+    error_message = "jira_transition_events must name at least one event, and not issue_moved (a move remaps the status; it is not a decision)."
+  }
+}
+
+variable "jira_webhook_retry_window_seconds" {
+  description = "How old a delivery Jira marks as a retry may be (Jira retries for about 30 minutes with the first attempt's body); first deliveries are accepted up to 300 s."
+  type        = number
+  default     = 2400
+  validation {
+    condition     = var.jira_webhook_retry_window_seconds >= 300
+    error_message = "jira_webhook_retry_window_seconds must be at least 300 (the first-delivery window)."
+  }
+}
+
 variable "jira_reject_status" {
   description = "The ticket status whose transition rejects the containment and releases it."
   type        = string

@@ -88,7 +88,8 @@ async fn an_approved_ticket_resumes_the_execution_and_bad_deliveries_do_not() {
     let r = deliver(&a, &good, sign(&good), "d-approve").await;
     assert_eq!((r.status, r.result()), (200, "duplicate"), "{:?}", r.body);
     assert_eq!(r.body["original"], "approved");
-    let r = deliver(&a, &good, sign(&good), "d-approve-again").await;
+    let again = w.webhook("Approved", ANALYST, now + 1000);
+    let r = deliver(&a, &again, sign(&again), "d-approve-again").await;
     assert_eq!((r.status, r.result()), (202, "not_pending"), "{:?}", r.body);
     assert_eq!(w.gate_status().await.as_deref(), Some("approved"));
 }

@@ -6,9 +6,9 @@
 use aws_sdk_sfn::types::ExecutionStatus;
 use chrono::{DateTime, Duration, Utc};
 use ir_approve::store::GateDecision;
-use ir_approve::ApproveConfig;
+use ir_approve::{ApproveConfig, PendingGate};
 use ir_core::secrets::SecretRef;
-use ir_tests::review_gate::{deliver, redeliver, sign, world, World, ANALYST, TABLE, TICKET};
+use ir_tests::review_gate::{deliver, redeliver, sign, world, World, ANALYST, LEAD, TABLE, TICKET};
 use serde_json::Value;
 
 /// A Step Functions client whose calls cannot reach the service (a transient failure).
@@ -36,11 +36,12 @@ async fn a_delivery_that_met_a_503_is_approved_by_jiras_retry_ten_minutes_later(
     let sent = Utc::now();
     let body = w.webhook("Approved", ANALYST, sent.timestamp_millis());
 
-    // The first attempt cannot resume the execution: 503, which Jira retries.
+    // The first attempt cannot resume the execution: 503, which Jira retries. The claim stays
+    // this delivery's.
     let down = w.approver_with(unreachable_sfn(&w), config(&[ANALYST]));
     let r = redeliver(&down, &body, "d-1", "0", sent).await;
     assert_eq!((r.status, r.result()), (503, "unavailable"), "{:?}", r.body);
-    assert_eq!(w.gate_status().await.as_deref(), Some("pending"));
+    assert_eq!(w.gate_status().await.as_deref(), Some("approving"));
     assert_eq!(w.status(&exec).await.0, ExecutionStatus::Running);
 
     // Ten minutes later the same body is only acceptable as Jira's retry of that delivery: the
@@ -66,12 +67,45 @@ async fn a_delivery_that_met_a_503_is_approved_by_jiras_retry_ten_minutes_later(
     assert_eq!(output["review"]["approver"], ANALYST);
     assert_eq!(w.gate_status().await.as_deref(), Some("approved"));
 
-    // Jira's next retry of it (the answer was lost) acts no more and is not retried again.
+    // Jira's next retry of it (the answer was lost) acts no more and is not retried again; nor
+    // does a replay of the signed body under a new identifier claiming to be a retry (the
+    // headers are not signed).
     let r = redeliver(&a, &body, "d-1", "2", later + Duration::minutes(1)).await;
     assert_eq!((r.status, r.result()), (200, "duplicate"), "{:?}", r.body);
+    let r = redeliver(&a, &body, "d-forged", "1", later + Duration::minutes(2)).await;
+    assert_eq!((r.status, r.result()), (200, "duplicate"), "{:?}", r.body);
     // Past the retry window nothing is accepted, retry or not.
-    let r = redeliver(&a, &body, "d-2", "5", sent + Duration::minutes(41)).await;
+    let r = redeliver(&a, &body, "d-1", "5", sent + Duration::minutes(41)).await;
     assert_eq!((r.status, r.result()), (401, "stale"));
+}
+
+/// The first attempt of `body`: recorded and claimed, then its function died (timeout, crash)
+/// before it answered Jira.
+async fn died_after_claiming(w: &World, body: &[u8], sent: DateTime<Utc>) {
+    let key = ir_approve::webhook::delivery_key(body);
+    let store = w.gate();
+    store
+        .begin_delivery(
+            &key,
+            sent,
+            sent + Duration::seconds(90),
+            sent + Duration::hours(2),
+        )
+        .await
+        .unwrap();
+    let claim = store
+        .claim(&GateDecision {
+            incident_id: &w.decision.incident_id,
+            ticket_key: TICKET,
+            status: "approved",
+            by: ANALYST,
+            delivery: &key,
+            sent,
+            at: sent,
+        })
+        .await
+        .unwrap();
+    assert!(!claim.retried);
 }
 
 #[tokio::test]
@@ -80,40 +114,17 @@ async fn a_retry_takes_over_a_delivery_whose_function_died_after_claiming_the_ga
     let (exec, _) = w.paused_on("inc-died-1", None, 3600).await;
     let sent = Utc::now();
     let body = w.webhook("Approved", ANALYST, sent.timestamp_millis());
-    // The first attempt recorded the delivery and claimed the gate, then its function died
-    // (timeout, crash) before resuming the execution or answering Jira.
-    let store = w.gate();
-    store
-        .begin_delivery(
-            "d-died",
-            sent,
-            sent + Duration::seconds(90),
-            sent + Duration::hours(2),
-        )
-        .await
-        .unwrap();
-    let claim = store
-        .claim(&GateDecision {
-            incident_id: &w.decision.incident_id,
-            ticket_key: TICKET,
-            status: "approved",
-            by: ANALYST,
-            delivery: "d-died",
-            at: sent,
-        })
-        .await
-        .unwrap();
-    assert!(!claim.resumed);
+    died_after_claiming(&w, &body, sent).await;
 
     let a = w.approver();
     // While the first attempt might still be alive, Jira is asked to come back (409 is retried).
     let r = redeliver(&a, &body, "d-died", "1", sent + Duration::seconds(20)).await;
     assert_eq!((r.status, r.result()), (409, "in_progress"), "{:?}", r.body);
     assert_eq!(w.status(&exec).await.0, ExecutionStatus::Running);
-    // Another delivery cannot take the claimed gate.
-    let other = w.webhook("Rejected", ANALYST, sent.timestamp_millis());
+    // Another analyst's decision is not lost: it waits (409) while the claim is unapplied.
+    let other = w.webhook("Rejected", LEAD, sent.timestamp_millis());
     let r = redeliver(&a, &other, "d-other", "0", sent + Duration::seconds(30)).await;
-    assert_eq!((r.status, r.result()), (202, "not_pending"), "{:?}", r.body);
+    assert_eq!((r.status, r.result()), (409, "in_progress"), "{:?}", r.body);
     // Once the lease ran out, Jira's retry finishes what the first attempt started.
     let r = redeliver(&a, &body, "d-died", "2", sent + Duration::minutes(3)).await;
     assert_eq!((r.status, r.result()), (200, "approved"), "{:?}", r.body);
@@ -122,63 +133,85 @@ async fn a_retry_takes_over_a_delivery_whose_function_died_after_claiming_the_ga
     assert_eq!(output["outcome"], "closed");
     let r = redeliver(&a, &body, "d-died", "3", sent + Duration::minutes(4)).await;
     assert_eq!((r.status, r.result()), (200, "duplicate"), "{:?}", r.body);
+    // Now the other decision is final: nothing is pending.
+    let r = redeliver(&a, &other, "d-other", "1", sent + Duration::minutes(5)).await;
+    assert_eq!((r.status, r.result()), (202, "not_pending"), "{:?}", r.body);
+}
 
-    // Had the first attempt resumed the execution before dying, the retry's resume finds the
-    // token gone: that is the review already applied, not an expired gate.
-    store
-        .begin_delivery(
-            "d-resumed",
-            sent,
-            sent + Duration::seconds(90),
-            sent + Duration::hours(2),
-        )
+#[tokio::test]
+async fn a_resume_whose_answer_was_lost_is_applied_not_expired() {
+    let w = world().await;
+    let (exec, token) = w.paused_on("inc-lost-1", None, 3600).await;
+    let sent = Utc::now();
+    let body = w.webhook("Approved", ANALYST, sent.timestamp_millis());
+    died_after_claiming(&w, &body, sent).await;
+    // The first attempt's SendTaskSuccess did take effect; only its answer never came back.
+    w.sfn
+        .send_task_success()
+        .task_token(&token)
+        .output(r#"{"review":"approved"}"#)
+        .send()
         .await
         .unwrap();
-    store
-        .set_status(&w.decision.incident_id, "pending")
-        .await
-        .unwrap();
-    let claim = store
-        .claim(&GateDecision {
-            delivery: "d-resumed",
-            ticket_key: TICKET,
-            incident_id: &w.decision.incident_id,
-            status: "approved",
-            by: ANALYST,
-            at: sent,
-        })
-        .await
-        .unwrap();
-    assert!(!claim.resumed);
-    let r = redeliver(&a, &body, "d-resumed", "1", sent + Duration::minutes(5)).await;
+    let (status, _) = w.finished(&exec).await;
+    assert_eq!(status, ExecutionStatus::Succeeded);
+    let r = redeliver(
+        &w.approver(),
+        &body,
+        "d-lost",
+        "1",
+        sent + Duration::minutes(3),
+    )
+    .await;
     assert_eq!((r.status, r.result()), (200, "duplicate"), "{:?}", r.body);
     assert_eq!(w.gate_status().await.as_deref(), Some("approved"));
 }
 
+#[tokio::test]
+async fn a_stale_claim_never_decides_a_gate_opened_after_it() {
+    let w = world().await;
+    let now = Utc::now();
+    // A gate opened ten minutes ago; an analyst approved it three minutes ago, and that
+    // delivery's function died after claiming.
+    w.gate()
+        .register(&PendingGate {
+            incident_id: w.decision.incident_id.clone(),
+            task_token: "AAAAKgAAAAIAAAAAAAAAAbogus-earlier-token".into(),
+            ticket_key: TICKET.into(),
+            execution: None,
+            requested_at: now - Duration::minutes(10),
+            expires_at: now + Duration::hours(1),
+        })
+        .await
+        .unwrap();
+    let sent = now - Duration::minutes(3);
+    let body = w.webhook("Approved", ANALYST, sent.timestamp_millis());
+    died_after_claiming(&w, &body, sent).await;
+    // A new execution for the incident opens a new gate on the same ticket.
+    let (exec, _) = w.paused_on("inc-newer-1", None, 3600).await;
+    // Jira's retry of the old delivery is not an approval of the new request.
+    let r = redeliver(&w.approver(), &body, "d-old", "1", Utc::now()).await;
+    assert_eq!((r.status, r.result()), (202, "not_pending"), "{:?}", r.body);
+    assert_eq!(w.gate_status().await.as_deref(), Some("pending"));
+    assert_eq!(w.status(&exec).await.0, ExecutionStatus::Running);
+}
+
 /// One real delivery, with what the test had to change in it: the incident label (ir-notify
-/// labels its tickets so) and, for the deliveries whose capturing project logged them through a
-/// logger that overwrote `timestamp` with a string, an epoch-milliseconds `timestamp` as Jira
-/// sends it (PROVENANCE.md says so).
+/// labels its tickets so) and `timestamp`, set to now in epoch milliseconds as Jira stamps a
+/// delivery when it sends it (the captures are from 2019 and 2024, and two of them had it
+/// overwritten with a string by the capturing project's logger, PROVENANCE.md says).
 struct Real {
     body: Vec<u8>,
     ticket: String,
     account: String,
     to_status: String,
-    sent: DateTime<Utc>,
 }
 
 fn real_delivery(w: &World, file: &str, test: &str) -> Option<Real> {
     let mut hook = ir_tests::shared::json(test, &format!("real-jira-webhooks/{file}"))?;
     hook["issue"]["fields"]["labels"] =
         serde_json::json!(["incident-response", w.decision.incident_id]);
-    let sent = match hook["timestamp"].as_i64() {
-        Some(ms) => DateTime::from_timestamp_millis(ms).expect("timestamp in range"),
-        None => {
-            let now = Utc::now();
-            hook["timestamp"] = now.timestamp_millis().into();
-            now
-        }
-    };
+    hook["timestamp"] = Utc::now().timestamp_millis().into();
     let status = hook["changelog"]["items"]
         .as_array()
         .and_then(|items| items.iter().find(|i| i["field"] == "status"))
@@ -190,7 +223,6 @@ fn real_delivery(w: &World, file: &str, test: &str) -> Option<Real> {
         ticket: text(&hook["issue"]["key"]),
         account: text(&hook["user"]["accountId"]),
         to_status: status,
-        sent,
         body: serde_json::to_vec(&hook).expect("json"),
     })
 }
@@ -213,7 +245,7 @@ async fn real_jira_cloud_deliveries_approve_reject_and_a_move_is_not_a_decision(
     let mut cfg = config(&[&approve.account]);
     cfg.approve_status = approve.to_status.clone();
     let a = w.approver_with(w.sfn.clone(), cfg);
-    let r = redeliver(&a, &approve.body, "real-1", "0", approve.sent).await;
+    let r = deliver(&a, &approve.body, sign(&approve.body), "real-1").await;
     assert_eq!((r.status, r.result()), (200, "approved"), "{:?}", r.body);
     let (status, output) = w.finished(&exec).await;
     assert_eq!(status, ExecutionStatus::Succeeded);

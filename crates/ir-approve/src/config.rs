@@ -74,15 +74,23 @@ impl ApproveConfig {
                 message: "must be at least IR_WEBHOOK_MAX_AGE_SECONDS".into(),
             });
         }
+        let transition_events = csv_list(&env_or(
+            "IR_JIRA_TRANSITION_EVENTS",
+            DEFAULT_TRANSITION_EVENTS,
+        ));
+        if transition_events.is_empty() {
+            return Err(ConfigError::Invalid {
+                name: "IR_JIRA_TRANSITION_EVENTS",
+                value: env_or("IR_JIRA_TRANSITION_EVENTS", ""),
+                message: "names no event: every delivery would be ignored".into(),
+            });
+        }
         Ok(ApproveConfig {
             approve_status: env_or("IR_JIRA_APPROVE_STATUS", &defaults.approve_status),
             reject_status: env_or("IR_JIRA_REJECT_STATUS", &defaults.reject_status),
             max_age_seconds,
             retry_window_seconds,
-            transition_events: csv_list(&env_or(
-                "IR_JIRA_TRANSITION_EVENTS",
-                DEFAULT_TRANSITION_EVENTS,
-            )),
+            transition_events,
             ..defaults
         })
     }

@@ -15,15 +15,18 @@
 //!    (`issue_event_type_name` in `IR_JIRA_TRANSITION_EVENTS`) to the approve or reject status,
 //!    on a ticket labelled with an incident id;
 //! 5. checked against the allowed approvers (`IR_APPROVERS`, Jira account ids) → 403;
-//! 6. checked against the delivery record (`X-Atlassian-Webhook-Identifier`): a delivery already
-//!    answered → 200 `duplicate` (Jira stops retrying, nothing is done again); one another
-//!    attempt is processing now → 409 `in_progress` (Jira retries later);
-//! 7. applied: the pending gate is claimed in one conditional write (→ 202 `not_pending` when
-//!    nothing is pending for that incident and ticket), then `SendTaskSuccess` (approved:
-//!    approver and time) or `SendTaskFailure` with error `ReviewRejected` (the state machine
-//!    releases containment). A token Step Functions no longer knows (timed out) → 410; a
-//!    transient failure puts the gate back to pending, forgets the delivery and answers 503 so
-//!    Jira's retry can succeed.
+//! 6. checked against the delivery record, keyed by SHA-256 of the signed body (Jira's retries
+//!    repeat it; the identifier and retry headers are not signed): a delivery already answered
+//!    → 200 `duplicate` (Jira stops retrying, nothing is done again); one another attempt is
+//!    processing now → 409 `in_progress` (Jira retries later);
+//! 7. applied: the pending gate, asked before the transition was made, is claimed in one
+//!    conditional write (`approving`/`rejecting`; → 409 `in_progress` while another delivery's
+//!    claim is being applied, 202 `not_pending` when nothing is pending for that incident and
+//!    ticket), then `SendTaskSuccess` (approved: approver and time) or `SendTaskFailure` with
+//!    error `ReviewRejected` (the state machine releases containment), and the gate is
+//!    `approved`/`rejected`. A token Step Functions no longer knows (timed out) → 410,
+//!    `expired`; a transient failure keeps the claim, forgets the delivery record and answers
+//!    503, so that Jira's retry of that delivery resumes.
 //!
 //! Jira retries a delivery answered 408, 409, 425, 429 or 5xx, so every final outcome above is
 //! answered with another status. The task token never appears in a response, a log line or the
@@ -131,6 +134,11 @@ impl Transition<'_> {
 
 type Answer<T> = Result<T, WebhookResponse>;
 
+/// The statuses Jira Cloud retries a delivery on (its webhook retry policy).
+pub fn jira_retries(status: u16) -> bool {
+    matches!(status, 408 | 409 | 425 | 429 | 500..=599)
+}
+
 pub struct Approver {
     pub store: GateStore,
     pub sfn: aws_sdk_sfn::Client,
@@ -167,15 +175,24 @@ impl Approver {
         let transition = self.transition(&hook)?;
         let mut audit = AuditTrail::new(FUNCTION_NAME, transition.incident_id);
         self.check_approver(&transition, &mut audit)?;
-        let delivery = req
-            .delivery_id
-            .filter(|d| !d.trim().is_empty())
-            .ok_or_else(|| WebhookResponse::new(400, "bad_request", "no delivery identifier"))?;
-        self.begin(delivery, sent, now).await?;
-        let resp = self.apply(&transition, delivery, now, &mut audit).await;
-        if resp.status == 503 {
-            let _ = self.store.forget_delivery(delivery).await;
-        } else if let Err(e) = self.store.finish_delivery(delivery, resp.result()).await {
+        if req.delivery_id.is_none_or(|d| d.trim().is_empty()) {
+            return Err(WebhookResponse::new(
+                400,
+                "bad_request",
+                "no delivery identifier",
+            ));
+        }
+        // Keyed by the signed body, which Jira's retries repeat: the identifier and retry
+        // headers are not signed, so a copy under a new identifier is the same delivery.
+        let delivery = webhook::delivery_key(req.body);
+        self.begin(&delivery, sent, now).await?;
+        let resp = self
+            .apply(&transition, &delivery, sent, now, &mut audit)
+            .await;
+        if jira_retries(resp.status) {
+            // Not an answer yet: Jira's retry of this delivery must be processed anew.
+            let _ = self.store.forget_delivery(&delivery).await;
+        } else if let Err(e) = self.store.finish_delivery(&delivery, resp.result()).await {
             tracing::warn!(error = %e, delivery, "the delivery's result was not recorded");
         }
         Ok(resp)
@@ -307,6 +324,7 @@ impl Approver {
         &self,
         t: &Transition<'_>,
         delivery: &str,
+        sent: DateTime<Utc>,
         now: DateTime<Utc>,
         audit: &mut AuditTrail,
     ) -> WebhookResponse {
@@ -317,10 +335,17 @@ impl Approver {
             status: verdict,
             by: t.account_id,
             delivery,
+            sent,
             at: now,
         };
         let claim = match self.store.claim(&decision).await {
             Ok(c) => c,
+            Err(e @ StoreError::Busy(_)) => {
+                return WebhookResponse::new(409, "in_progress", e.to_string())
+            }
+            Err(e @ StoreError::Applied(_)) => {
+                return WebhookResponse::new(200, "duplicate", e.to_string())
+            }
             Err(e @ StoreError::NotPending { .. }) => {
                 return WebhookResponse::new(202, "not_pending", e.to_string())
             }
@@ -335,48 +360,53 @@ impl Approver {
             decided_at: now,
         };
         let review_json = serde_json::to_string(&review).unwrap_or_default();
-        let api = sfn::action(t.approved);
         let sent = sfn::resume(&self.sfn, &claim.task_token, t.approved, &review_json).await;
-        let (outcome, detail, resp) = match sent {
+        let (outcome, detail, final_status, resp) = match sent {
             Ok(()) => (
                 Outcome::Succeeded,
                 format!("{verdict} by {}", t.account_id),
+                Some(verdict),
                 WebhookResponse {
                     status: 200,
                     body: json!({"result": verdict, "incident_id": t.incident_id,
                                  "approver": t.account_id, "ticket": t.ticket}),
                 },
             ),
-            // An earlier attempt of this delivery claimed the gate and may have resumed the
-            // execution before it stopped: the token being gone is that resume.
-            Err(e) if e.gone && claim.resumed => (
+            // This delivery claimed the gate before and its resume may have taken effect (the
+            // answer was lost): the token being gone is most likely that resume; if the gate
+            // timed out meanwhile instead, the state machine's timeout path has escalated.
+            Err(e) if e.gone && claim.retried => (
                 Outcome::AlreadyDone,
                 format!(
-                    "{verdict} by {}; already applied: {}",
+                    "{verdict} by {}: the token is gone, so an earlier attempt's resume took \
+                     effect or the gate timed out meanwhile: {}",
                     t.account_id, e.message
                 ),
+                Some(verdict),
                 WebhookResponse::new(200, "duplicate", "the review was already applied"),
             ),
-            Err(e) if e.gone => {
-                let _ = self.store.set_status(t.incident_id, "expired").await;
-                (
-                    Outcome::Failed,
-                    format!("review gate expired: {}", e.message),
-                    WebhookResponse::new(410, "expired", "the review gate is no longer waiting"),
-                )
-            }
-            Err(e) => {
-                let _ = self.store.set_status(t.incident_id, store::PENDING).await;
-                (
-                    Outcome::Failed,
-                    e.message.clone(),
-                    WebhookResponse::new(503, "unavailable", e.message),
-                )
-            }
+            Err(e) if e.gone => (
+                Outcome::Failed,
+                format!("review gate expired: {}", e.message),
+                Some("expired"),
+                WebhookResponse::new(410, "expired", "the review gate is no longer waiting"),
+            ),
+            // The claim stays this delivery's: Jira's retry of it resumes, others wait (409).
+            Err(e) => (
+                Outcome::Failed,
+                e.message.clone(),
+                None,
+                WebhookResponse::new(503, "unavailable", e.message),
+            ),
         };
+        if let Some(status) = final_status {
+            if let Err(e) = self.store.settle(t.incident_id, delivery, status).await {
+                tracing::warn!(error = %e, status, "the gate's final status was not recorded");
+            }
+        }
         audit.record(
             "resume-execution",
-            Some(api),
+            Some(sfn::action(t.approved)),
             Some(t.ticket),
             outcome,
             Some(detail),

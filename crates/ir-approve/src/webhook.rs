@@ -25,6 +25,13 @@ pub enum SignatureError {
     Mismatch,
 }
 
+/// The key of a delivery's record: SHA-256 of its signed body, which Jira's retries repeat
+/// byte for byte.
+pub fn delivery_key(body: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(Sha256::digest(body))
+}
+
 /// `sha256=<hex>` of `body` under `secret` (what Jira sends; used by tests and tooling).
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
     // HMAC accepts keys of any length, so `new_from_slice` cannot fail here.

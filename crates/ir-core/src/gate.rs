@@ -38,24 +38,40 @@ pub struct GateDecision<'a> {
     pub status: &'a str,
     /// The analyst's Jira account id.
     pub by: &'a str,
-    /// The delivery (`X-Atlassian-Webhook-Identifier`) that brought it.
+    /// The delivery that brought it (the key of its delivery record, the same for Jira's
+    /// retries of it).
     pub delivery: &'a str,
+    /// When Jira sent the delivery (its `timestamp`): a transition made before the gate asked
+    /// for a review cannot answer it.
+    pub sent: DateTime<Utc>,
     pub at: DateTime<Utc>,
+}
+
+/// How far Jira's clock may run behind ours when comparing a transition with the request.
+const CLOCK_SKEW_MS: i64 = 60_000;
+
+/// A claimed gate's status while its decision is being applied.
+pub fn claimed_status(verdict: &str) -> String {
+    match verdict {
+        "approved" => "approving".into(),
+        "rejected" => "rejecting".into(),
+        other => format!("{other}-claimed"),
+    }
 }
 
 /// A claimed gate.
 pub struct Claim {
     pub task_token: String,
-    /// The gate was already claimed by this same delivery (an earlier attempt of it stopped
-    /// before its answer was recorded): the resume call may already have been made.
-    pub resumed: bool,
+    /// The gate was already claimed by this same delivery and its decision not yet applied (an
+    /// earlier attempt failed, or stopped, after claiming): its resume call may have been made.
+    pub retried: bool,
 }
 
 impl std::fmt::Debug for Claim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Claim")
             .field("task_token", &"***")
-            .field("resumed", &self.resumed)
+            .field("retried", &self.retried)
             .finish()
     }
 }
@@ -100,11 +116,17 @@ impl std::fmt::Debug for PendingGate {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
-    #[error("no pending review for incident {incident_id} on ticket {ticket_key}")]
+    #[error("no pending review for incident {incident_id} on ticket {ticket_key} asked before this transition")]
     NotPending {
         incident_id: String,
         ticket_key: String,
     },
+    /// Another delivery claimed the gate and its decision is not applied yet.
+    #[error("another decision on incident {0} is being applied")]
+    Busy(String),
+    /// This delivery's decision was applied already.
+    #[error("this decision on incident {0} was already applied")]
+    Applied(String),
     #[error("gate table unavailable: {0}")]
     Unavailable(String),
 }
@@ -151,6 +173,7 @@ impl GateStore {
             .item("task_token", s(&gate.task_token))
             .item("ticket_key", s(&gate.ticket_key))
             .item("requested_at", s(gate.requested_at.to_rfc3339()))
+            .item("requested_ms", n(gate.requested_at.timestamp_millis()))
             .item("expires_at", n(gate.expires_at.timestamp()));
         if let Some(exec) = &gate.execution {
             put = put.item("execution", s(exec));
@@ -159,32 +182,39 @@ impl GateStore {
         Ok(())
     }
 
-    /// Moves the gate from `pending` to `status` (approved/rejected) in one conditional write and
-    /// returns its task token. The claim names the delivery that made it, so Jira's retry of
-    /// that same delivery (its first attempt died between the claim and the resume) may claim
-    /// it again: [`Claim::resumed`] says so. Fails with `NotPending` when there is no pending
-    /// gate for this incident and ticket, or it has expired.
+    /// Claims the pending gate for one decision in one conditional write and returns its task
+    /// token: the gate moves to `approving`/`rejecting` ([`claimed_status`]) and names the
+    /// delivery. Only a pending gate of this ticket, not expired, asked before the transition
+    /// was made, can be claimed, or one this same delivery claimed and did not apply
+    /// ([`Claim::retried`]: Jira's retry after a failure). Otherwise: `Busy` while another
+    /// delivery's decision is being applied, `Applied` when this one's was, else `NotPending`.
     pub async fn claim(&self, decision: &GateDecision<'_>) -> Result<Claim, StoreError> {
+        let claimed = claimed_status(decision.status);
         let out = self
             .ddb
             .update_item()
             .table_name(&self.table)
             .key("incident_id", s(decision.incident_id))
             .update_expression(
-                "SET #st = :to, decided_by = :by, decided_at = :at, decided_delivery = :delivery",
+                "SET #st = :claimed, decided_by = :by, decided_at = :at, decided_delivery = :delivery",
             )
             .condition_expression(
-                "ticket_key = :ticket AND expires_at > :now AND \
-                 (#st = :pending OR (#st = :to AND decided_delivery = :delivery))",
+                "ticket_key = :ticket AND expires_at > :now \
+                 AND (attribute_not_exists(requested_ms) OR requested_ms <= :sent) \
+                 AND (#st = :pending OR (#st = :claimed AND decided_delivery = :delivery))",
             )
             .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":to", s(decision.status))
+            .expression_attribute_values(":claimed", s(&claimed))
             .expression_attribute_values(":by", s(decision.by))
             .expression_attribute_values(":at", s(decision.at.to_rfc3339()))
             .expression_attribute_values(":delivery", s(decision.delivery))
             .expression_attribute_values(":pending", s(PENDING))
             .expression_attribute_values(":ticket", s(decision.ticket_key))
             .expression_attribute_values(":now", n(decision.at.timestamp()))
+            .expression_attribute_values(
+                ":sent",
+                n(decision.sent.timestamp_millis() + CLOCK_SKEW_MS),
+            )
             .return_values(ReturnValue::AllOld)
             .send()
             .await;
@@ -196,33 +226,70 @@ impl GateStore {
                 })?;
                 Ok(Claim {
                     task_token,
-                    resumed: get_s(&old, "status").as_deref() != Some(PENDING),
+                    retried: get_s(&old, "status").as_deref() != Some(PENDING),
                 })
             }
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
             {
-                Err(StoreError::NotPending {
-                    incident_id: decision.incident_id.into(),
-                    ticket_key: decision.ticket_key.into(),
-                })
+                Err(self.why_not_claimed(decision).await)
             }
             Err(e) => Err(unavailable(e)),
         }
     }
 
-    /// Marks a claimed gate with a final status (e.g. `expired` when Step Functions no longer
-    /// knows the token) or puts it back to `pending` when the resume call failed transiently.
-    pub async fn set_status(&self, incident_id: &str, status: &str) -> Result<(), StoreError> {
+    async fn why_not_claimed(&self, decision: &GateDecision<'_>) -> StoreError {
+        let item = match self.item(decision.incident_id).await {
+            Ok(item) => item.unwrap_or_default(),
+            Err(e) => return e,
+        };
+        let status = get_s(&item, "status").unwrap_or_default();
+        let mine = get_s(&item, "decided_delivery").as_deref() == Some(decision.delivery);
+        let same_ticket = get_s(&item, "ticket_key").as_deref() == Some(decision.ticket_key);
+        if mine && status == decision.status {
+            StoreError::Applied(decision.incident_id.into())
+        } else if same_ticket && !mine && (status == "approving" || status == "rejecting") {
+            StoreError::Busy(decision.incident_id.into())
+        } else {
+            StoreError::NotPending {
+                incident_id: decision.incident_id.into(),
+                ticket_key: decision.ticket_key.into(),
+            }
+        }
+    }
+
+    async fn item(&self, key: &str) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .key("incident_id", s(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.item)
+    }
+
+    /// Ends the decision `delivery` claimed: the gate's final status (`approved`/`rejected`
+    /// once the execution was resumed, `expired` when Step Functions no longer knew the token).
+    /// Only the claim of that delivery is changed; a gate registered since is left alone.
+    pub async fn settle(
+        &self,
+        incident_id: &str,
+        delivery: &str,
+        status: &str,
+    ) -> Result<(), StoreError> {
         self.ddb
             .update_item()
             .table_name(&self.table)
             .key("incident_id", s(incident_id))
             .update_expression("SET #st = :to")
-            .condition_expression("attribute_exists(incident_id)")
+            .condition_expression("decided_delivery = :delivery")
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":to", s(status))
+            .expression_attribute_values(":delivery", s(delivery))
             .send()
             .await
             .map_err(unavailable)?;
@@ -231,16 +298,11 @@ impl GateStore {
 
     /// The gate's status, if there is a gate for the incident.
     pub async fn status(&self, incident_id: &str) -> Result<Option<String>, StoreError> {
-        let out = self
-            .ddb
-            .get_item()
-            .table_name(&self.table)
-            .key("incident_id", s(incident_id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(out.item.as_ref().and_then(|i| get_s(i, "status")))
+        Ok(self
+            .item(incident_id)
+            .await?
+            .as_ref()
+            .and_then(|i| get_s(i, "status")))
     }
 
     /// Starts processing a webhook delivery: records `delivery#<id>` as `processing` until
@@ -284,16 +346,7 @@ impl GateStore {
     }
 
     async fn recorded_delivery(&self, key: &str) -> Result<Delivery, StoreError> {
-        let out = self
-            .ddb
-            .get_item()
-            .table_name(&self.table)
-            .key("incident_id", s(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let Some(item) = out.item else {
+        let Some(item) = self.item(key).await? else {
             // Forgotten between the two calls: the other attempt failed; Jira retries.
             return Ok(Delivery::InProgress);
         };
