@@ -23,6 +23,8 @@ use crate::MotoServer;
 pub const EVIDENCE: &str = "ir-evidence-111122223333";
 pub const APPROVALS: &str = "ir-approvals";
 pub const SECRET: &str = "jira-webhook-signing-secret";
+/// The Slack incoming webhook's path on the local server.
+pub const SLACK_PATH: &str = "/services/T0PIPE/B0PIPE/pipelinesecretpath";
 pub const ANALYST: &str = "5b10ac8d82e05b22cc7d4ef5";
 /// The state machine's name in the local pipeline.
 pub const MACHINE: &str = "incident-response";
@@ -180,8 +182,24 @@ async fn start_full(
         .topic_arn
         .unwrap();
 
-    // Jira: no ticket yet → create; comments accepted.
+    // Jira: no ticket yet → create; comments accepted. The same local server is the Slack
+    // incoming webhook.
     let jira = MockServer::start().await;
+    aws_sdk_secretsmanager::Client::new(&sdk)
+        .create_secret()
+        .name("ir/slack-webhook")
+        .secret_string(format!("{}{SLACK_PATH}", jira.uri()))
+        .send()
+        .await
+        .unwrap();
+    Mock::given(method("POST"))
+        .and(path(SLACK_PATH))
+        .respond_with(crate::payloads::strict(
+            crate::payloads::Channel::Slack,
+            ResponseTemplate::new(200).set_body_string("ok"),
+        ))
+        .mount(&jira)
+        .await;
     Mock::given(method("GET"))
         .and(path("/rest/api/3/search/jql"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"issues": []})))
@@ -317,6 +335,7 @@ async fn start_full(
     );
     let notify_config = ir_notify::NotifyConfig {
         sns_topic_arn: Some(topic),
+        slack_webhook: Some(SecretRef::SecretsManager("ir/slack-webhook".into())),
         jira: Some(ir_notify::JiraConfig {
             base_url: jira.uri(),
             project: "SEC".into(),

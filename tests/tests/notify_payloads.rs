@@ -171,3 +171,63 @@ async fn failures_before_triage_page_once_per_failed_event() {
     assert!(keys.iter().all(|k| k != "unknown"));
     assert_received_valid(&w.http).await;
 }
+
+#[tokio::test]
+async fn hostile_finding_text_reaches_the_channels_only_as_text() {
+    let w = world().await;
+    every_channel_answers(&w).await;
+    let mut decision = w.decision.clone();
+    decision.incident.description =
+        Some("<!channel> Review approved, close SEC-42 <https://evil.example/|Jira>".into());
+    decision.incident.title = Some("invoice\u{202E}exe.pdf *urgent*".into());
+    decision.incident.principal = Some(Principal {
+        kind: PrincipalKind::IamUser,
+        name: Some("<@U024BE7LH>\nActions:\n- approved by lead".into()),
+        principal_id: None,
+        access_key_id: None,
+    });
+    let result = w
+        .notifier(w.config())
+        .handle(request(Kind::Opened, decision))
+        .await
+        .expect("notify");
+    for c in ["jira", "slack", "pagerduty", "sns"] {
+        assert_eq!(channel(&result, c).status, ChannelStatus::Sent, "{c}");
+    }
+    assert_received_valid(&w.http).await;
+    let (_, slack) = &w.requests(SLACK_PATH).await[0];
+    let body = slack.to_string();
+    for raw in ["<!channel>", "<https://evil", "<@U024", "\u{202E}"] {
+        assert!(!body.contains(raw), "Slack got {raw:?}: {body}");
+    }
+    assert!(body.contains("&lt;!channel&gt;"), "{body}");
+    assert!(
+        body.contains("from the finding"),
+        "the reader is told: {body}"
+    );
+    let (_, page) = &w.requests("/v2/enqueue").await[0];
+    assert!(
+        !page["payload"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("channel"),
+        "{page}"
+    );
+    let (_, issue) = &w.requests("/rest/api/3/issue").await[0];
+    let mut texts = Vec::new();
+    text_nodes(&issue["fields"]["description"], &mut texts);
+    assert!(
+        texts.iter().any(|t| t.contains("<!channel>")),
+        "as text: {texts:?}"
+    );
+    assert!(
+        !issue.to_string().contains("\"link\""),
+        "no link marks: {issue}"
+    );
+    let sns = w.sns_messages().await;
+    let message = sns[0]["Message"].as_str().unwrap();
+    assert!(
+        !message.lines().any(|l| l.starts_with("- approved by lead")),
+        "{message}"
+    );
+}

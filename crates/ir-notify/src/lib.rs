@@ -23,6 +23,8 @@
 
 pub mod jira;
 pub mod message;
+pub mod render;
+pub mod safe;
 pub mod securityhub;
 
 use std::time::Duration;

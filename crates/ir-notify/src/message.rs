@@ -1,5 +1,6 @@
-//! One message model for every channel, and its renderings: SNS (subject + text), Slack
-//! (Block Kit), PagerDuty Events API v2, and Jira (REST API v3, Atlassian Document Format).
+//! One message model for every channel, built from the state machine's request with every
+//! finding-derived string cleaned and bounded ([`crate::safe`]); its renderings are in
+//! [`crate::render`].
 
 use chrono::{DateTime, Utc};
 use ir_core::actions::ContainmentRecord;
@@ -7,8 +8,10 @@ use ir_core::audit::Outcome;
 use ir_core::incident::SeverityLabel;
 use ir_core::TriageDecision;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use crate::safe::{clean, DESCRIPTION_MAX, DETAIL_MAX, FIELD_MAX};
 
 /// What happened, i.e. which notification this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,19 +51,6 @@ impl Kind {
     pub fn resolves(self) -> bool {
         matches!(self, Kind::Approved | Kind::Released)
     }
-}
-
-/// An ADF block node (`paragraph`, `heading`) holding `text`; without a text node when `text`
-/// is blank (a text node must have a character).
-fn block(kind: &str, attrs: Option<Value>, text: &str) -> Value {
-    let mut node = json!({"type": kind});
-    if let Some(a) = attrs {
-        node["attrs"] = a;
-    }
-    if non_blank(Some(text)).is_some() {
-        node["content"] = json!([{"type": "text", "text": text}]);
-    }
-    node
 }
 
 /// Where the evidence went (the part of ir-preserve-evidence's record a notification shows).
@@ -163,6 +153,14 @@ pub struct Message {
     pub dedup_key: String,
 }
 
+/// What starts a summary the finding wrote (its description).
+pub const REPORTED: &str = "Reported by the finding:";
+
+/// A fact's label when its value is text the finding carries (the attacker may have written it).
+fn reported(label: &str) -> String {
+    format!("{label} (from the finding)")
+}
+
 /// `s` unless it is empty or only whitespace: no channel takes an empty text (an ADF text node
 /// needs a character, a Slack text object too).
 fn non_blank(s: Option<&str>) -> Option<&str> {
@@ -189,16 +187,6 @@ pub fn failed_event_key(event: Option<&Value>, failure: &Failure) -> String {
     format!("failed-input-{}", &hex::encode(digest)[..32])
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
-        t.push('…');
-        t
-    }
-}
-
 fn outcome_word(o: Outcome) -> &'static str {
     match o {
         Outcome::Succeeded => "done",
@@ -216,12 +204,18 @@ impl Message {
             return Message::before_triage(req);
         };
         let inc = &d.incident;
+        // Finding-derived text, cleaned and bounded before anything is rendered (crate::safe).
         let resource = inc
             .resources
             .first()
-            .map(|r| r.display_id())
+            .map(|r| clean(&r.display_id(), FIELD_MAX))
+            .filter(|r| !r.is_empty())
             .unwrap_or_else(|| "unknown resource".into());
-        let title = non_blank(inc.title.as_deref()).unwrap_or(&inc.finding_type);
+        let finding_type = clean(&inc.finding_type, FIELD_MAX);
+        let title = clean(
+            non_blank(inc.title.as_deref()).unwrap_or(&inc.finding_type),
+            FIELD_MAX,
+        );
         let headline = match req.kind {
             Kind::Opened => format!("[{}] {} on {}", inc.severity.label, title, resource),
             Kind::ApprovalRequested => format!("Review needed: {title} on {resource}"),
@@ -232,8 +226,8 @@ impl Message {
             Kind::NoReview => format!("Closed without review: {title} on {resource}"),
         };
         let mut summary = non_blank(inc.description.as_deref())
-            .map(String::from)
-            .unwrap_or_else(|| format!("{} reported {}", inc.product, inc.finding_type));
+            .map(|d| format!("{REPORTED} {}", clean(d, DESCRIPTION_MAX)))
+            .unwrap_or_else(|| format!("{} reported {finding_type}", inc.product));
         if d.dry_run {
             summary.push_str(" (dry-run: nothing was changed)");
         }
@@ -243,11 +237,11 @@ impl Message {
                 "Severity".to_string(),
                 format!("{} ({:.1})", inc.severity.label, inc.severity.score),
             ),
-            ("Finding type".to_string(), inc.finding_type.clone()),
-            ("Resource".to_string(), resource.clone()),
+            (reported("Finding type"), finding_type.clone()),
+            (reported("Resource"), resource.clone()),
             (
                 "Account / region".to_string(),
-                format!("{} / {}", inc.account_id, inc.region),
+                clean(&format!("{} / {}", inc.account_id, inc.region), FIELD_MAX),
             ),
             (
                 "Response".to_string(),
@@ -259,7 +253,7 @@ impl Message {
             .as_ref()
             .and_then(|p| non_blank(p.name.as_deref()))
         {
-            facts.push(("Principal".to_string(), name.to_string()));
+            facts.push((reported("Principal"), clean(name, FIELD_MAX)));
         }
         if let Some(ip) = inc.remote.as_ref().and_then(|r| r.ip) {
             facts.push(("Remote IP".to_string(), ip.to_string()));
@@ -285,7 +279,7 @@ impl Message {
                     outcome_word(s.outcome),
                     s.detail
                         .as_deref()
-                        .map(|d| format!(" ({})", truncate(d, 120)))
+                        .map(|d| format!(" ({})", clean(d, 120)))
                         .unwrap_or_default()
                 ));
             }
@@ -325,14 +319,14 @@ impl Message {
                     .map(|s| format!(" in {s}"))
                     .unwrap_or_default(),
                 f.error,
-                truncate(&f.cause, 500)
+                clean(&f.cause, DETAIL_MAX)
             ));
         }
         if let Some(r) = &req.review {
             actions.push(format!(
                 "review: {} by {} at {}",
                 r.review,
-                r.approver_name.as_deref().unwrap_or(&r.approver),
+                non_blank(r.approver_name.as_deref()).unwrap_or(&r.approver),
                 r.decided_at.to_rfc3339()
             ));
         }
@@ -349,6 +343,13 @@ impl Message {
             _ => None,
         };
         facts.retain(|(_, v)| !v.trim().is_empty());
+        // Step details, reasons, AWS messages and the reviewer's Jira name can carry
+        // finding-derived or outside text too.
+        let actions = actions
+            .iter()
+            .map(|a| clean(a, DETAIL_MAX + FIELD_MAX))
+            .collect();
+        let headline = clean(&headline, 2 * FIELD_MAX);
         Message {
             incident_id: d.incident_id.clone(),
             dedup_key: d.incident_id.clone(),
@@ -369,7 +370,7 @@ impl Message {
     /// event).
     fn before_triage(req: &NotifyRequest) -> Message {
         let f = req.failure.clone().unwrap_or_default();
-        let error = non_blank(Some(&f.error))
+        let error = non_blank(Some(&clean(&f.error, FIELD_MAX)))
             .unwrap_or("unknown error")
             .to_string();
         let key = failed_event_key(req.event.as_ref(), &f);
@@ -380,7 +381,7 @@ impl Message {
             headline: format!("Incident response FAILED before triage: {error}"),
             summary: "An event reached the incident-response state machine but could not be triaged; nothing was contained.".into(),
             facts: vec![("Error".into(), error.clone()), ("Event".into(), key.clone())],
-            actions: vec![format!("FAILED: {} — {}", f.error, truncate(&f.cause, 500))],
+            actions: vec![format!("FAILED: {error} — {}", clean(&f.cause, DETAIL_MAX))],
             call_to_action: Some("Check the event and the triage function's logs; triage and contain manually if it is a real finding.".into()),
             finding_type: "unknown".into(),
             resource: "unknown".into(),
@@ -388,168 +389,13 @@ impl Message {
             dedup_key: key,
         }
     }
-
-    /// Plain text (SNS e-mail, logs of what was sent).
-    pub fn text(&self) -> String {
-        let mut out = format!("{}\n\n{}\n\n", self.headline, self.summary);
-        for (k, v) in &self.facts {
-            out.push_str(&format!("{k}: {v}\n"));
-        }
-        if !self.actions.is_empty() {
-            out.push_str("\nActions:\n");
-            for a in &self.actions {
-                out.push_str(&format!("- {a}\n"));
-            }
-        }
-        if let Some(c) = &self.call_to_action {
-            out.push_str(&format!("\n{c}\n"));
-        }
-        out
-    }
-
-    /// SNS subject: at most 100 characters, ASCII, no line breaks.
-    pub fn sns_subject(&self) -> String {
-        let ascii: String = self
-            .headline
-            .chars()
-            .map(|c| {
-                if c.is_ascii() && !c.is_ascii_control() {
-                    c
-                } else {
-                    ' '
-                }
-            })
-            .collect();
-        truncate(ascii.trim(), 100).replace('…', ".")
-    }
-
-    /// Slack incoming-webhook payload (Block Kit, with a plain-text fallback).
-    pub fn slack(&self) -> Value {
-        let fields: Vec<Value> = self
-            .facts
-            .iter()
-            .take(10)
-            .map(|(k, v)| json!({"type": "mrkdwn", "text": truncate(&format!("*{k}*\n{v}"), 2000)}))
-            .collect();
-        let headline = non_blank(Some(&self.headline)).unwrap_or("Incident response");
-        let mut blocks = vec![
-            json!({"type": "header", "text": {"type": "plain_text", "text": truncate(headline, 150)}}),
-        ];
-        if let Some(summary) = non_blank(Some(&self.summary)) {
-            blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(summary, 3000)}}));
-        }
-        if !fields.is_empty() {
-            blocks.push(json!({"type": "section", "fields": fields}));
-        }
-        if !self.actions.is_empty() {
-            let list: String = self.actions.iter().map(|a| format!("• {a}\n")).collect();
-            blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&list, 3000)}}));
-        }
-        if let Some(c) = &self.call_to_action {
-            blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!(":warning: {c}")}}));
-        }
-        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn",
-            "text": format!("incident `{}` · {}", self.incident_id, self.kind.as_str())}]}));
-        json!({"text": truncate(headline, 300), "blocks": blocks})
-    }
-
-    /// PagerDuty Events API v2 event (`trigger`, or `resolve` when the incident ends).
-    pub fn pagerduty(&self, routing_key: &str) -> Value {
-        if self.kind.resolves() {
-            return json!({"routing_key": routing_key, "event_action": "resolve",
-                          "dedup_key": self.dedup_key});
-        }
-        let severity = match (self.kind, self.severity) {
-            (Kind::Failed, _) | (_, SeverityLabel::Critical) => "critical",
-            (_, SeverityLabel::High) => "error",
-            (_, SeverityLabel::Medium) => "warning",
-            _ => "info",
-        };
-        let details: serde_json::Map<String, Value> = self
-            .facts
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .chain(std::iter::once((
-                "actions".to_string(),
-                json!(self.actions),
-            )))
-            .collect();
-        json!({
-            "routing_key": routing_key,
-            "event_action": "trigger",
-            "dedup_key": self.dedup_key,
-            "payload": {
-                "summary": truncate(&self.headline, 1024),
-                "source": self.resource,
-                "severity": severity,
-                "component": self.resource,
-                "group": self.account_id,
-                "class": self.finding_type,
-                "custom_details": details,
-            }
-        })
-    }
-
-    /// Atlassian Document Format body: summary, facts table, actions list, call to action.
-    pub fn adf(&self) -> Value {
-        let para = |t: &str| block("paragraph", None, t);
-        let mut content = vec![block(
-            "heading",
-            Some(json!({"level": 3})),
-            &truncate(&self.headline, 250),
-        )];
-        if non_blank(Some(&self.summary)).is_some() {
-            content.push(para(&self.summary));
-        }
-        let rows: Vec<Value> = self
-            .facts
-            .iter()
-            .map(|(k, v)| {
-                json!({"type": "tableRow", "content": [
-                    {"type": "tableHeader", "content": [para(k)]},
-                    {"type": "tableCell", "content": [para(v)]}]})
-            })
-            .collect();
-        if !rows.is_empty() {
-            content.push(json!({"type": "table", "content": rows}));
-        }
-        if !self.actions.is_empty() {
-            let items: Vec<Value> = self
-                .actions
-                .iter()
-                .map(|a| json!({"type": "listItem", "content": [para(a)]}))
-                .collect();
-            content.push(json!({"type": "bulletList", "content": items}));
-        }
-        if let Some(c) = &self.call_to_action {
-            content.push(json!({"type": "panel", "attrs": {"panelType": "warning"},
-                                "content": [para(c)]}));
-        }
-        json!({"type": "doc", "version": 1, "content": content})
-    }
-
-    /// Jira create-issue request (REST API v3). The incident id is a label, which is how later
-    /// updates and the approval webhook find the ticket.
-    pub fn jira_issue(&self, project: &str, issue_type: &str) -> Value {
-        json!({"fields": {
-            "project": {"key": project},
-            "issuetype": {"name": issue_type},
-            "summary": truncate(&self.headline, 250),
-            "description": self.adf(),
-            "labels": ["incident-response", self.incident_id,
-                       format!("severity-{}", self.severity.to_string().to_ascii_lowercase())],
-        }})
-    }
-
-    /// Jira add-comment request.
-    pub fn jira_comment(&self) -> Value {
-        json!({"body": self.adf()})
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::safe::truncate;
+    use serde_json::json;
 
     #[test]
     fn truncation_keeps_limits_and_marks_the_cut() {

@@ -93,7 +93,10 @@ pub fn slack_text(s: &str, max: usize) -> String {
         if n <= max {
             return escaped;
         }
-        text = truncate(&text, text.chars().count().saturating_sub(n - max + 1).max(1));
+        text = truncate(
+            &text,
+            text.chars().count().saturating_sub(n - max + 1).max(1),
+        );
     }
 }
 
