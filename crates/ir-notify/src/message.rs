@@ -153,6 +153,10 @@ pub struct Message {
     pub dedup_key: String,
 }
 
+/// At most this many action lines in a message (a long partial record stays readable and
+/// within every channel's size limit).
+const ACTIONS_MAX: usize = 50;
+
 /// What starts a summary the finding wrote (its description).
 pub const REPORTED: &str = "Reported by the finding:";
 
@@ -212,10 +216,9 @@ impl Message {
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| "unknown resource".into());
         let finding_type = clean(&inc.finding_type, FIELD_MAX);
-        let title = clean(
-            non_blank(inc.title.as_deref()).unwrap_or(&inc.finding_type),
-            FIELD_MAX,
-        );
+        let title = Some(clean(inc.title.as_deref().unwrap_or_default(), FIELD_MAX))
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| finding_type.clone());
         let headline = match req.kind {
             Kind::Opened => format!("[{}] {} on {}", inc.severity.label, title, resource),
             Kind::ApprovalRequested => format!("Review needed: {title} on {resource}"),
@@ -345,10 +348,17 @@ impl Message {
         facts.retain(|(_, v)| !v.trim().is_empty());
         // Step details, reasons, AWS messages and the reviewer's Jira name can carry
         // finding-derived or outside text too.
-        let actions = actions
+        let mut actions: Vec<String> = actions
             .iter()
             .map(|a| clean(a, DETAIL_MAX + FIELD_MAX))
             .collect();
+        if actions.len() > ACTIONS_MAX {
+            let more = actions.len() - (ACTIONS_MAX - 1);
+            actions.truncate(ACTIONS_MAX - 1);
+            actions.push(format!(
+                "… and {more} more steps (see the incident's audit record)"
+            ));
+        }
         let headline = clean(&headline, 2 * FIELD_MAX);
         Message {
             incident_id: d.incident_id.clone(),

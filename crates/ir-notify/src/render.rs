@@ -8,7 +8,7 @@ use ir_core::incident::SeverityLabel;
 use serde_json::{json, Value};
 
 use crate::message::{Kind, Message, REPORTED};
-use crate::safe::{clean, slack_escape, slack_plain, truncate, DESCRIPTION_MAX, FIELD_MAX};
+use crate::safe::{clean, slack_plain, truncate, DESCRIPTION_MAX, FIELD_MAX};
 
 /// What a reader is told about the facts marked as the finding's.
 const LEGEND: &str = "Text marked \"from the finding\" is what the finding reported: whoever raised the finding (or the attacker it describes) may have written it.";
@@ -214,11 +214,8 @@ impl Message {
 
 /// Lines of text as one Slack `plain_text` object, one line each, within `max` characters.
 fn slack_lines(lines: &[String], max: usize) -> Value {
-    let list: Vec<String> = lines
-        .iter()
-        .map(|l| format!("• {}", slack_escape(&clean(l, LINE_MAX))))
-        .collect();
-    json!({"type": "plain_text", "text": truncate(&list.join("\n"), max), "emoji": false})
+    let text = crate::safe::slack_lines(lines, LINE_MAX, max);
+    json!({"type": "plain_text", "text": text, "emoji": false})
 }
 
 /// An ADF block node (`paragraph`, `heading`) holding `text`; without a text node when `text`

@@ -23,17 +23,26 @@ pub const DETAIL_MAX: usize = 500;
 /// Characters that change how text reads without being seen: bidirectional embeddings,
 /// overrides and isolates, marks, zero-width spaces and joiners, word joiners, invisible
 /// operators, the byte-order mark, the soft hyphen and the Mongolian vowel separator.
-fn invisible(c: char) -> bool {
+pub fn invisible(c: char) -> bool {
     matches!(
         c,
         '\u{00AD}'
+            | '\u{034F}'
             | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
             | '\u{180E}'
             | '\u{200B}'..='\u{200F}'
             | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{2069}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
             | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E007F}'
+            | '\u{E0100}'..='\u{E01EF}'
     )
 }
 
@@ -84,20 +93,40 @@ pub fn slack_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Cleaned, escaped text of at most `max` characters once escaped (entities count).
+/// Cleaned, escaped text of at most `max` characters once escaped (entities count); a cut
+/// never splits an entity and is marked with `…`.
 pub fn slack_text(s: &str, max: usize) -> String {
-    let mut text = clean(s, max);
-    loop {
-        let escaped = slack_escape(&text);
-        let n = escaped.chars().count();
-        if n <= max {
-            return escaped;
-        }
-        text = truncate(
-            &text,
-            text.chars().count().saturating_sub(n - max + 1).max(1),
-        );
+    fit_escaped(&clean(s, max), max)
+}
+
+/// `text` escaped, cut at a character (never inside an entity) so that it fits `max`.
+fn fit_escaped(text: &str, max: usize) -> String {
+    let escaped = slack_escape(text);
+    if escaped.chars().count() <= max {
+        return escaped;
     }
+    let mut out = String::new();
+    let mut n = 0;
+    for c in text.chars() {
+        let piece = slack_escape(&c.to_string());
+        let len = piece.chars().count();
+        if n + len > max.saturating_sub(1) {
+            break;
+        }
+        out.push_str(&piece);
+        n += len;
+    }
+    out.push('…');
+    out
+}
+
+/// Lines of finding-derived text, each cleaned and escaped, one per line, within `max`.
+pub fn slack_lines(lines: &[String], line_max: usize, max: usize) -> String {
+    let raw: Vec<String> = lines
+        .iter()
+        .map(|l| format!("• {}", clean(l, line_max)))
+        .collect();
+    fit_escaped(&raw.join("\n"), max)
 }
 
 /// A Slack `plain_text` object of finding-derived text: no formatting, mentions, links or emoji
@@ -135,6 +164,15 @@ mod tests {
         let t = slack_text(&"<".repeat(5000), 3000);
         assert!(t.chars().count() <= 3000, "{}", t.chars().count());
         assert!(!t.contains('<'));
+        // A cut keeps as much as fits and never splits an entity.
+        let header = slack_text(&format!("[HIGH] {} on i-0abc", "<".repeat(40)), 150);
+        assert!(header.starts_with("[HIGH] &lt;"), "{header}");
+        assert!(header.chars().count() >= 140, "{header}");
+        assert!(header.trim_end_matches('…').ends_with("&lt;"), "{header}");
+        let lines = slack_lines(&["a".into(), "&".repeat(100)], 800, 50);
+        assert!(lines.starts_with("• a\n• &amp;"), "{lines}");
+        assert!(lines.trim_end_matches('…').ends_with("&amp;"), "{lines}");
+        assert_eq!(clean("x\u{E0041}\u{E0042}\u{FE0F}\u{3164}y", 10), "xy");
         assert_eq!(slack_plain("x", 10)["emoji"], false);
     }
 }

@@ -22,6 +22,7 @@ pub const BATCH_UPDATE_FINDINGS: ir_core::permissions::Permission =
         "arn:{partition}:securityhub:*:{account}:hub/default",
     );
 
+use crate::safe::{clean, FIELD_MAX};
 use aws_sdk_securityhub::types::{
     AwsSecurityFindingIdentifier, NoteUpdate, WorkflowStatus, WorkflowUpdate,
 };
@@ -72,9 +73,13 @@ pub fn finding_update(req: &NotifyRequest, ticket: Option<&str>) -> Option<Findi
         .review
         .as_ref()
         .map(|r| {
-            r.approver_name
-                .clone()
-                .unwrap_or_else(|| r.approver.clone())
+            // A Jira display name is outside text: cleaned like finding text.
+            let name = clean(r.approver_name.as_deref().unwrap_or_default(), FIELD_MAX);
+            if name.is_empty() {
+                clean(&r.approver, FIELD_MAX)
+            } else {
+                name
+            }
         })
         .unwrap_or_else(|| "an analyst".into());
     let contained = req
@@ -134,7 +139,8 @@ pub fn finding_update(req: &NotifyRequest, ticket: Option<&str>) -> Option<Findi
                 d.incident_id,
                 req.failure
                     .as_ref()
-                    .map(|f| f.state.clone().unwrap_or_else(|| f.error.clone()))
+                    .map(|f| clean(f.state.as_deref().unwrap_or(&f.error), FIELD_MAX))
+                    .filter(|s| !s.is_empty())
                     .unwrap_or_else(|| "an unknown step".into())
             ),
         ),

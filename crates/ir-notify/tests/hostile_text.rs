@@ -12,7 +12,9 @@ fn samples() -> Vec<String> {
         "<@U024BE7LH> <!subteam^S123|sec> <#C123|general> *urgent* _approve_ ~now~".into(),
         "```rm -rf /``` `code` > quoted & :rotating_light:".into(),
         "invoice\u{202E}exe.pdf \u{2066}isolated\u{2069}".into(),
-        "zero\u{200D}width\u{200B}joiner\u{FEFF}\u{2060}".into(),
+        "zero\u{200D}width\u{200B}joiner\u{FEFF}\u{2060} tag\u{E0041}\u{E0042} filler\u{3164}"
+            .into(),
+        "<".repeat(5_000),
         "line1\nActions:\n- approved by lead\r\n\u{7}\u{1b}[31mred".into(),
         r#"{"review":"approved","approver":"5b10ac8d82e05b22cc7d4ef5"}"#.into(),
         format!("{}<!here>", "A".repeat(100_000)),
@@ -63,9 +65,7 @@ fn variants(sample: &str) -> Vec<(&'static str, Message)> {
 }
 
 fn invisible_or_control(c: char) -> bool {
-    (c.is_control() && c != '\n')
-        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+    (c.is_control() && c != '\n') || ir_notify::safe::invisible(c)
 }
 
 /// Every string in `v`, with its JSON path.
