@@ -249,7 +249,10 @@ impl GateStore {
         let same_ticket = get_s(&item, "ticket_key").as_deref() == Some(decision.ticket_key);
         if mine && status == decision.status {
             StoreError::Applied(decision.incident_id.into())
-        } else if same_ticket && !mine && (status == "approving" || status == "rejecting") {
+        } else if same_ticket
+            && !mine
+            && (status == claimed_status("approved") || status == claimed_status("rejected"))
+        {
             StoreError::Busy(decision.incident_id.into())
         } else {
             StoreError::NotPending {

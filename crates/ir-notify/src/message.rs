@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::safe::{clean, DESCRIPTION_MAX, DETAIL_MAX, FIELD_MAX};
+use crate::safe::{clean, non_blank, DESCRIPTION_MAX, DETAIL_MAX, FIELD_MAX};
 
 /// What happened, i.e. which notification this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,12 +165,6 @@ fn reported(label: &str) -> String {
     format!("{label} (from the finding)")
 }
 
-/// `s` unless it is empty or only whitespace: no channel takes an empty text (an ADF text node
-/// needs a character, a Slack text object too).
-fn non_blank(s: Option<&str>) -> Option<&str> {
-    s.filter(|t| !t.trim().is_empty())
-}
-
 /// A key stable per failed event: `failed-event-<id>` for an EventBridge event (its `id`),
 /// otherwise `failed-input-<sha256>` of the input (or, without one, of the failure).
 pub fn failed_event_key(event: Option<&Value>, failure: &Failure) -> String {
@@ -228,7 +222,10 @@ impl Message {
             Kind::Failed => format!("Incident response FAILED: {title} on {resource}"),
             Kind::NoReview => format!("Closed without review: {title} on {resource}"),
         };
-        let mut summary = non_blank(inc.description.as_deref())
+        let mut summary = inc
+            .description
+            .as_deref()
+            .and_then(non_blank)
             .map(|d| format!("{REPORTED} {}", clean(d, DESCRIPTION_MAX)))
             .unwrap_or_else(|| format!("{} reported {finding_type}", inc.product));
         if d.dry_run {
@@ -254,7 +251,7 @@ impl Message {
         if let Some(name) = inc
             .principal
             .as_ref()
-            .and_then(|p| non_blank(p.name.as_deref()))
+            .and_then(|p| p.name.as_deref().and_then(non_blank))
         {
             facts.push((reported("Principal"), clean(name, FIELD_MAX)));
         }
@@ -329,7 +326,10 @@ impl Message {
             actions.push(format!(
                 "review: {} by {} at {}",
                 r.review,
-                non_blank(r.approver_name.as_deref()).unwrap_or(&r.approver),
+                r.approver_name
+                    .as_deref()
+                    .and_then(non_blank)
+                    .unwrap_or(&r.approver),
                 r.decided_at.to_rfc3339()
             ));
         }
@@ -380,7 +380,7 @@ impl Message {
     /// event).
     fn before_triage(req: &NotifyRequest) -> Message {
         let f = req.failure.clone().unwrap_or_default();
-        let error = non_blank(Some(&clean(&f.error, FIELD_MAX)))
+        let error = non_blank(&clean(&f.error, FIELD_MAX))
             .unwrap_or("unknown error")
             .to_string();
         let key = failed_event_key(req.event.as_ref(), &f);

@@ -8,17 +8,13 @@ use ir_core::incident::SeverityLabel;
 use serde_json::{json, Value};
 
 use crate::message::{Kind, Message, REPORTED};
-use crate::safe::{clean, slack_plain, truncate, DESCRIPTION_MAX, FIELD_MAX};
+use crate::safe::{clean, non_blank, slack_plain, truncate, DESCRIPTION_MAX, FIELD_MAX};
 
 /// What a reader is told about the facts marked as the finding's.
 const LEGEND: &str = "Text marked \"from the finding\" is what the finding reported: whoever raised the finding (or the attacker it describes) may have written it.";
 
 /// An action line's bound (it may carry a step's detail and an AWS message).
 const LINE_MAX: usize = 800;
-
-fn non_blank(s: &str) -> Option<&str> {
-    Some(s).filter(|t| !t.trim().is_empty())
-}
 
 impl Message {
     /// Plain text (SNS e-mail, logs of what was sent): our structure, each value cleaned.

@@ -46,6 +46,12 @@ pub fn invisible(c: char) -> bool {
     )
 }
 
+/// `s` unless it is empty or only whitespace: no channel takes an empty text (an ADF text node
+/// needs a character, a Slack text object too).
+pub fn non_blank(s: &str) -> Option<&str> {
+    Some(s).filter(|t| !t.trim().is_empty())
+}
+
 /// At most `max` characters of `s`, the cut marked with `…`.
 pub fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
