@@ -226,5 +226,6 @@ pub fn isolation_record(incident_id: &str) -> ContainmentRecord {
         error: None,
         started_at: now,
         finished_at: now,
+        contained_by: None,
     }
 }

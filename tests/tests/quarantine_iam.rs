@@ -647,7 +647,7 @@ async fn a_later_incident_keeps_the_first_recorded_pre_state_and_planted_tags_ar
     other.incident_id = format!("{}-later", decision.incident_id);
     let second = w
         .quarantiner
-        .handle(approved(other, Mode::Contain))
+        .handle(approved(other.clone(), Mode::Contain))
         .await
         .expect("second contain");
     let record_step = second
@@ -663,10 +663,35 @@ async fn a_later_incident_keeps_the_first_recorded_pre_state_and_planted_tags_ar
         .values()
         .all(|v| v == "Active"));
 
-    // Release by the later incident restores the first-recorded original: keys active again.
+    // Both incidents hold the one containment, the first's.
+    let by = |r: &ir_core::actions::ContainmentRecord| {
+        r.contained_by.as_ref().map(|c| c.incident_id.clone())
+    };
+    assert_eq!(by(&first), Some(decision.incident_id.clone()));
+    assert_eq!(by(&second), by(&first));
+    assert!(second.steps.iter().any(|s| s.step == "join-containment"
+        && s.detail.as_deref().unwrap_or("").contains(&decision.incident_id)));
+
+    // Releasing the first incident (a false positive) keeps the user quarantined: the later
+    // incident still relies on it.
+    let kept = w
+        .quarantiner
+        .handle(approved(decision.clone(), Mode::Release))
+        .await
+        .expect("release first");
+    assert_eq!(kept.status, RecordStatus::Completed, "{:#?}", kept.steps);
+    let keep = kept.steps.iter().find(|s| s.step == "keep-containment");
+    assert!(
+        keep.is_some_and(|s| s.detail.as_deref().unwrap_or("").contains(&other.incident_id)),
+        "{:#?}",
+        kept.steps
+    );
+    assert!(w.keys("ci-runner").await.values().all(|s| s == "Inactive"));
+
+    // Release by the last holder restores the first-recorded original: keys active again.
     let rel = w
         .quarantiner
-        .handle(approved(decision, Mode::Release))
+        .handle(approved(other, Mode::Release))
         .await
         .expect("release");
     assert_declared(ir_quarantine_iam::FUNCTION_NAME, &rel);

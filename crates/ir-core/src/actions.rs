@@ -39,6 +39,14 @@ pub enum ContainmentError {
     /// The resource's account or Region cannot be reached (nothing was changed).
     #[error(transparent)]
     Unreachable(#[from] crate::member::ReachError),
+    /// Another incident's playbook is working on the resource now (nothing was read or
+    /// changed): the state machine retries until it is done ([`crate::lease`]).
+    #[error("{resource} is being handled by incident {owner} (lease until {until}): retry")]
+    Busy {
+        resource: String,
+        owner: String,
+        until: i64,
+    },
 }
 
 impl ContainmentError {
@@ -57,6 +65,7 @@ impl ContainmentError {
             ContainmentError::Read { .. } => "ReadFailed",
             ContainmentError::Partial(_) => "ContainmentFailed",
             ContainmentError::Unreachable(e) => e.error_type(),
+            ContainmentError::Busy { .. } => "ResourceBusy",
         }
     }
 }
@@ -135,6 +144,10 @@ pub struct ContainmentRecord {
     pub error: Option<String>,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
+    /// The completed containment holding the resource after this run: this incident's own, or
+    /// the earlier incident's this one joined ([`crate::lease`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contained_by: Option<crate::lease::ContainedBy>,
 }
 
 impl ContainmentRecord {
@@ -249,7 +262,7 @@ pub struct Runner {
 #[derive(Debug)]
 pub enum Start {
     /// The gate stopped it: return this record.
-    Skipped(ContainmentRecord),
+    Skipped(Box<ContainmentRecord>),
     /// Run the steps; `reason` is why it only plans (dry-run), if it does.
     Run {
         runner: Runner,
@@ -321,13 +334,13 @@ impl Runner {
         started_at: DateTime<Utc>,
     ) -> Start {
         match gate(request, live_protection, kill_switch, forced_dry_run) {
-            Gate::Skip(reason) => {
-                Start::Skipped(Runner::skipped(function, request, reason, started_at))
-            }
+            Gate::Skip(reason) => Start::Skipped(Box::new(Runner::skipped(
+                function, request, reason, started_at,
+            ))),
             Gate::Escalate(reason) => {
                 let mut record = Runner::skipped(function, request, reason, started_at);
                 record.status = RecordStatus::AwaitingApproval;
-                Start::Skipped(record)
+                Start::Skipped(Box::new(record))
             }
             Gate::DryRun(reason) => Start::Run {
                 runner: Runner::new(function, &request.decision.incident_id, true),
@@ -456,6 +469,7 @@ impl Runner {
             error,
             started_at,
             finished_at: Utc::now(),
+            contained_by: None,
         }
     }
 
@@ -481,6 +495,7 @@ impl Runner {
             error: None,
             started_at,
             finished_at: Utc::now(),
+            contained_by: None,
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod finding;
 pub mod gate;
 pub mod incident;
 pub mod killswitch;
+pub mod lease;
 pub mod member;
 pub mod orgunits;
 pub mod permissions;

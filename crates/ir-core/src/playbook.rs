@@ -14,9 +14,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::actions::{
-    ContainmentError, ContainmentRecord, ContainmentRequest, Mode, Runner, Safety, Start,
-    StepFailed,
+    ContainmentError, ContainmentRecord, ContainmentRequest, Mode, RecordStatus, Runner, Safety,
+    Start, StepFailed,
 };
+use crate::lease::{Ending, Taken};
 use crate::prestate::{PreStateKey, PreStateStore};
 
 /// How a request ends before the playbook observes anything.
@@ -95,6 +96,9 @@ pub trait Playbook: Sync {
 }
 
 /// Runs `playbook` for `request`: the Lambda handler body of every containment function.
+///
+/// The resource's lease ([`crate::lease`]) is taken before the playbook observes it and given
+/// back when the record is made, so two incidents about one resource never run at once.
 pub async fn run<P: Playbook>(
     playbook: &P,
     request: ContainmentRequest,
@@ -107,25 +111,142 @@ pub async fn run<P: Playbook>(
         }
         Err(Refusal::Error(e)) => return Err(e),
     };
-    let observed = playbook.observe(&target).await?;
-    if let Some(reason) = playbook.never_touch(&target, &observed) {
-        return Ok(Runner::skipped(P::FUNCTION, &request, reason, started));
+    let key = playbook.pre_state_key(&request, &target);
+    let store = playbook.pre_state_store();
+    let incident = request.decision.incident_id.clone();
+    let taken = take_lease(store, &key, &incident).await?;
+    let result = run_leased(playbook, &request, &target, &key, &taken, started).await;
+    let ending = ending_of(&request, &taken, &result);
+    let ended = store
+        .end_lease(&key, &incident, P::FUNCTION, ending, Utc::now())
+        .await;
+    match (result, ended) {
+        (Ok(mut record), Ok(contained_by)) => {
+            record.contained_by = contained_by.filter(|_| ending == Ending::Contained);
+            record.into_result()
+        }
+        (Ok(record), Err(e)) => Err(lease_not_recorded(record, &key, e)),
+        (Err(e), _) => Err(e),
+    }
+}
+
+/// Takes the lease of the resource at `key`, or says who holds it.
+async fn take_lease(
+    store: &PreStateStore,
+    key: &PreStateKey,
+    incident: &str,
+) -> Result<Taken, ContainmentError> {
+    match store.take_lease(key, incident, Utc::now()).await {
+        Ok(Ok(taken)) => {
+            if let Some(previous) = &taken.took_over {
+                tracing::warn!(resource = %key.as_str(), previous = %previous, "took over an expired lease");
+            }
+            Ok(taken)
+        }
+        Ok(Err(busy)) => Err(ContainmentError::Busy {
+            resource: key.as_str().to_string(),
+            owner: busy.owner,
+            until: busy.until,
+        }),
+        Err(e) => Err(ContainmentError::read("resource lease", e.to_string())),
+    }
+}
+
+/// What the run did to the resource's holding.
+fn ending_of(
+    request: &ContainmentRequest,
+    taken: &Taken,
+    result: &Result<ContainmentRecord, ContainmentError>,
+) -> Ending {
+    let Ok(record) = result else {
+        return Ending::Unchanged;
+    };
+    if record.dry_run || record.status != RecordStatus::Completed || record.failed_step.is_some() {
+        return Ending::Unchanged;
+    }
+    match request.mode {
+        Mode::Contain => Ending::Contained,
+        Mode::Release if others_holding(taken, &request.decision.incident_id).is_empty() => {
+            Ending::Restored
+        }
+        Mode::Release => Ending::Kept,
+    }
+}
+
+/// The other incidents whose completed containment holds the resource.
+fn others_holding<'a>(taken: &'a Taken, incident: &str) -> Vec<&'a str> {
+    taken
+        .holders
+        .iter()
+        .map(String::as_str)
+        .filter(|h| *h != incident)
+        .collect()
+}
+
+/// A completed run whose holding could not be written: failed, with the record of what it did,
+/// so the failure notification says it (the lease expires by itself).
+fn lease_not_recorded(
+    mut record: ContainmentRecord,
+    key: &PreStateKey,
+    e: crate::prestate::PreStateError,
+) -> ContainmentError {
+    const STEP: &str = "record-holding";
+    record.steps.push(crate::audit::StepRecord {
+        step: STEP.into(),
+        api_call: Some(crate::prestate::UPDATE.action.into()),
+        target: Some(crate::lease::key(key)),
+        outcome: crate::audit::Outcome::Failed,
+        detail: Some(e.to_string()),
+        at: Utc::now(),
+    });
+    record.status = RecordStatus::Partial;
+    record.failed_step = Some(STEP.into());
+    record.error = Some(e.to_string());
+    ContainmentError::Partial(Box::new(record))
+}
+
+/// [`run`] once the lease is held: observe, gate, pre-state, steps.
+async fn run_leased<P: Playbook>(
+    playbook: &P,
+    request: &ContainmentRequest,
+    target: &P::Target,
+    key: &PreStateKey,
+    taken: &Taken,
+    started: chrono::DateTime<Utc>,
+) -> Result<ContainmentRecord, ContainmentError> {
+    let me = request.decision.incident_id.as_str();
+    let observed = playbook.observe(target).await?;
+    if let Some(reason) = playbook.never_touch(target, &observed) {
+        return Ok(Runner::skipped(P::FUNCTION, request, reason, started));
     }
     let tags = playbook.live_tags(&observed);
     let (mut runner, dry_run) =
-        match Runner::begin(P::FUNCTION, &request, tags, playbook.safety(), started).await {
-            Start::Skipped(record) => return Ok(record),
+        match Runner::begin(P::FUNCTION, request, tags, playbook.safety(), started).await {
+            Start::Skipped(record) => return Ok(*record),
             Start::Run { runner, reason } => (runner, reason),
         };
-    let key = playbook.pre_state_key(&request, &target);
-    let now = playbook.observed_pre_state(&target, &observed);
+    let others = others_holding(taken, me);
+    if request.mode == Mode::Release && !others.is_empty() {
+        keep_contained(&mut runner, key, &others);
+        return Ok(runner.finish(
+            request.mode,
+            started,
+            serde_json::Value::Null,
+            Ok(()),
+            dry_run,
+        ));
+    }
+    let now = playbook.observed_pre_state(target, &observed);
     let store = playbook.pre_state_store();
     let (pre, result) = match request.mode {
-        Mode::Contain => match store.record_step(&mut runner, &key, now).await {
+        Mode::Contain => match store.record_step(&mut runner, key, now).await {
             Ok(pre) => {
                 let result = playbook
-                    .contain(&mut runner, &request, &target, &observed, &pre)
+                    .contain(&mut runner, request, target, &observed, &pre)
                     .await;
+                if result.is_ok() {
+                    joined(&mut runner, key, taken, me);
+                }
                 (Some(pre), result)
             }
             Err(failed) => (None, Err(failed)),
@@ -133,22 +254,65 @@ pub async fn run<P: Playbook>(
         Mode::Release => {
             let previous = request.previous.as_ref().map(|p| &p.pre_state);
             let pre = store
-                .for_release(&key, previous, now)
+                .for_release(key, previous, now)
                 .await
                 .map_err(|e| ContainmentError::read("pre-state", e.to_string()))?;
             let mut result = playbook
-                .release(&mut runner, &request, &target, &observed, &pre)
+                .release(&mut runner, request, target, &observed, &pre)
                 .await;
             if result.is_ok() {
-                result = store.release_step(&mut runner, &key).await;
+                result = store.release_step(&mut runner, key).await;
             }
             (Some(pre), result)
         }
     };
     let pre = serde_json::to_value(&pre).unwrap_or(serde_json::Value::Null);
-    runner
-        .finish(request.mode, started, pre, result, dry_run)
-        .into_result()
+    Ok(runner.finish(request.mode, started, pre, result, dry_run))
+}
+
+/// Step `keep-containment`: a release while other incidents' containment holds the resource
+/// restores nothing; it only ends this incident's hold.
+fn keep_contained(runner: &mut Runner, key: &PreStateKey, others: &[&str]) {
+    let outcome = if runner.dry_run {
+        crate::audit::Outcome::DryRun
+    } else {
+        crate::audit::Outcome::Skipped
+    };
+    runner.trail.record(
+        "keep-containment",
+        None,
+        Some(key.as_str()),
+        outcome,
+        Some(format!(
+            "kept contained: incident(s) {} still rely on this containment; it is restored \
+             when the last of them is released",
+            others.join(", ")
+        )),
+    );
+}
+
+/// Step `join-containment`: the resource was already contained by another incident, whose
+/// containment this one re-checked step by step and now shares.
+fn joined(runner: &mut Runner, key: &PreStateKey, taken: &Taken, me: &str) {
+    let Some(by) = taken.contained_by.as_ref().filter(|c| c.incident_id != me) else {
+        return;
+    };
+    let outcome = if runner.dry_run {
+        crate::audit::Outcome::DryRun
+    } else {
+        crate::audit::Outcome::AlreadyDone
+    };
+    runner.trail.record(
+        "join-containment",
+        None,
+        Some(key.as_str()),
+        outcome,
+        Some(format!(
+            "already contained by incident {} ({}, {}); every step re-checked, this incident \
+             shares that containment",
+            by.incident_id, by.function, by.at
+        )),
+    );
 }
 
 /// A playbook that can be pointed at another account and Region: the same settings, with the

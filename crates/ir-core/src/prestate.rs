@@ -41,7 +41,7 @@ pub enum PreStateError {
     Corrupt { key: String, message: String },
 }
 
-fn unavailable<E>(e: aws_sdk_dynamodb::error::SdkError<E>) -> PreStateError
+pub(crate) fn unavailable<E>(e: aws_sdk_dynamodb::error::SdkError<E>) -> PreStateError
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -80,8 +80,8 @@ pub struct Stored {
 /// The pre-state table.
 #[derive(Debug, Clone)]
 pub struct PreStateStore {
-    ddb: aws_sdk_dynamodb::Client,
-    table: String,
+    pub(crate) ddb: aws_sdk_dynamodb::Client,
+    pub(crate) table: String,
 }
 
 fn text(item: &HashMap<String, AttributeValue>, name: &str) -> String {

@@ -19,6 +19,7 @@ fn record() -> ContainmentRecord {
         error: Some("AccessDenied".into()),
         started_at: Utc::now(),
         finished_at: Utc::now(),
+        contained_by: None,
     }
 }
 
