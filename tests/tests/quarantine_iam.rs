@@ -670,7 +670,10 @@ async fn a_later_incident_keeps_the_first_recorded_pre_state_and_planted_tags_ar
     assert_eq!(by(&first), Some(decision.incident_id.clone()));
     assert_eq!(by(&second), by(&first));
     assert!(second.steps.iter().any(|s| s.step == "join-containment"
-        && s.detail.as_deref().unwrap_or("").contains(&decision.incident_id)));
+        && s.detail
+            .as_deref()
+            .unwrap_or("")
+            .contains(&decision.incident_id)));
 
     // Releasing the first incident (a false positive) keeps the user quarantined: the later
     // incident still relies on it.
@@ -682,7 +685,11 @@ async fn a_later_incident_keeps_the_first_recorded_pre_state_and_planted_tags_ar
     assert_eq!(kept.status, RecordStatus::Completed, "{:#?}", kept.steps);
     let keep = kept.steps.iter().find(|s| s.step == "keep-containment");
     assert!(
-        keep.is_some_and(|s| s.detail.as_deref().unwrap_or("").contains(&other.incident_id)),
+        keep.is_some_and(|s| s
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains(&other.incident_id)),
         "{:#?}",
         kept.steps
     );
