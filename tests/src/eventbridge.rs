@@ -251,14 +251,41 @@ pub async fn put_event(moto: &MotoServer, event: &Value) {
     put_event_in(moto, "us-east-1", event).await
 }
 
-/// [`put_event`] on the default bus of `region`.
-pub async fn put_event_in(moto: &MotoServer, region: &str, event: &Value) {
-    let entry = json!({
+/// Puts `events` on the default bus of us-east-1 as fast as PutEvents takes them: ten entries
+/// per call (its limit), the calls at once.
+pub async fn put_events(moto: &MotoServer, events: &[Value]) {
+    let calls = events.chunks(10).map(|chunk| async move {
+        let entries: Vec<Value> = chunk.iter().map(entry).collect();
+        let out = call_in(
+            moto,
+            "us-east-1",
+            "PutEvents",
+            json!({ "Entries": entries }),
+        )
+        .await;
+        assert_eq!(out["FailedEntryCount"], 0, "{out}");
+    });
+    futures::future::join_all(calls).await;
+}
+
+/// The PutEvents entry of an EventBridge event.
+fn entry(event: &Value) -> Value {
+    json!({
         "Source": event["source"],
         "DetailType": event["detail-type"],
         "Detail": event["detail"].to_string(),
         "Resources": event["resources"].as_array().cloned().unwrap_or_default(),
-    });
-    let out = call_in(moto, region, "PutEvents", json!({ "Entries": [entry] })).await;
+    })
+}
+
+/// [`put_event`] on the default bus of `region`.
+pub async fn put_event_in(moto: &MotoServer, region: &str, event: &Value) {
+    let out = call_in(
+        moto,
+        region,
+        "PutEvents",
+        json!({ "Entries": [entry(event)] }),
+    )
+    .await;
     assert_eq!(out["FailedEntryCount"], 0, "{out}");
 }
