@@ -212,6 +212,29 @@ async fn repeats_are_duplicates_until_the_window_ends() {
         .expect("recorded");
     assert_eq!(n(&item, "triage_count"), 1);
     assert_eq!(n(&item, "repeat_count"), 3);
+    let count = event["detail"]["service"]["count"].as_i64().unwrap_or(1);
+    assert_eq!(n(&item, "occurrences"), count);
+
+    // GuardDuty re-publishes the finding as it recurs (a higher count); an older copy arriving
+    // late is counted too but never lowers the figure.
+    let with_count = |c: i64| {
+        let mut e = event.clone();
+        e["detail"]["service"]["count"] = c.into();
+        e
+    };
+    for c in [count + 5, count + 2] {
+        let again = triage
+            .handle_at(with_count(c), t0 + Duration::minutes(5))
+            .await
+            .expect("updated copy");
+        assert_eq!(again.primary.disposition, Disposition::Duplicate);
+    }
+    let item = env
+        .item("incidents", &first.primary.incident_id)
+        .await
+        .expect("recorded");
+    assert_eq!(n(&item, "repeat_count"), 5);
+    assert_eq!(n(&item, "occurrences"), count + 5);
 
     // After the 24 h window the same finding starts a new response.
     let later = triage

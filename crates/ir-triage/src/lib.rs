@@ -175,6 +175,7 @@ impl DedupeStore {
             (":tier", s(&tier.to_string())),
             (":dry", AttributeValue::Bool(dry_run)),
             (":sev", s(&incident.severity.label.to_string())),
+            (":occ", n(occurrences(incident))),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -187,7 +188,7 @@ impl DedupeStore {
             .update_expression(
                 "SET finding_key = :fk, finding_type = :ft, severity = :sev, tier = :tier, \
                  dry_run = :dry, response_rank = :rank, expires_at = :exp, \
-                 last_triaged_at = :now_iso, \
+                 last_triaged_at = :now_iso, #occ = :occ, \
                  first_triaged_at = if_not_exists(first_triaged_at, :now_iso) \
                  ADD triage_count :one",
             )
@@ -195,6 +196,7 @@ impl DedupeStore {
                 "attribute_not_exists(incident_id) OR expires_at < :now OR response_rank < :rank",
             )
             .set_expression_attribute_values(Some(values))
+            .expression_attribute_names("#occ", "occurrences")
             .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::None)
             .send()
@@ -230,9 +232,32 @@ impl DedupeStore {
         }
     }
 
-    /// Best effort: counts a suppressed repeat on the record (never fails the triage).
+    /// Best effort: counts a suppressed repeat on the record (never fails the triage), and keeps
+    /// the highest occurrence count the finding reported (GuardDuty re-publishes a finding as it
+    /// recurs; copies can arrive out of order).
     async fn count_repeat(&self, incident: &Incident, now: DateTime<Utc>) {
-        let r = self
+        let mut result = self
+            .repeat(incident, now, Some(occurrences(incident)))
+            .await;
+        if conditional(&result) {
+            // An older copy (fewer occurrences): count it without lowering the figure.
+            result = self.repeat(incident, now, None).await;
+        }
+        if let Err(e) = result.as_ref().map_err(|e| e.as_service_error()) {
+            if !matches!(e, Some(UpdateItemError::ConditionalCheckFailedException(_))) {
+                tracing::warn!(incident_id = %incident.incident_id, error = ?e, "could not count repeat");
+            }
+        }
+    }
+
+    /// One counted repeat; with `occurrences`, only if that is no lower than the recorded one.
+    async fn repeat(
+        &self,
+        incident: &Incident,
+        now: DateTime<Utc>,
+        occurrences: Option<i64>,
+    ) -> Result<(), aws_sdk_dynamodb::error::SdkError<UpdateItemError>> {
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -240,16 +265,36 @@ impl DedupeStore {
                 "incident_id",
                 AttributeValue::S(incident.incident_id.clone()),
             )
-            .update_expression("SET last_repeat_at = :t ADD repeat_count :one")
-            .condition_expression("attribute_exists(incident_id)")
             .expression_attribute_values(":t", AttributeValue::S(now.to_rfc3339()))
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .send()
-            .await;
-        if let Err(e) = r {
-            tracing::warn!(incident_id = %incident.incident_id, error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "could not count repeat");
-        }
+            .expression_attribute_values(":one", AttributeValue::N("1".into()));
+        let update = match occurrences {
+            Some(o) => update
+                .update_expression("SET last_repeat_at = :t, #occ = :occ ADD repeat_count :one")
+                .condition_expression(
+                    "attribute_exists(incident_id) AND \
+                     (attribute_not_exists(#occ) OR #occ <= :occ)",
+                )
+                .expression_attribute_names("#occ", "occurrences")
+                .expression_attribute_values(":occ", AttributeValue::N(o.to_string())),
+            None => update
+                .update_expression("SET last_repeat_at = :t ADD repeat_count :one")
+                .condition_expression("attribute_exists(incident_id)"),
+        };
+        update.send().await.map(|_| ())
     }
+}
+
+/// The finding's own occurrence count (GuardDuty `service.count`), as recorded.
+fn occurrences(incident: &Incident) -> i64 {
+    i64::try_from(incident.occurrences).unwrap_or(i64::MAX)
+}
+
+/// The update's condition did not hold.
+fn conditional(result: &Result<(), aws_sdk_dynamodb::error::SdkError<UpdateItemError>>) -> bool {
+    matches!(
+        result.as_ref().map_err(|e| e.as_service_error()),
+        Err(Some(UpdateItemError::ConditionalCheckFailedException(_)))
+    )
 }
 
 /// Where a finding's response happens.
