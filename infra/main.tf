@@ -24,9 +24,11 @@ locals {
     # taken over by Jira's retry of the same delivery.
     "ir-approve"           = 60
     "ir-preserve-evidence" = 300
-    "ir-isolate-ec2"       = 300
-    "ir-quarantine-iam"    = 300
-    "ir-lockdown-s3"       = 300
+    # The containment functions stay below their resource lease (ir_core::lease::LEASE_SECONDS,
+    # 330 s): a live run is never taken over by another incident's.
+    "ir-isolate-ec2"    = 300
+    "ir-quarantine-iam" = 300
+    "ir-lockdown-s3"    = 300
   }
 
   state_machine_name = "${local.p}-incident-response"
