@@ -531,7 +531,18 @@ impl Pipeline {
     }
 
     pub async fn settle(&self, exec: &str, incident: Option<&str>) -> ExecutionStatus {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        self.settle_within(exec, incident, Duration::from_secs(60))
+            .await
+    }
+
+    /// [`Pipeline::settle`], waiting up to `wait`.
+    pub async fn settle_within(
+        &self,
+        exec: &str,
+        incident: Option<&str>,
+        wait: Duration,
+    ) -> ExecutionStatus {
+        let deadline = Instant::now() + wait;
         loop {
             let status = self
                 .sfn

@@ -172,11 +172,8 @@ async fn a_member_account_instance_is_isolated_where_it_lives_through_the_member
         .iter()
         .filter_map(|i| i.get("resource")?.as_s().ok().cloned())
         .collect();
-    assert!(
-        keys.iter()
-            .any(|k| k.contains(MEMBER) && k.contains(MEMBER_REGION) && k.contains(&w.instance_id)),
-        "{keys:?}"
-    );
+    let key = format!("{MEMBER}/{MEMBER_REGION}/{}", w.instance_id);
+    assert!(keys.contains(&key), "{key} not in {keys:?}");
     // B's CloudTrail would show the session: it is named after the incident.
     let place = ir_core::member::Place {
         partition: "aws".into(),

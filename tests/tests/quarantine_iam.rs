@@ -705,3 +705,82 @@ async fn a_later_incident_keeps_the_first_recorded_pre_state_and_planted_tags_ar
     assert_eq!(rel.status, RecordStatus::Completed, "{:#?}", rel.steps);
     assert!(w.keys("ci-runner").await.values().all(|s| s == "Active"));
 }
+
+/// Two instances sharing one role, each with its stolen session: two incidents, two revoke
+/// policies, each on the instance's own lease. Releasing one incident removes its instance's
+/// policy only; the other instance stays cut off until its own release.
+#[tokio::test]
+async fn two_instance_sessions_on_one_role_are_released_one_by_one() {
+    let w = world().await;
+    w.iam
+        .create_role()
+        .role_name("etl-runner-role")
+        .assume_role_policy_document(TRUST)
+        .send()
+        .await
+        .unwrap();
+    const A: &str = "i-0d4e5f6a7b8c90004";
+    const B: &str = "i-0d4e5f6a7b8c90005";
+    let first = w
+        .decide(
+            "guardduty-iam-instance-credential-exfiltration.json",
+            |_| {},
+        )
+        .await;
+    let second = w
+        .decide("guardduty-iam-instance-credential-exfiltration.json", |e| {
+            *e = serde_json::from_str(&e.to_string().replace(A, B)).unwrap();
+            e["detail"]["id"] = "second-session".into();
+            e["detail"]["arn"] = format!("{}-second", e["detail"]["arn"].as_str().unwrap()).into();
+        })
+        .await;
+    assert_ne!(first.incident_id, second.incident_id);
+    let request = |d: &TriageDecision, mode| ContainmentRequest {
+        mode,
+        decision: d.clone(),
+        approval: None,
+        previous: None,
+    };
+    for d in [&first, &second] {
+        let rec = w
+            .quarantiner
+            .handle(request(d, Mode::Contain))
+            .await
+            .unwrap();
+        assert_eq!(rec.status, RecordStatus::Completed, "{:#?}", rec.steps);
+        // Each is its own containment, not a join of the other's.
+        assert_eq!(
+            rec.contained_by.map(|c| c.incident_id),
+            Some(d.incident_id.clone())
+        );
+    }
+    let policies = || async {
+        w.iam
+            .list_role_policies()
+            .role_name("etl-runner-role")
+            .send()
+            .await
+            .unwrap()
+            .policy_names()
+            .to_vec()
+    };
+    let name = ir_core::actions::revoke_instance_policy_name;
+    assert_eq!(policies().await, [name(A), name(B)]);
+
+    let rel = w
+        .quarantiner
+        .handle(request(&first, Mode::Release))
+        .await
+        .unwrap();
+    assert_eq!(rel.status, RecordStatus::Completed, "{:#?}", rel.steps);
+    assert_eq!(
+        policies().await,
+        [name(B)],
+        "only the first instance's policy is removed"
+    );
+    w.quarantiner
+        .handle(request(&second, Mode::Release))
+        .await
+        .unwrap();
+    assert!(policies().await.is_empty());
+}

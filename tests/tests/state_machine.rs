@@ -749,7 +749,9 @@ async fn every_sample_event_takes_its_expected_path() {
     let failures: Vec<_> = w
         .functions_called()
         .into_iter()
-        .filter(|(f, e)| e.is_some() && f != "ir-triage")
+        // Samples about one resource wait their turn for its lease (retried by the state
+        // machine, each still took its path above).
+        .filter(|(f, e)| e.as_deref().is_some_and(|e| e != "ResourceBusy") && f != "ir-triage")
         .collect();
     assert!(
         failures.is_empty(),

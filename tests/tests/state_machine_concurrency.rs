@@ -83,7 +83,10 @@ async fn twenty_findings_on_one_instance_at_once_isolate_it_once() {
     for exec in &execs {
         let incident = incident_of(&w, exec).await;
         // Paused at the review gate (tier auto: contained first).
-        let status = w.settle(exec, Some(&incident)).await;
+        // Executions wait their turn for the lease: moto sleeps out the ASL's backoff.
+        let status = w
+            .settle_within(exec, Some(&incident), Duration::from_secs(300))
+            .await;
         assert_eq!(status, ExecutionStatus::Running, "{:?}", w.path(exec).await);
         assert_eq!(w.gate_status(&incident).await.as_deref(), Some("pending"));
         incidents.push(incident);

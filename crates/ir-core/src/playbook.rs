@@ -17,6 +17,7 @@ use crate::actions::{
     ContainmentError, ContainmentRecord, ContainmentRequest, Mode, RecordStatus, Runner, Safety,
     Start, StepFailed,
 };
+use crate::killswitch::KillSwitchState;
 use crate::lease::{Ending, Taken};
 use crate::prestate::{PreStateKey, PreStateStore};
 
@@ -67,6 +68,13 @@ pub trait Playbook: Sync {
     /// The pre-state item of this resource.
     fn pre_state_key(&self, request: &ContainmentRequest, target: &Self::Target) -> PreStateKey;
 
+    /// What the lease ([`crate::lease`]) serialises on: the resource itself by default; a
+    /// playbook whose change belongs to another resource's containment names that one (an
+    /// instance session's revocation is the instance's).
+    fn lease_key(&self, request: &ContainmentRequest, target: &Self::Target) -> PreStateKey {
+        self.pre_state_key(request, target)
+    }
+
     /// The pre-state as observed now.
     fn observed_pre_state(
         &self,
@@ -111,21 +119,39 @@ pub async fn run<P: Playbook>(
         }
         Err(Refusal::Error(e)) => return Err(e),
     };
+    // What the request alone decides (not `respond`, tier manual, tier approval or a protected
+    // resource without an approval) skips before the lease: such runs never wait for one.
+    if let Start::Skipped(record) = Runner::start(
+        P::FUNCTION,
+        &request,
+        None,
+        &KillSwitchState::Disengaged,
+        false,
+        started,
+    ) {
+        return Ok(*record);
+    }
     let key = playbook.pre_state_key(&request, &target);
+    let lease = playbook.lease_key(&request, &target);
     let store = playbook.pre_state_store();
     let incident = request.decision.incident_id.clone();
-    let taken = take_lease(store, &key, &incident).await?;
+    let taken = take_lease(store, &lease, &incident).await?;
     let result = run_leased(playbook, &request, &target, &key, &taken, started).await;
     let ending = ending_of(&request, &taken, &result);
     let ended = store
-        .end_lease(&key, &incident, P::FUNCTION, ending, Utc::now())
+        .end_lease(&lease, &incident, P::FUNCTION, ending, Utc::now())
         .await;
     match (result, ended) {
         (Ok(mut record), Ok(contained_by)) => {
             record.contained_by = contained_by.filter(|_| ending == Ending::Contained);
             record.into_result()
         }
-        (Ok(record), Err(e)) => Err(lease_not_recorded(record, &key, e)),
+        // Nothing changed the holding: the lease expires by itself.
+        (Ok(record), Err(e)) if ending == Ending::Unchanged => {
+            tracing::warn!(resource = %lease.as_str(), error = %e, "could not give the lease back");
+            record.into_result()
+        }
+        (Ok(record), Err(e)) => Err(lease_not_recorded(record, &lease, e)),
         (Err(e), _) => Err(e),
     }
 }
@@ -308,8 +334,8 @@ fn joined(runner: &mut Runner, key: &PreStateKey, taken: &Taken, me: &str) {
         Some(key.as_str()),
         outcome,
         Some(format!(
-            "already contained by incident {} ({}, {}); every step re-checked, this incident \
-             shares that containment",
+            "already contained by incident {} ({}, {}); every step re-checked (each says what \
+             it found), this incident shares that containment",
             by.incident_id, by.function, by.at
         )),
     );

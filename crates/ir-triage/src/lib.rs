@@ -243,9 +243,9 @@ impl DedupeStore {
             // An older copy (fewer occurrences): count it without lowering the figure.
             result = self.repeat(incident, now, None).await;
         }
-        if let Err(e) = result.as_ref().map_err(|e| e.as_service_error()) {
-            if !matches!(e, Some(UpdateItemError::ConditionalCheckFailedException(_))) {
-                tracing::warn!(incident_id = %incident.incident_id, error = ?e, "could not count repeat");
+        if let Err(e) = &result {
+            if !conditional(&result) {
+                tracing::warn!(incident_id = %incident.incident_id, error = %aws_sdk_dynamodb::error::DisplayErrorContext(e), "could not count repeat");
             }
         }
     }
