@@ -103,3 +103,65 @@ fn every_task_outlasts_its_lambda_and_retries_a_timed_out_sandbox() {
         );
     }
 }
+
+/// The containment functions (their Tasks take a resource's lease).
+const CONTAINMENT: [&str; 3] = ["ir-isolate-ec2", "ir-quarantine-iam", "ir-lockdown-s3"];
+
+/// The longest a retrier waits in all, before jitter: each delay is
+/// `IntervalSeconds × BackoffRate^n`, capped at `MaxDelaySeconds`.
+fn total_backoff(retrier: &Value) -> f64 {
+    let interval = retrier["IntervalSeconds"].as_f64().unwrap_or(1.0);
+    let rate = retrier["BackoffRate"].as_f64().unwrap_or(2.0);
+    let cap = retrier["MaxDelaySeconds"].as_f64().unwrap_or(f64::MAX);
+    let attempts = retrier["MaxAttempts"].as_i64().unwrap_or(3);
+    (0..attempts)
+        .map(|n| (interval * rate.powi(n as i32)).min(cap))
+        .sum()
+}
+
+#[test]
+fn every_containment_task_waits_out_another_incidents_lease() {
+    let template =
+        std::fs::read_to_string(workspace_file("statemachine/incident-response.asl.json"))
+            .expect("ASL");
+    let asl: Value = serde_json::from_str(
+        &template
+            .replace("${review_timeout_seconds}", "86400")
+            .replace("${review_gate}", "true"),
+    )
+    .expect("ASL JSON");
+    let lease = ir_core::lease::LEASE_SECONDS as f64;
+    let timeouts = lambda_timeouts();
+    let mut checked = 0;
+    for (name, task) in states(&asl) {
+        let Some(function) = function_of(&task).filter(|f| CONTAINMENT.contains(&f.as_str()))
+        else {
+            continue;
+        };
+        // A live run is never taken over: the function stops before its lease ends.
+        assert!((timeouts[&function] as f64) < lease, "{function}");
+        let busy = task["Retry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["ErrorEquals"] == serde_json::json!(["ResourceBusy"]))
+            .unwrap_or_else(|| panic!("{name} does not retry ResourceBusy"));
+        // With full jitter a wait averages half its delay: on average the retries outlast a
+        // holder that died at the start of its lease.
+        let jitter = if busy["JitterStrategy"] == "FULL" {
+            0.5
+        } else {
+            1.0
+        };
+        let expected = total_backoff(busy) * jitter;
+        assert!(
+            expected > lease,
+            "{name}: {expected} s of retries, lease {lease} s"
+        );
+        checked += 1;
+    }
+    assert_eq!(
+        checked, 9,
+        "contain, contain-after-approval and release, per playbook"
+    );
+}
