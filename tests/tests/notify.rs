@@ -541,3 +541,35 @@ async fn security_hub_is_a_record_not_a_channel_and_a_dry_run_leaves_it_alone() 
         "the record was still written"
     );
 }
+
+/// A rejected incident whose release was kept (other incidents hold the containment) is not
+/// announced as released, on the ticket or in Security Hub.
+#[tokio::test]
+async fn a_kept_release_is_not_announced_as_released() {
+    let w = world().await;
+    let mut req = request(Kind::Released, w.decision.clone());
+    let mut kept = isolation_record(&w.decision.incident_id);
+    kept.mode = ir_core::actions::Mode::Release;
+    kept.steps[0].step = ir_core::lease::KEEP_STEP.into();
+    req.containment = vec![kept];
+    let msg = ir_notify::message::Message::from_request(&req, "Approved", "Rejected");
+    assert!(
+        msg.headline.contains("containment kept"),
+        "{}",
+        msg.headline
+    );
+    let note = ir_notify::securityhub::finding_update(&req, Some("SEC-7"))
+        .map(|u| format!("{u:?}"))
+        .unwrap_or_default();
+    assert!(note.contains("kept"), "{note}");
+    assert!(!note.contains("and released"), "{note}");
+
+    // Without the keep step it is the release it always was.
+    req.containment = vec![isolation_record(&w.decision.incident_id)];
+    let msg = ir_notify::message::Message::from_request(&req, "Approved", "Rejected");
+    assert!(
+        msg.headline.contains("containment released"),
+        "{}",
+        msg.headline
+    );
+}

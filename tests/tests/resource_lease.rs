@@ -21,7 +21,6 @@ use ir_triage::Triage;
 
 struct World {
     _moto: MotoServer,
-    sdk: aws_config::SdkConfig,
     ec2: aws_sdk_ec2::Client,
     isolator: Isolator,
     store: PreStateStore,
@@ -35,7 +34,6 @@ async fn world() -> World {
     let triage = live_triage(&sdk, "incidents").await;
     let isolator = fixtures::isolator(&sdk, IsolateConfig::default()).await;
     World {
-        sdk: sdk.clone(),
         ec2: aws_sdk_ec2::Client::new(&sdk),
         store: fixtures::pre_state_of(&sdk),
         instance_id: instance(&sdk).await,
@@ -278,114 +276,4 @@ async fn incidents_at_once_on_one_instance_isolate_it_once_and_share_that_contai
     assert_eq!(w.groups().await, original);
     // Released: a new incident records afresh and holds it alone.
     assert!(w.store.get(&w.key()).await.unwrap().unwrap().released);
-}
-
-/// ir-isolate-ec2 revokes the instance's role credentials with `ir-revoke-instance-<id>`;
-/// ir-quarantine-iam, for a credential-exfiltration finding on the same instance, puts that same
-/// policy. Both hold the instance's lease, so releasing the IAM incident (a false positive)
-/// keeps the policy the standing EC2 incident relies on.
-#[tokio::test]
-async fn an_iam_release_keeps_the_revocation_a_standing_ec2_incident_relies_on() {
-    let w = world().await;
-    let iam = aws_sdk_iam::Client::new(&w.sdk);
-    let profile = fixtures::instance_profile(&iam, "batch-role", "batch-profile").await;
-    w.ec2
-        .associate_iam_instance_profile()
-        .instance_id(&w.instance_id)
-        .iam_instance_profile(
-            aws_sdk_ec2::types::IamInstanceProfileSpecification::builder()
-                .arn(profile)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let quarantiner = ir_quarantine_iam::Quarantiner {
-        iam: iam.clone(),
-        safety: fixtures::safety(&w.sdk),
-        pre_state: fixtures::pre_state_of(&w.sdk),
-        config: ir_quarantine_iam::QuarantineConfig {
-            deactivate_all_keys: true,
-        },
-    };
-    let policy = ir_core::actions::revoke_instance_policy_name(&w.instance_id);
-    let policies = || async {
-        iam.list_role_policies()
-            .role_name("batch-role")
-            .send()
-            .await
-            .unwrap()
-            .policy_names()
-            .to_vec()
-    };
-
-    let ec2_incident = w.decision(0).await;
-    let isolated = w.run(&ec2_incident, Mode::Contain).await.expect("isolate");
-    assert_eq!(
-        isolated.status,
-        RecordStatus::Completed,
-        "{:#?}",
-        isolated.steps
-    );
-    assert_eq!(policies().await, vec![policy.clone()]);
-
-    let text = event_json("guardduty-iam-instance-credential-exfiltration.json")
-        .to_string()
-        .replace("i-0d4e5f6a7b8c90004", &w.instance_id)
-        .replace("etl-runner-role", "batch-role");
-    let iam_incident = w
-        .triage
-        .handle(serde_json::from_str(&text).unwrap())
-        .await
-        .expect("triage")
-        .primary;
-    let request = |mode| ContainmentRequest {
-        mode,
-        decision: iam_incident.clone(),
-        approval: None,
-        previous: None,
-    };
-    let revoked = quarantiner
-        .handle(request(Mode::Contain))
-        .await
-        .expect("revoke");
-    assert_eq!(
-        revoked.status,
-        RecordStatus::Completed,
-        "{:#?}",
-        revoked.steps
-    );
-    assert_eq!(
-        revoked.contained_by.map(|c| c.incident_id),
-        Some(ec2_incident.incident_id.clone()),
-        "the IAM incident joins the instance's containment"
-    );
-
-    // The IAM finding was a false positive: released, but the EC2 incident still holds.
-    let kept = quarantiner
-        .handle(request(Mode::Release))
-        .await
-        .expect("release");
-    assert!(
-        step(&kept, "keep-containment").is_some(),
-        "{:#?}",
-        kept.steps
-    );
-    assert_eq!(
-        policies().await,
-        vec![policy.clone()],
-        "the revocation stays"
-    );
-    assert!(w.isolated().await);
-
-    // Releasing the EC2 incident, the last holder, lifts both.
-    let released = w.run(&ec2_incident, Mode::Release).await.expect("release");
-    assert_eq!(
-        released.status,
-        RecordStatus::Completed,
-        "{:#?}",
-        released.steps
-    );
-    assert!(policies().await.is_empty());
-    assert!(!w.isolated().await);
 }

@@ -28,6 +28,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::prestate::{PreStateError, PreStateKey, PreStateStore};
 
+/// The step a release records when other incidents still hold the containment.
+pub const KEEP_STEP: &str = "keep-containment";
+/// The step a containment records when it joined another incident's.
+pub const JOIN_STEP: &str = "join-containment";
+
+/// Whether a release in `records` left the containment in place for other incidents.
+pub fn kept_for_others(records: &[crate::actions::ContainmentRecord]) -> bool {
+    records
+        .iter()
+        .any(|r| r.steps.iter().any(|s| s.step == KEEP_STEP))
+}
+
 /// How long a lease lasts: above the containment functions' Lambda timeout (300 s, see
 /// `infra/main.tf`), so a live run is never taken over; a run that died is taken over after it.
 pub const LEASE_SECONDS: i64 = 330;

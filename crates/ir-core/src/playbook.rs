@@ -119,8 +119,9 @@ pub async fn run<P: Playbook>(
         }
         Err(Refusal::Error(e)) => return Err(e),
     };
-    // What the request alone decides (not `respond`, tier manual, tier approval or a protected
-    // resource without an approval) skips before the lease: such runs never wait for one.
+    // A skip the request alone decides (not `respond`, tier manual, tier approval without an
+    // approval) comes before the lease: such runs never wait for one. An escalation (protected)
+    // observes first, as the full gate does.
     if let Start::Skipped(record) = Runner::start(
         P::FUNCTION,
         &request,
@@ -129,7 +130,9 @@ pub async fn run<P: Playbook>(
         false,
         started,
     ) {
-        return Ok(*record);
+        if record.status == RecordStatus::Skipped {
+            return Ok(*record);
+        }
     }
     let key = playbook.pre_state_key(&request, &target);
     let lease = playbook.lease_key(&request, &target);
@@ -305,7 +308,7 @@ fn keep_contained(runner: &mut Runner, key: &PreStateKey, others: &[&str]) {
         crate::audit::Outcome::Skipped
     };
     runner.trail.record(
-        "keep-containment",
+        crate::lease::KEEP_STEP,
         None,
         Some(key.as_str()),
         outcome,
@@ -329,7 +332,7 @@ fn joined(runner: &mut Runner, key: &PreStateKey, taken: &Taken, me: &str) {
         crate::audit::Outcome::AlreadyDone
     };
     runner.trail.record(
-        "join-containment",
+        crate::lease::JOIN_STEP,
         None,
         Some(key.as_str()),
         outcome,

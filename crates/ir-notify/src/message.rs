@@ -217,6 +217,9 @@ impl Message {
             Kind::Opened => format!("[{}] {} on {}", inc.severity.label, title, resource),
             Kind::ApprovalRequested => format!("Review needed: {title} on {resource}"),
             Kind::Approved => format!("Approved and closed: {title} on {resource}"),
+            Kind::Released if ir_core::lease::kept_for_others(&req.containment) => format!(
+                "Rejected; containment kept, other incidents rely on it: {title} on {resource}"
+            ),
             Kind::Released => format!("Rejected, containment released: {title} on {resource}"),
             Kind::ReviewTimedOut => format!("Review timed out: {title} on {resource}"),
             Kind::Failed => format!("Incident response FAILED: {title} on {resource}"),

@@ -114,8 +114,13 @@ pub fn finding_update(req: &NotifyRequest, ticket: Option<&str>) -> Option<Findi
         Kind::Released => (
             None,
             format!(
-                "Incident {}: containment rejected by {who} and released.{ticket}",
-                d.incident_id
+                "Incident {}: containment rejected by {who} and {}.{ticket}",
+                d.incident_id,
+                if ir_core::lease::kept_for_others(&req.containment) {
+                    "kept, because other incidents about the resource rely on it"
+                } else {
+                    "released"
+                }
             ),
         ),
         Kind::NoReview => (

@@ -205,7 +205,8 @@ impl Playbook for Quarantiner {
 
     fn pre_state_key(&self, req: &ContainmentRequest, target: &Target) -> PreStateKey {
         // IAM is global: one item per principal, whichever region the finding came from; an
-        // instance session's revocation has its own (one per instance).
+        // instance session's revocation has its own (one per instance), so two sessions of one
+        // role are contained and released one by one.
         let account = &req.decision.incident.account_id;
         match target {
             Target::Role {
@@ -213,22 +214,6 @@ impl Playbook for Quarantiner {
                 instance: Some(id),
             } => PreStateKey::new(account, "global", &format!("role/{name}/instance/{id}")),
             _ => PreStateKey::new(account, "global", &target.label()),
-        }
-    }
-
-    /// An instance session's revocation policy is the one ir-isolate-ec2 puts for that
-    /// instance (`ir-revoke-instance-<id>`): both serialise and hold on the instance's lease,
-    /// so releasing one incident never lifts what the other still relies on.
-    fn lease_key(&self, req: &ContainmentRequest, target: &Target) -> PreStateKey {
-        match target {
-            Target::Role {
-                instance: Some(id), ..
-            } => PreStateKey::new(
-                &req.decision.incident.account_id,
-                &req.decision.incident.region,
-                id,
-            ),
-            _ => self.pre_state_key(req, target),
         }
     }
 
