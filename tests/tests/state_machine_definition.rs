@@ -57,17 +57,22 @@ fn function_of(task: &Value) -> Option<String> {
     Some(format!("ir-{}", name.replace('_', "-")))
 }
 
-#[test]
-fn every_task_outlasts_its_lambda_and_retries_a_timed_out_sandbox() {
+/// The definition, its placeholders filled as Terraform fills them.
+fn definition() -> Value {
     let template =
         std::fs::read_to_string(workspace_file("statemachine/incident-response.asl.json"))
             .expect("ASL");
-    let asl: Value = serde_json::from_str(
+    serde_json::from_str(
         &template
             .replace("${review_timeout_seconds}", "86400")
             .replace("${review_gate}", "true"),
     )
-    .expect("ASL JSON");
+    .expect("ASL JSON")
+}
+
+#[test]
+fn every_task_outlasts_its_lambda_and_retries_a_timed_out_sandbox() {
+    let asl = definition();
     let timeouts = lambda_timeouts();
     assert!(timeouts["ir-isolate-ec2"] >= 300, "{timeouts:?}");
     let tasks: Vec<_> = states(&asl)
@@ -121,15 +126,7 @@ fn total_backoff(retrier: &Value) -> f64 {
 
 #[test]
 fn every_containment_task_waits_out_another_incidents_lease() {
-    let template =
-        std::fs::read_to_string(workspace_file("statemachine/incident-response.asl.json"))
-            .expect("ASL");
-    let asl: Value = serde_json::from_str(
-        &template
-            .replace("${review_timeout_seconds}", "86400")
-            .replace("${review_gate}", "true"),
-    )
-    .expect("ASL JSON");
+    let asl = definition();
     let lease = ir_core::lease::LEASE_SECONDS as f64;
     let timeouts = lambda_timeouts();
     let mut checked = 0;

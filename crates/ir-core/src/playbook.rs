@@ -299,14 +299,19 @@ async fn run_leased<P: Playbook>(
     Ok(runner.finish(request.mode, started, pre, result, dry_run))
 }
 
+/// `live`, or `dry_run` when the runner only plans.
+fn planned_or(runner: &Runner, live: crate::audit::Outcome) -> crate::audit::Outcome {
+    if runner.dry_run {
+        crate::audit::Outcome::DryRun
+    } else {
+        live
+    }
+}
+
 /// Step `keep-containment`: a release while other incidents' containment holds the resource
 /// restores nothing; it only ends this incident's hold.
 fn keep_contained(runner: &mut Runner, key: &PreStateKey, others: &[&str]) {
-    let outcome = if runner.dry_run {
-        crate::audit::Outcome::DryRun
-    } else {
-        crate::audit::Outcome::Skipped
-    };
+    let outcome = planned_or(runner, crate::audit::Outcome::Skipped);
     runner.trail.record(
         crate::lease::KEEP_STEP,
         None,
@@ -326,11 +331,7 @@ fn joined(runner: &mut Runner, key: &PreStateKey, taken: &Taken, me: &str) {
     let Some(by) = taken.contained_by.as_ref().filter(|c| c.incident_id != me) else {
         return;
     };
-    let outcome = if runner.dry_run {
-        crate::audit::Outcome::DryRun
-    } else {
-        crate::audit::Outcome::AlreadyDone
-    };
+    let outcome = planned_or(runner, crate::audit::Outcome::AlreadyDone);
     runner.trail.record(
         crate::lease::JOIN_STEP,
         None,
