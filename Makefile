@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build test lint fmt demo bench checkov package deploy clean
+.PHONY: all build test lint fmt demo bench fuzz checkov package deploy clean
 
 all: build
 
@@ -35,9 +35,14 @@ demo:
 ## BENCH_PROFILE=release measures release builds (what `make package` ships).
 BENCH_PROFILE ?= dev
 BENCH_DIR = $(if $(filter release,$(BENCH_PROFILE)),release,debug)
-bench:
+bench: fuzz
 	$(CARGO) build --quiet --profile $(BENCH_PROFILE) --workspace --bins
 	IR_BENCH_BIN_DIR=$(CURDIR)/target/$(BENCH_DIR) $(CARGO) run --quiet -p ir-tests --bin bench
+
+## The fuzz pass at full size: IR_FUZZ_INPUTS (default 10,000,000) hostile inputs for each of the
+## triage handler and the Jira webhook handler (IR_FUZZ_SEED repeats a run).
+fuzz:
+	$(CARGO) run --quiet --profile fuzz -p ir-fuzz --bin fuzz
 
 ## checkov on infra/, and on each role policy as Terraform renders it from infra/permissions.json
 ## (a static scan of infra/ cannot evaluate those). Needs checkov (pip install checkov).

@@ -27,6 +27,7 @@ use aws_credential_types::Credentials;
 
 pub mod accounts;
 pub mod eventbridge;
+pub mod faults;
 pub mod fixtures;
 pub mod invoke;
 pub mod notify;

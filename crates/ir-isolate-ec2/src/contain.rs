@@ -49,7 +49,7 @@ impl Isolator {
         // With IR_NACL_ISOLATION, the subnet-level cut of what the groups cannot cut.
         self.deny_in_acls(runner, obs).await?;
         self.keep_alive(runner, instance_id, obs).await?;
-        self.cut_role_credentials(runner, revoke, instance_id, obs)
+        self.cut_role_credentials(runner, revoke, instance_id, obs, pre)
             .await?;
         self.tag_isolated(runner, incident_id, instance_id, obs)
             .await
@@ -282,15 +282,26 @@ impl Isolator {
     /// Steps `revoke-instance-credentials-<role>` then `disassociate-instance-profile`: the role
     /// credentials this instance holds (and an attacker may have copied) die, wherever they are
     /// used; the other instances sharing the role keep theirs; the instance gets no new ones.
+    ///
+    /// The roles are those of the recorded pre-state as well as the live ones: a run that died
+    /// after the disassociation (or a later incident's) sees no profile any more, and must still
+    /// revoke, and record, what the instance held.
     async fn cut_role_credentials(
         &self,
         runner: &mut Runner,
         policy: &str,
         instance_id: &str,
         obs: &Observed,
+        pre: &Ec2PreState,
     ) -> Result<(), StepFailed> {
         let name = revoke_instance_policy_name(instance_id);
-        for role in &obs.role_names {
+        let mut roles: Vec<&String> = pre.role_names.iter().collect();
+        roles.extend(
+            obs.role_names
+                .iter()
+                .filter(|r| !pre.role_names.contains(r)),
+        );
+        for role in roles {
             runner
                 .step(
                     &format!("revoke-instance-credentials-{role}"),

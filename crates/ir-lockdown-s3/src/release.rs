@@ -115,8 +115,9 @@ impl LockdownS3 {
             .await
     }
 
-    /// Step `suspend-versioning`, when the lockdown enabled it (S3 cannot return a bucket to
-    /// "never versioned"; existing versions stay).
+    /// Step `suspend-versioning`, when versioning was off before the lockdown (S3 cannot return
+    /// a bucket to "never versioned"; existing versions stay). Recorded even when it is off
+    /// already, e.g. by a run that died after suspending it: the record lists every step.
     async fn restore_versioning(
         &self,
         runner: &mut Runner,
@@ -124,11 +125,10 @@ impl LockdownS3 {
         obs: &Observed,
         pre: &S3PreState,
     ) -> Result<(), StepFailed> {
-        if pre.versioning.as_deref() == Some("Enabled")
-            || obs.pre.versioning.as_deref() != Some("Enabled")
-        {
+        if pre.versioning.as_deref() == Some("Enabled") {
             return Ok(());
         }
+        let live = obs.pre.versioning.clone();
         runner
             .step(
                 "suspend-versioning",
@@ -136,6 +136,10 @@ impl LockdownS3 {
                 &format!("s3://{bucket}"),
                 "versioning → Suspended (a bucket cannot return to never-versioned; existing versions stay)".into(),
                 || async {
+                    if live.as_deref() != Some("Enabled") {
+                        let now = live.as_deref().unwrap_or("never enabled");
+                        return Ok(StepResult::AlreadyDone(format!("versioning {now}")));
+                    }
                     self.set_versioning(bucket, BucketVersioningStatus::Suspended)
                         .await?;
                     Ok(StepResult::Changed("Enabled → Suspended".into()))
@@ -144,7 +148,8 @@ impl LockdownS3 {
             .await
     }
 
-    /// Step `disable-access-logging`, when the bucket did not log before the lockdown.
+    /// Step `disable-access-logging`, when the bucket did not log before the lockdown (recorded
+    /// even when logging is off already, as `suspend-versioning`).
     async fn restore_logging(
         &self,
         runner: &mut Runner,
@@ -152,9 +157,10 @@ impl LockdownS3 {
         obs: &Observed,
         pre: &S3PreState,
     ) -> Result<(), StepFailed> {
-        if pre.logging.is_some() || obs.pre.logging.is_none() {
+        if pre.logging.is_some() {
             return Ok(());
         }
+        let logging = obs.pre.logging.is_some();
         runner
             .step(
                 "disable-access-logging",
@@ -162,6 +168,9 @@ impl LockdownS3 {
                 &format!("s3://{bucket}"),
                 "logging → off (as before)".into(),
                 || async {
+                    if !logging {
+                        return Ok(StepResult::AlreadyDone("logging off".into()));
+                    }
                     self.s3
                         .put_bucket_logging()
                         .bucket(bucket)
