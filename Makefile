@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build test lint fmt demo bench fuzz checkov package deploy clean
+.PHONY: all build test lint fmt demo bench fuzz burst checkov package deploy clean
 
 all: build
 
@@ -35,9 +35,15 @@ demo:
 ## BENCH_PROFILE=release measures release builds (what `make package` ships).
 BENCH_PROFILE ?= dev
 BENCH_DIR = $(if $(filter release,$(BENCH_PROFILE)),release,debug)
-bench: fuzz
+bench: fuzz burst
 	$(CARGO) build --quiet --profile $(BENCH_PROFILE) --workspace --bins
 	IR_BENCH_BIN_DIR=$(CURDIR)/target/$(BENCH_DIR) $(CARGO) run --quiet -p ir-tests --bin bench
+
+## IR_BURST_FINDINGS (default 1,000) different findings over IR_BURST_RESOURCES (default 200)
+## instances put on the bus at once, through the executed state machine: each instance isolated
+## exactly once, every finding recorded; findings/s, event → contained / evidence p50 and p99.
+burst:
+	$(CARGO) run --quiet --profile $(BENCH_PROFILE) -p ir-tests --bin burst
 
 ## The fuzz pass at full size: IR_FUZZ_INPUTS (default 10,000,000) hostile inputs for each of the
 ## triage handler and the Jira webhook handler (IR_FUZZ_SEED repeats a run).

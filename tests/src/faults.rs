@@ -268,19 +268,22 @@ impl Storm {
                 r#"{"__type":"com.amazonaws.coral.availability#ThrottlingException","message":"Rate exceeded"}"#
                     .to_string(),
             ),
-            (Weather::Throttling, _) => (
+            (Weather::Throttling, "iam" | "sts" | "elasticloadbalancing" | "autoscaling") => (
                 400,
                 "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate \
                  exceeded</Message></Error><RequestId>storm</RequestId></ErrorResponse>"
                     .to_string(),
             ),
+            (Weather::Throttling, other) => {
+                panic!("no throttling answer for {other}: add its protocol's error shape")
+            }
         };
         let status = StatusCode::try_from(status).expect("a valid HTTP status");
         let mut response = HttpResponse::new(status, SdkBody::from(body));
-        let content_type = if self.service == "dynamodb" || self.service == "ssm" {
-            "application/x-amz-json-1.0"
-        } else {
-            "text/xml"
+        let content_type = match self.service.as_str() {
+            "dynamodb" => "application/x-amz-json-1.0",
+            "ssm" => "application/x-amz-json-1.1",
+            _ => "text/xml",
         };
         response.headers_mut().insert("content-type", content_type);
         response

@@ -26,6 +26,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 
 pub mod accounts;
+pub mod burst;
 pub mod eventbridge;
 pub mod faults;
 pub mod fixtures;
@@ -72,9 +73,9 @@ pub struct MotoServer {
     credentials: Credentials,
 }
 
-/// Requests moto serves without checking IAM when it enforces IAM: the three that create the
-/// harness's administrator (user, policy, access key), in each account.
-const UNAUTHENTICATED_SETUP_CALLS: usize = 3;
+/// Requests moto serves without checking IAM when it enforces IAM: the four that create the
+/// harness's administrator (user, managed policy, its attachment, access key), in each account.
+const UNAUTHENTICATED_SETUP_CALLS: usize = 4;
 
 /// The harness administrators' policy: everything.
 pub(crate) const ADMINISTRATOR_POLICY: &str =
@@ -341,10 +342,23 @@ pub(crate) async fn create_principal(
         .send()
         .await
         .map_err(err)?;
-    iam.put_user_policy()
-        .user_name(name)
-        .policy_name("exactly-what-it-declares")
+    // A managed policy (6,144 characters), not an inline one: a user's inline policies share
+    // 2,048 characters, which the larger functions' declarations pass (their roles' inline
+    // policies in Terraform may hold 10,240).
+    let created = iam
+        .create_policy()
+        .policy_name(format!("{name}-exactly-what-it-declares"))
         .policy_document(policy)
+        .send()
+        .await
+        .map_err(|e| fail(aws_sdk_iam::error::DisplayErrorContext(e).to_string()))?;
+    let arn = created
+        .policy()
+        .and_then(|p| p.arn())
+        .ok_or_else(|| fail("no policy ARN returned".into()))?;
+    iam.attach_user_policy()
+        .user_name(name)
+        .policy_arn(arn)
         .send()
         .await
         .map_err(|e| fail(aws_sdk_iam::error::DisplayErrorContext(e).to_string()))?;

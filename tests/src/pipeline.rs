@@ -47,6 +47,9 @@ pub struct Pipeline {
     pub member_admin: aws_credential_types::Credentials,
 }
 
+/// The incidents table triage records every finding in.
+pub const INCIDENTS_TABLE: &str = "incidents";
+
 /// The account the sample findings name (`events/`): the emulator's own resources stand for
 /// it, so the functions act there with their own credentials.
 pub const SAMPLE_ACCOUNT: &str = "111122223333";
@@ -151,7 +154,7 @@ async fn start_full(
     let ssm = aws_sdk_ssm::Client::new(&sdk);
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
     set_kill_switch(&ssm, KILL_SWITCH, "off").await.unwrap();
-    create_incidents_table(&ddb, "incidents").await.unwrap();
+    create_incidents_table(&ddb, INCIDENTS_TABLE).await.unwrap();
     create_incidents_table(&ddb, APPROVALS).await.unwrap();
     s3.create_bucket()
         .bucket(EVIDENCE)
@@ -228,7 +231,7 @@ async fn start_full(
     policy.add_trusted_products(&delivery.products().join(","));
     // Further findings of an event fan out to this pipeline's own state machine (created below).
     let triage_config = ir_triage::TriageConfig {
-        incidents_table: "incidents".into(),
+        incidents_table: INCIDENTS_TABLE.into(),
         kill_switch_parameter: KILL_SWITCH.into(),
         dry_run: false,
         state_machine_arn: Some(format!(

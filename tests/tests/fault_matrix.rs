@@ -152,7 +152,9 @@ impl World {
         let mut found = BTreeMap::new();
         for item in out.items() {
             let key = item["resource"].as_s().expect("key");
-            if key.starts_with("lease/") || !key.contains(resource) {
+            let mine =
+                key.ends_with(&format!("/{resource}")) || key.contains(&format!("/{resource}/"));
+            if key.starts_with("lease/") || !mine {
                 continue;
             }
             let state = item
@@ -339,7 +341,56 @@ impl Subject for Ec2 {
         let profiles: Vec<String> = assoc
             .iam_instance_profile_associations()
             .iter()
-            .map(|a| format!("{:?}", a.state()))
+            .map(|a| {
+                let arn = a.iam_instance_profile().and_then(|p| p.arn());
+                format!("{:?} {}", a.state(), arn.unwrap_or_default())
+            })
+            .collect();
+        let vpc = &case.ids[1].0;
+        let groups = ec2
+            .describe_security_groups()
+            .filters(Filter::builder().name("vpc-id").values(vpc).build())
+            .send()
+            .await
+            .expect("groups");
+        let rules = |perms: &[aws_sdk_ec2::types::IpPermission]| -> Vec<String> {
+            let mut v: Vec<String> = perms
+                .iter()
+                .map(|p| {
+                    let cidrs: Vec<_> = p.ip_ranges().iter().filter_map(|r| r.cidr_ip()).collect();
+                    let v6: Vec<_> = p
+                        .ipv6_ranges()
+                        .iter()
+                        .filter_map(|r| r.cidr_ipv6())
+                        .collect();
+                    let (proto, from, to) = (p.ip_protocol(), p.from_port(), p.to_port());
+                    format!("{proto:?} {from:?}-{to:?} {cidrs:?} {v6:?}")
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        let ir_groups: BTreeMap<String, Value> = groups
+            .security_groups()
+            .iter()
+            .filter(|g| g.group_name().is_some_and(|n| n.starts_with("ir-")))
+            .map(|g| {
+                let name = g.group_name().unwrap_or_default().to_string();
+                let ingress = rules(g.ip_permissions());
+                let egress = rules(g.ip_permissions_egress());
+                (name, json!({"in": ingress, "out": egress}))
+            })
+            .collect();
+        let role_tags = iam
+            .list_role_tags()
+            .role_name(&case.ids[5].0)
+            .send()
+            .await
+            .expect("role tags");
+        let role_tags: BTreeMap<String, String> = role_tags
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
             .collect();
         let role = &case.ids[5].0;
         let mut policies = BTreeMap::new();
@@ -363,6 +414,7 @@ impl Subject for Ec2 {
         let state = json!({
             "enis": enis, "tags": tags, "attributes": attributes,
             "profile_associations": profiles, "role_policies": policies,
+            "ir_groups": ir_groups, "role_tags": role_tags,
             "pre_state": self.0.pre_states(case, id).await,
         });
         case.normal(state)
@@ -699,18 +751,19 @@ async fn matrix<S: Subject>(subject: &S, mode: Mode) -> Vec<Row> {
     let prepare = async |n: usize| {
         let case = subject.fresh(offset + n).await;
         let before = subject.state(&case).await;
-        let request = if mode == Mode::Release {
+        // The state the run under test starts from.
+        let (request, start) = if mode == Mode::Release {
             let rec = subject.run(&sdk, case.with(Mode::Contain)).await;
             let rec = rec.expect("contain before the release");
             assert_eq!(rec.status, RecordStatus::Completed, "{:#?}", rec.steps);
-            case.release_of(&rec)
+            (case.release_of(&rec), subject.state(&case).await)
         } else {
-            case.with(Mode::Contain)
+            (case.with(Mode::Contain), before.clone())
         };
-        (case, before, request)
+        (case, before, request, start)
     };
 
-    let (base, base_before, request) = prepare(0).await;
+    let (base, base_before, request, base_start) = prepare(0).await;
     let count = Crash::new(&sdk, None);
     let clean = subject.run(&count.config(&sdk), request).await;
     let clean = clean.unwrap_or_else(|e| panic!("{} {mode:?} clean run: {e}", S::NAME));
@@ -718,12 +771,7 @@ async fn matrix<S: Subject>(subject: &S, mode: Mode) -> Vec<Row> {
     let calls = count.applied();
     assert!(calls.len() > 2, "{} {mode:?} made {calls:?}", S::NAME);
     let expected = subject.state(&base).await;
-    assert_ne!(
-        expected,
-        base_before,
-        "{} {mode:?} changed nothing",
-        S::NAME
-    );
+    assert_ne!(expected, base_start, "{} {mode:?} changed nothing", S::NAME);
 
     // What a clean release leaves (tags that say so, S3 versioning suspended rather than never
     // enabled, no console password: the playbooks' documented release).
@@ -738,7 +786,7 @@ async fn matrix<S: Subject>(subject: &S, mode: Mode) -> Vec<Row> {
     let mut rows = Vec::new();
     for (i, call) in calls.iter().enumerate() {
         let after = i + 1;
-        let (case, before, request) = prepare(after).await;
+        let (case, before, request, _) = prepare(after).await;
         assert_eq!(
             before, base_before,
             "case {after} starts like the clean one"
@@ -863,16 +911,16 @@ async fn storms<S: Subject>(subject: &S) -> Vec<String> {
     assert_eq!(clean.map(|r| r.status).ok(), Some(RecordStatus::Completed));
     let expected = subject.state(&base).await;
     let mut rows = Vec::new();
-    for (i, service) in count.services().iter().enumerate() {
-        let weather = if i % 2 == 0 {
-            Weather::Throttling
-        } else {
-            Weather::Unavailable
-        };
+    let services = count.services();
+    let weathers = [Weather::Throttling, Weather::Unavailable];
+    let storms = services.iter().flat_map(|s| weathers.map(|w| (s, w)));
+    for (service, weather) in storms {
         for failures in [2, usize::MAX] {
             let case = subject.fresh(201 + rows.len()).await;
             let before = subject.state(&case).await;
-            let storm = Storm::new(&sdk, service, weather, failures);
+            // Under the storm, a counter of what reached the emulator.
+            let applied = Crash::new(&sdk, None);
+            let storm = Storm::new(&applied.config(&sdk), service, weather, failures);
             let run = subject
                 .run(&storm.config(&sdk), case.with(Mode::Contain))
                 .await;
@@ -934,6 +982,31 @@ async fn storms<S: Subject>(subject: &S) -> Vec<String> {
                 ),
                 (Err(e), 2) => panic!("{what}: retries did not absorb a short storm: {e}"),
                 (Err(e), _) => {
+                    let changed = changes(&applied);
+                    match e {
+                        // The record says how far it got: a failed step, and no more changed
+                        // steps than calls that changed something.
+                        ContainmentError::Partial(rec) => {
+                            assert!(rec.failed_step.is_some(), "{what}: {:#?}", rec.steps);
+                            let steps = rec.steps.iter().filter(|st| {
+                                st.outcome == Outcome::Succeeded
+                                    && st
+                                        .api_call
+                                        .as_deref()
+                                        .is_some_and(|c| !c.starts_with("dynamodb:"))
+                            });
+                            let steps = steps.count();
+                            assert!(
+                                steps <= changed.len(),
+                                "{what}: {steps} changed steps, {changed:?}"
+                            );
+                        }
+                        // Any other error comes before the first change.
+                        _ => {
+                            assert!(changed.is_empty(), "{what}: {e} after {changed:?}");
+                            assert_eq!(subject.state(&case).await, before, "{what}: changed");
+                        }
+                    }
                     let retry = subject.run(&sdk, case.with(Mode::Contain)).await;
                     let retry = retry.unwrap_or_else(|e| panic!("{what}: retry after: {e}"));
                     assert_eq!(retry.status, RecordStatus::Completed, "{what}");
@@ -957,6 +1030,12 @@ async fn storms<S: Subject>(subject: &S) -> Vec<String> {
         }
     }
     rows
+}
+
+/// The changes that reached the resource (not the pre-state table's lease and records).
+fn changes(applied: &Crash) -> Vec<String> {
+    let calls = applied.applied().into_iter();
+    calls.filter(|c| !c.starts_with("dynamodb:")).collect()
 }
 
 fn report_storms(name: &str, rows: &[String]) {

@@ -10,7 +10,7 @@ use ir_fuzz::{run, seeds_in};
 use ir_tests::fixtures::events_dir;
 use ir_tests::shared;
 
-const CASES: u32 = 3_000;
+const CASES: u32 = 2_000;
 const SEED: u64 = 0x1c1d_e7e5;
 
 fn finding_seeds() -> Vec<Vec<u8>> {
@@ -81,17 +81,24 @@ fn hostile_webhook_deliveries_are_refused_without_touching_dynamodb_or_step_func
 
 #[test]
 fn the_targets_catch_a_call_made_for_bad_input() {
-    // A good review is accepted and reaches DynamoDB: the call counter is live, so a rejected
+    // A good review is accepted and reaches DynamoDB: the call counter is live, so a refused
     // input that called AWS would be caught.
     let target = WebhookTarget::new(APPROVER, SENT_MS);
     let review = ir_fuzz::targets::review_delivery().to_string();
-    assert_eq!(target.check(review.as_bytes(), true), Ok(Verdict::Accepted));
     assert_eq!(
         target.check(review.as_bytes(), false),
         Ok(Verdict::Rejected)
     );
+    assert_eq!(target.calls(), 0, "an unsigned delivery calls nothing");
+    assert_eq!(target.check(review.as_bytes(), true), Ok(Verdict::Accepted));
+    assert!(
+        target.calls() > 0,
+        "a signed review reaches the gate's table"
+    );
     let triage = TriageTarget::new();
+    assert_eq!(triage.check(b"{\"detail\": 1}"), Ok(Verdict::Rejected));
+    assert_eq!(triage.calls(), 0, "a refused event calls nothing");
     let event = std::fs::read(events_dir().join("guardduty-ec2-c2-activity.json")).expect("sample");
     assert_eq!(triage.check(&event), Ok(Verdict::Accepted));
-    assert_eq!(triage.check(b"{\"detail\": 1}"), Ok(Verdict::Rejected));
+    assert!(triage.calls() > 0, "a good finding is recorded");
 }

@@ -232,3 +232,48 @@ async fn a_swap_that_fails_half_way_never_leaves_the_eni_in_the_untrack_group() 
         .expect("a close-untracked step");
     assert_eq!(closed["outcome"], "succeeded", "{closed:#}");
 }
+
+#[tokio::test]
+async fn a_retry_after_the_role_was_deleted_still_completes_the_isolation() {
+    let s = setup(false).await;
+    pre_state_store(&s.sdk).await;
+    // The first attempt dies right after recording the pre-state (the lease, then the record):
+    // the instance's role is in it.
+    let crash = ir_tests::faults::Crash::new(&s.sdk, Some(2));
+    let dying = ir_tests::fixtures::isolator_as(&crash.config(&s.sdk), IsolateConfig::default());
+    let _ = dying.handle(contain(&s.decision)).await;
+    assert_eq!(crash.applied(), ["dynamodb:UpdateItem", "dynamodb:PutItem"]);
+    // Before the retry, someone deletes the role (out of its profile first, as IAM requires).
+    let iam = aws_sdk_iam::Client::new(&s.sdk);
+    iam.remove_role_from_instance_profile()
+        .instance_profile_name("worker-profile")
+        .role_name("worker-role")
+        .send()
+        .await
+        .unwrap();
+    iam.delete_role()
+        .role_name("worker-role")
+        .send()
+        .await
+        .unwrap();
+
+    let isolator = isolator(&s, s.ec2.clone()).await;
+    let rec = isolator
+        .handle(contain(&s.decision))
+        .await
+        .expect("the retry completes");
+    assert_eq!(rec.status, RecordStatus::Completed, "{:#?}", rec.steps);
+    let revoke = rec
+        .steps
+        .iter()
+        .find(|st| st.step == "revoke-instance-credentials-worker-role")
+        .expect("the recorded role is still revoked (or found gone)");
+    assert_eq!(revoke.outcome, Outcome::AlreadyDone, "{revoke:?}");
+    assert!(revoke
+        .detail
+        .as_deref()
+        .unwrap_or_default()
+        .contains("no longer exists"));
+    let names = eni_group_names(&s.ec2, &s.instance_id).await;
+    assert!(names[0].starts_with("ir-isolation-"), "{names:?}");
+}

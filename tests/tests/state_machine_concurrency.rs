@@ -4,72 +4,23 @@
 //! instance exactly once, from its original state, and every execution ends with the same
 //! containment referenced (and says so on its ticket).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_sfn::types::ExecutionStatus;
 use ir_core::actions::ContainmentRecord;
-use ir_core::audit::Outcome;
 use ir_core::prestate::PreStateKey;
-use ir_tests::fixtures::{event_json, pre_state_of};
+use ir_tests::burst::{finding, incident_of, isolations};
+use ir_tests::fixtures::pre_state_of;
 use ir_tests::pipeline::{instance, start as world, Pipeline, SAMPLE_ACCOUNT};
 use serde_json::Value;
 
+/// Waits for the executions the findings started.
+async fn executions(w: &Pipeline, count: usize) -> Vec<String> {
+    ir_tests::burst::executions(w, count, Duration::from_secs(60)).await
+}
+
 /// In `make test`; the bench runs more.
 const FINDINGS: usize = 20;
-
-/// Auto-tier EC2 samples: different findings GuardDuty raises for one instance.
-const SAMPLES: [&str; 3] = [
-    "guardduty-ec2-bitcointool-dns.json",
-    "guardduty-ec2-c2-activity.json",
-    "guardduty-ec2-tor-client.json",
-];
-
-fn finding(n: usize, instance: &str) -> Value {
-    let mut e = event_json(SAMPLES[n % SAMPLES.len()]);
-    e["id"] = format!("0d4b3b7e-0000-4000-8000-{n:012}").into();
-    e["detail"]["resource"]["instanceDetails"]["instanceId"] = instance.into();
-    e["detail"]["id"] = format!("burst{n:04}").into();
-    e["detail"]["arn"] =
-        format!("arn:aws:guardduty:us-east-1:{SAMPLE_ACCOUNT}:detector/d/finding/burst{n:04}")
-            .into();
-    e
-}
-
-/// Waits until `count` executions exist.
-async fn executions(w: &Pipeline, count: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let arns = w.execution_arns().await;
-        if arns.len() >= count || Instant::now() > deadline {
-            assert_eq!(arns.len(), count, "one execution per finding");
-            return arns;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn incident_of(w: &Pipeline, exec: &str) -> String {
-    let input = w
-        .sfn
-        .describe_execution()
-        .execution_arn(exec)
-        .send()
-        .await
-        .unwrap()
-        .input
-        .unwrap_or_default();
-    let event: Value = serde_json::from_str(&input).unwrap();
-    ir_core::Incident::from_event_value(event).unwrap()[0]
-        .incident_id
-        .clone()
-}
-
-fn isolations(r: &ContainmentRecord) -> usize {
-    r.steps
-        .iter()
-        .filter(|s| s.step.starts_with("isolate-eni-") && s.outcome == Outcome::Succeeded)
-        .count()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_findings_on_one_instance_at_once_isolate_it_once() {

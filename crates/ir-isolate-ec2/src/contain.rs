@@ -2,6 +2,7 @@
 //! the instance (its memory and disks) alive, out of its Auto Scaling group, without role
 //! credentials, and marked.
 
+use aws_sdk_iam::error::ProvideErrorMetadata;
 use ir_core::actions::{
     revoke_instance_policy_name, Runner, StepFailed, StepResult, TAG_INCIDENT, TAG_STATUS,
 };
@@ -19,6 +20,8 @@ pub(crate) const DETACH_INSTANCES: Permission = Permission::new(
 );
 pub(crate) const PUT_ROLE_POLICY: Permission =
     Permission::new("iam:PutRolePolicy", resource::IAM_ROLE);
+pub(crate) const GET_ROLE_POLICY: Permission =
+    Permission::new("iam:GetRolePolicy", resource::IAM_ROLE);
 pub(crate) const DISASSOCIATE_PROFILE: Permission =
     Permission::new("ec2:DisassociateIamInstanceProfile", resource::EC2_INSTANCE);
 
@@ -26,6 +29,7 @@ pub(crate) const PERMISSIONS: &[Permission] = &[
     SET_INSTANCE_PROTECTION,
     DETACH_INSTANCES,
     PUT_ROLE_POLICY,
+    GET_ROLE_POLICY,
     DISASSOCIATE_PROFILE,
 ];
 
@@ -308,17 +312,9 @@ impl Isolator {
                     &PUT_ROLE_POLICY,
                     role,
                     format!("{name}: deny the credentials of {instance_id}"),
-                    || async {
-                        self.iam
-                            .put_role_policy()
-                            .role_name(role)
-                            .policy_name(&name)
-                            .policy_document(policy)
-                            .send()
-                            .await
-                            .map_err(err_text)?;
-                        Ok(StepResult::Changed(format!("{name} on {role}")))
-                    },
+                    // A role the instance no longer holds (a repeat, or a retry after the
+                    // profile was removed) may carry the policy already.
+                    || self.revoke_on(role, &name, policy, !obs.role_names.contains(role)),
                 )
                 .await?;
         }
@@ -382,4 +378,57 @@ impl Isolator {
             )
             .await
     }
+}
+
+impl Isolator {
+    /// Puts the revoke policy `name` on `role`. With `check_first`, reads it first and changes
+    /// nothing when it is there already. A role deleted since the pre-state was recorded is
+    /// done: its sessions died with it.
+    async fn revoke_on(
+        &self,
+        role: &str,
+        name: &str,
+        policy: &str,
+        check_first: bool,
+    ) -> Result<StepResult, String> {
+        if check_first {
+            let out = self
+                .iam
+                .get_role_policy()
+                .role_name(role)
+                .policy_name(name)
+                .send()
+                .await;
+            match out {
+                Ok(out) if same_document(out.policy_document(), policy) => {
+                    return Ok(StepResult::AlreadyDone(format!("{name} on {role}")))
+                }
+                Ok(_) => {}
+                Err(e) if e.code() == Some("NoSuchEntity") => {}
+                Err(e) => return Err(err_text(e)),
+            }
+        }
+        let out = self
+            .iam
+            .put_role_policy()
+            .role_name(role)
+            .policy_name(name)
+            .policy_document(policy)
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(StepResult::Changed(format!("{name} on {role}"))),
+            Err(e) if e.code() == Some("NoSuchEntity") => Ok(StepResult::AlreadyDone(format!(
+                "role {role} no longer exists"
+            ))),
+            Err(e) => Err(err_text(e)),
+        }
+    }
+}
+
+/// Whether IAM's (URL-encoded) policy document is `policy`.
+fn same_document(stored: &str, policy: &str) -> bool {
+    let decoded = percent_encoding::percent_decode_str(stored).decode_utf8_lossy();
+    let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s).ok();
+    parse(&decoded).is_some_and(|d| Some(d) == parse(policy))
 }

@@ -230,8 +230,7 @@ impl Playbook for Isolator {
         obs: &Observed,
         pre: &Ec2PreState,
     ) -> Result<(), StepFailed> {
-        self.restore(runner, &req.decision.incident_id, instance_id, obs, pre)
-            .await
+        self.restore(runner, req, instance_id, obs, pre).await
     }
 }
 

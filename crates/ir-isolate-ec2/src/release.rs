@@ -3,8 +3,10 @@
 
 use aws_sdk_iam::error::ProvideErrorMetadata;
 use ir_core::actions::{
-    revoke_instance_policy_name, Runner, StepFailed, StepResult, TAG_INCIDENT, TAG_STATUS,
+    revoke_instance_policy_name, ContainmentRecord, ContainmentRequest, Runner, StepFailed,
+    StepResult, TAG_INCIDENT, TAG_STATUS,
 };
+use ir_core::audit::Outcome;
 use ir_core::permissions::{resource, Permission};
 
 use crate::{ec2, err_text, Ec2PreState, Isolator, Observed};
@@ -27,15 +29,18 @@ impl Isolator {
     pub(crate) async fn restore(
         &self,
         runner: &mut Runner,
-        incident_id: &str,
+        req: &ContainmentRequest,
         instance_id: &str,
         obs: &Observed,
         pre: &Ec2PreState,
     ) -> Result<(), StepFailed> {
+        let incident_id = req.decision.incident_id.as_str();
         self.restore_groups(runner, obs, pre).await?;
         self.remove_acl_denies(runner, obs, pre).await?;
         self.restore_instance(runner, instance_id, obs, pre).await?;
-        self.restore_profile(runner, instance_id, obs, pre).await?;
+        let roles = revoked_roles(pre, req.previous.as_ref());
+        self.restore_profile(runner, instance_id, obs, pre, &roles)
+            .await?;
         match &pre.auto_scaling_group {
             Some(asg) => runner.skip(
                 "asg-reattach",
@@ -124,18 +129,19 @@ impl Isolator {
     }
 
     /// Steps `reassociate-instance-profile`, then `remove-revoke-policy-<role>` on every role
-    /// recorded before isolation.
+    /// the containment revoked on ([`revoked_roles`]).
     async fn restore_profile(
         &self,
         runner: &mut Runner,
         instance_id: &str,
         obs: &Observed,
         pre: &Ec2PreState,
+        roles: &[String],
     ) -> Result<(), StepFailed> {
         self.reassociate_profile(runner, instance_id, obs, pre)
             .await?;
         let policy = revoke_instance_policy_name(instance_id);
-        for role in &pre.role_names {
+        for role in roles {
             runner
                 .step(
                     &format!("remove-revoke-policy-{role}"),
@@ -239,5 +245,60 @@ impl Isolator {
                 },
             )
             .await
+    }
+}
+
+/// The roles whose revoke policy a release removes: those recorded before isolation, and those
+/// the containment's own record (`previous`, from the state machine) says it revoked on (a
+/// role the instance held only at containment time, not in the recorded pre-state).
+fn revoked_roles(pre: &Ec2PreState, previous: Option<&ContainmentRecord>) -> Vec<String> {
+    let mut roles = pre.role_names.clone();
+    let recorded = previous.into_iter().flat_map(|p| &p.steps).filter(|s| {
+        s.step.starts_with("revoke-instance-credentials-") && s.outcome == Outcome::Succeeded
+    });
+    for role in recorded.filter_map(|s| s.target.clone()) {
+        if !roles.contains(&role) {
+            roles.push(role);
+        }
+    }
+    roles
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ir_core::audit::AuditTrail;
+
+    fn pre(roles: &[&str]) -> Ec2PreState {
+        serde_json::from_value(serde_json::json!({
+            "instance_id": "i-1", "vpc_id": "vpc-1",
+            "instance": {"t": false, "s": false, "b": "stop"},
+            "eni_groups": {}, "role_names": roles, "auto_scaling_group": null
+        }))
+        .expect("pre-state")
+    }
+
+    #[test]
+    fn release_removes_the_revoke_policy_from_every_role_the_containment_revoked_on() {
+        let mut trail = AuditTrail::new("ir-isolate-ec2", "inc-1");
+        let revoke = |trail: &mut AuditTrail, role: &str, outcome| {
+            let step = format!("revoke-instance-credentials-{role}");
+            trail.record(&step, None, Some(role), outcome, None);
+        };
+        revoke(&mut trail, "recorded", Outcome::Succeeded);
+        revoke(&mut trail, "live-only", Outcome::Succeeded);
+        revoke(&mut trail, "planned", Outcome::DryRun);
+        let previous: ContainmentRecord = serde_json::from_value(serde_json::json!({
+            "incident_id": "inc-1", "function": "ir-isolate-ec2", "mode": "contain",
+            "status": "completed", "dry_run": false, "reason": null,
+            "steps": trail.steps, "pre_state": null, "failed_step": null, "error": null,
+            "started_at": "2026-12-02T00:00:00Z", "finished_at": "2026-12-02T00:00:01Z"
+        }))
+        .expect("record");
+        assert_eq!(
+            revoked_roles(&pre(&["recorded"]), Some(&previous)),
+            ["recorded", "live-only"]
+        );
+        assert_eq!(revoked_roles(&pre(&["recorded"]), None), ["recorded"]);
     }
 }

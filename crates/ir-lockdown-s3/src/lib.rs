@@ -149,8 +149,7 @@ impl Playbook for LockdownS3 {
         obs: &Observed,
         pre: &S3PreState,
     ) -> Result<(), StepFailed> {
-        self.restore(runner, &req.decision.incident_id, bucket, obs, pre)
-            .await
+        self.restore(runner, req, bucket, obs, pre).await
     }
 }
 

@@ -2,7 +2,10 @@
 //! versioning and logging as recorded before the lockdown.
 
 use aws_sdk_s3::types::{BucketLoggingStatus, BucketVersioningStatus};
-use ir_core::actions::{Runner, StepFailed, StepResult, TAG_INCIDENT, TAG_STATUS};
+use ir_core::actions::{
+    ContainmentRecord, ContainmentRequest, Runner, StepFailed, StepResult, TAG_INCIDENT, TAG_STATUS,
+};
+use ir_core::audit::Outcome;
 use ir_core::permissions::{resource::S3_BUCKET, Permission};
 
 use crate::policy::{deny_sid, has_statement, remove_statement};
@@ -20,16 +23,22 @@ impl LockdownS3 {
     pub(crate) async fn restore(
         &self,
         runner: &mut Runner,
-        incident_id: &str,
+        req: &ContainmentRequest,
         bucket: &str,
         obs: &Observed,
         pre: &S3PreState,
     ) -> Result<(), StepFailed> {
+        let incident_id = req.decision.incident_id.as_str();
+        let previous = req.previous.as_ref();
         self.restore_public_access_block(runner, bucket, obs, pre)
             .await?;
         self.remove_deny(runner, incident_id, bucket, obs).await?;
-        self.restore_versioning(runner, bucket, obs, pre).await?;
-        self.restore_logging(runner, bucket, obs, pre).await?;
+        let turned_on = contain_turned_on(previous, "enable-versioning");
+        self.restore_versioning(runner, bucket, obs, pre, turned_on)
+            .await?;
+        let turned_on = contain_turned_on(previous, "enable-access-logging");
+        self.restore_logging(runner, bucket, obs, pre, turned_on)
+            .await?;
         self.tag_released(runner, incident_id, bucket, obs).await
     }
 
@@ -115,20 +124,23 @@ impl LockdownS3 {
             .await
     }
 
-    /// Step `suspend-versioning`, when versioning was off before the lockdown (S3 cannot return
-    /// a bucket to "never versioned"; existing versions stay). Recorded even when it is off
-    /// already, e.g. by a run that died after suspending it: the record lists every step.
+    /// Step `suspend-versioning`, when versioning was off before the lockdown and is on now (S3
+    /// cannot return a bucket to "never versioned"; existing versions stay). Also recorded
+    /// when it is off already but the containment turned it on (`turned_on`): a release that
+    /// died after suspending it is retried, and the record lists every step.
     async fn restore_versioning(
         &self,
         runner: &mut Runner,
         bucket: &str,
         obs: &Observed,
         pre: &S3PreState,
+        turned_on: bool,
     ) -> Result<(), StepFailed> {
-        if pre.versioning.as_deref() == Some("Enabled") {
+        let live = obs.pre.versioning.clone();
+        let on = live.as_deref() == Some("Enabled");
+        if pre.versioning.as_deref() == Some("Enabled") || !(on || turned_on) {
             return Ok(());
         }
-        let live = obs.pre.versioning.clone();
         runner
             .step(
                 "suspend-versioning",
@@ -136,7 +148,7 @@ impl LockdownS3 {
                 &format!("s3://{bucket}"),
                 "versioning → Suspended (a bucket cannot return to never-versioned; existing versions stay)".into(),
                 || async {
-                    if live.as_deref() != Some("Enabled") {
+                    if !on {
                         let now = live.as_deref().unwrap_or("never enabled");
                         return Ok(StepResult::AlreadyDone(format!("versioning {now}")));
                     }
@@ -148,19 +160,20 @@ impl LockdownS3 {
             .await
     }
 
-    /// Step `disable-access-logging`, when the bucket did not log before the lockdown (recorded
-    /// even when logging is off already, as `suspend-versioning`).
+    /// Step `disable-access-logging`, when the bucket did not log before the lockdown and logs
+    /// now, or the containment turned logging on (as `suspend-versioning`).
     async fn restore_logging(
         &self,
         runner: &mut Runner,
         bucket: &str,
         obs: &Observed,
         pre: &S3PreState,
+        turned_on: bool,
     ) -> Result<(), StepFailed> {
-        if pre.logging.is_some() {
+        let logging = obs.pre.logging.is_some();
+        if pre.logging.is_some() || !(logging || turned_on) {
             return Ok(());
         }
-        let logging = obs.pre.logging.is_some();
         runner
             .step(
                 "disable-access-logging",
@@ -210,4 +223,14 @@ impl LockdownS3 {
             )
             .await
     }
+}
+
+/// Whether the containment's record (`previous`, from the state machine) shows `step` in
+/// place: changed by it, or found done (by an earlier attempt of the same containment).
+fn contain_turned_on(previous: Option<&ContainmentRecord>, step: &str) -> bool {
+    previous.is_some_and(|p| {
+        p.steps.iter().any(|s| {
+            s.step == step && matches!(s.outcome, Outcome::Succeeded | Outcome::AlreadyDone)
+        })
+    })
 }

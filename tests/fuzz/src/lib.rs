@@ -3,7 +3,7 @@
 //! one in `../shared/real-findings/events/`, a real Jira delivery in
 //! `../shared/real-jira-webhooks/`) with up to six mutations drawn by proptest: structural ones
 //! on the JSON tree (remove a node, change its type, hostile strings and numbers, nesting past
-//! serde's limit, huge arrays, new keys) and byte-level ones on the text (truncate, flip,
+//! serde's limit, long arrays, new keys) and byte-level ones on the text (truncate, flip,
 //! insert, copy). [`targets`] holds the two handlers with their mocked AWS clients.
 //! `tests/tests/fuzz.rs` runs a short pass with a fixed seed; `make fuzz` (the `fuzz` binary,
 //! optimised) runs millions.
@@ -74,20 +74,46 @@ const HOSTILE: &[&str] = &[
 /// Numbers at the edges.
 const NUMBERS: &[f64] = &[0.0, -0.0, -1.0, 1e308, -1e308, 9_007_199_254_740_993.0, 0.5];
 
-/// Every node of `v` as a JSON pointer, root first.
-fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
-    out.push(at.clone());
-    match v {
-        Value::Object(o) => {
-            for (k, x) in o {
-                let key = k.replace('~', "~0").replace('/', "~1");
-                pointers(x, format!("{at}/{key}"), out);
+/// How many nodes `v` has (itself included).
+fn count(v: &Value) -> u64 {
+    1 + match v {
+        Value::Object(o) => o.values().map(count).sum(),
+        Value::Array(a) => a.iter().map(count).sum(),
+        _ => 0,
+    }
+}
+
+/// The `k`-th node of `v` in pre-order (`v` itself is 0), with the number of nodes skipped.
+fn nth(v: &mut Value, k: u64) -> Result<&mut Value, u64> {
+    if k == 0 {
+        return Ok(v);
+    }
+    let mut skipped = 1;
+    let children: Vec<&mut Value> = match v {
+        Value::Object(o) => o.values_mut().collect(),
+        Value::Array(a) => a.iter_mut().collect(),
+        _ => return Err(skipped),
+    };
+    for child in children {
+        match nth(child, k - skipped) {
+            Ok(found) => return Ok(found),
+            Err(n) => skipped += n,
+        }
+    }
+    Err(skipped)
+}
+
+/// Removes one child of the `k`-th node (by `b`), if it has any.
+fn remove_child(doc: &mut Value, k: u64, b: u64) {
+    match nth(doc, k) {
+        Ok(Value::Object(o)) if !o.is_empty() => {
+            let key = o.keys().nth((b % o.len() as u64) as usize).cloned();
+            if let Some(key) = key {
+                o.remove(&key);
             }
         }
-        Value::Array(a) => {
-            for (i, x) in a.iter().enumerate() {
-                pointers(x, format!("{at}/{i}"), out);
-            }
+        Ok(Value::Array(a)) if !a.is_empty() => {
+            a.remove((b % a.len() as u64) as usize);
         }
         _ => {}
     }
@@ -116,14 +142,12 @@ fn retyped(v: &Value, n: u64) -> Value {
 
 /// One structural mutation of `doc`: `kind` picks it, `a` the node, `b` the variant.
 fn mutate_tree(doc: &mut Value, kind: u8, a: u64, b: u64) {
-    let mut all = Vec::new();
-    pointers(doc, String::new(), &mut all);
-    let at = pick(&all, a);
+    let at = a % count(doc);
     if kind == 0 {
-        remove(doc, &at);
+        remove_child(doc, at, b);
         return;
     }
-    let Some(node) = doc.pointer_mut(&at) else {
+    let Ok(node) = nth(doc, at) else {
         return;
     };
     *node = match kind {
@@ -136,8 +160,16 @@ fn mutate_tree(doc: &mut Value, kind: u8, a: u64, b: u64) {
         4 => serde_json::Number::from_f64(pick(NUMBERS, b))
             .map(Value::Number)
             .unwrap_or(Value::from(u64::MAX)),
-        5 => (0..(130 + b % 200)).fold(node.take(), |v, _| Value::Array(vec![v])),
-        6 => Value::Array(vec![node.take(); 1 + (b % 2000) as usize]),
+        // Around serde_json's 128-level limit: below it reaches the parsers, above it not.
+        5 => (0..(20 + b % 200)).fold(node.take(), |v, _| Value::Array(vec![v])),
+        // Long arrays of small values, short ones of large values (inputs stay under ~1 MB).
+        6 => {
+            let copies = match node {
+                Value::Array(_) | Value::Object(_) => 1 + b % 20,
+                _ => 1 + b % 2000,
+            };
+            Value::Array(vec![node.take(); copies as usize])
+        }
         _ => {
             let mut o = match node.take() {
                 Value::Object(o) => o,
@@ -148,27 +180,6 @@ fn mutate_tree(doc: &mut Value, kind: u8, a: u64, b: u64) {
             Value::Object(o)
         }
     };
-}
-
-fn remove(doc: &mut Value, at: &str) {
-    let Some((parent, last)) = at.rsplit_once('/') else {
-        *doc = Value::Null;
-        return;
-    };
-    let key = last.replace("~1", "/").replace("~0", "~");
-    match doc.pointer_mut(parent) {
-        Some(Value::Object(o)) => {
-            o.remove(&key);
-        }
-        Some(Value::Array(a)) => {
-            if let Ok(i) = key.parse::<usize>() {
-                if i < a.len() {
-                    a.remove(i);
-                }
-            }
-        }
-        _ => {}
-    }
 }
 
 /// One byte-level mutation of `text`.
@@ -198,8 +209,8 @@ fn mutate_bytes(text: &mut Vec<u8>, kind: u8, a: u64, b: u64) {
 pub type Op = (u8, u64, u64);
 
 /// `seed` with `ops` applied: tree mutations first, then byte mutations on the text.
-pub fn mutate(seed: &[u8], ops: &[Op]) -> Vec<u8> {
-    let mut doc: Value = serde_json::from_slice(seed).unwrap_or(Value::Null);
+pub fn mutate(seed: &Value, ops: &[Op]) -> Vec<u8> {
+    let mut doc = seed.clone();
     for &(kind, a, b) in ops.iter().filter(|op| op.0 < 8) {
         mutate_tree(&mut doc, kind, a, b);
     }
@@ -211,10 +222,10 @@ pub fn mutate(seed: &[u8], ops: &[Op]) -> Vec<u8> {
 }
 
 /// Inputs drawn from `seeds`.
-pub fn inputs(seeds: Arc<Vec<Vec<u8>>>) -> impl Strategy<Value = Vec<u8>> {
+pub fn inputs(seeds: Arc<Vec<Value>>) -> impl Strategy<Value = Vec<u8>> {
     let n = seeds.len().max(1);
     let ops = prop::collection::vec((0u8..12, any::<u64>(), any::<u64>()), 0..6);
-    (0..n, ops).prop_map(move |(i, ops)| mutate(seeds.get(i).map_or(&[][..], |s| s), &ops))
+    (0..n, ops).prop_map(move |(i, ops)| mutate(seeds.get(i).unwrap_or(&Value::Null), &ops))
 }
 
 /// Runs `check` on `cases` inputs drawn from `seeds` with the fixed `seed`; a panic or an `Err`
@@ -237,7 +248,11 @@ pub fn run(
     key[..8].copy_from_slice(&seed.to_le_bytes());
     let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &key);
     let mut runner = TestRunner::new_with_rng(config, rng);
-    let outcome = runner.run(&inputs(Arc::new(seeds)), |input| {
+    let parsed: Vec<Value> = seeds
+        .iter()
+        .filter_map(|s| serde_json::from_slice(s).ok())
+        .collect();
+    let outcome = runner.run(&inputs(Arc::new(parsed)), |input| {
         (check.borrow_mut())(&input).map_err(TestCaseError::fail)
     });
     match outcome {

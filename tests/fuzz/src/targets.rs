@@ -45,11 +45,11 @@ fn calls(rules: &[Rule]) -> usize {
     rules.iter().map(Rule::num_calls).sum()
 }
 
-/// The DynamoDB calls the functions make, all answered with an empty success.
-fn ddb_rules() -> Vec<Rule> {
+/// The DynamoDB calls the functions make, all answered with success: `UpdateItem` with
+/// `update` (the gate's claim reads the pending gate's old attributes), the others empty.
+fn ddb_rules(update: fn() -> UpdateItemOutput) -> Vec<Rule> {
     vec![
-        mock!(aws_sdk_dynamodb::Client::update_item)
-            .then_output(|| UpdateItemOutput::builder().build()),
+        mock!(aws_sdk_dynamodb::Client::update_item).then_output(update),
         mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build()),
         mock!(aws_sdk_dynamodb::Client::get_item).then_output(|| GetItemOutput::builder().build()),
         mock!(aws_sdk_dynamodb::Client::delete_item)
@@ -87,7 +87,7 @@ impl TriageTarget {
                 .build()
         });
         let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &[&kill_switch]);
-        let mut rules = ddb_rules();
+        let mut rules = ddb_rules(|| UpdateItemOutput::builder().build());
         let client = ddb(&rules);
         rules.push(kill_switch);
         let config = ir_triage::TriageConfig {
@@ -102,6 +102,11 @@ impl TriageTarget {
             rules,
             runtime: runtime(),
         }
+    }
+
+    /// AWS calls made so far (every mocked operation).
+    pub fn calls(&self) -> usize {
+        calls(&self.rules)
     }
 
     pub fn check(&self, input: &[u8]) -> Result<Verdict, String> {
@@ -131,6 +136,18 @@ impl TriageTarget {
 
 const SECRET: &str = "fuzz-webhook-secret";
 
+/// A pending gate's old attributes, as the claim's `ReturnValues=ALL_OLD` gives them back.
+fn pending_gate() -> UpdateItemOutput {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    UpdateItemOutput::builder()
+        .attributes(
+            "task_token",
+            AttributeValue::S("AQCEAAAAKgAAAA-fuzz-token".into()),
+        )
+        .attributes("status", AttributeValue::S("pending".into()))
+        .build()
+}
+
 pub struct WebhookTarget {
     approver: ir_approve::Approver,
     rules: Vec<Rule>,
@@ -149,7 +166,7 @@ impl WebhookTarget {
         });
         let secrets = mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, &[&secret]);
         let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &[]);
-        let mut rules = ddb_rules();
+        let mut rules = ddb_rules(pending_gate);
         let client = ddb(&rules);
         let success = mock!(aws_sdk_sfn::Client::send_task_success)
             .then_output(|| SendTaskSuccessOutput::builder().build());
@@ -175,6 +192,11 @@ impl WebhookTarget {
         }
     }
 
+    /// DynamoDB and Step Functions calls made so far.
+    pub fn calls(&self) -> usize {
+        calls(&self.rules)
+    }
+
     /// The input as a delivery: signed when `signed`, with Jira's headers.
     pub fn check(&self, body: &[u8], signed: bool) -> Result<Verdict, String> {
         let signature = signed.then(|| ir_approve::webhook::sign(SECRET.as_bytes(), body));
@@ -189,15 +211,20 @@ impl WebhookTarget {
             .runtime
             .block_on(self.approver.handle_at(req, self.now));
         let made = calls(&self.rules) - before;
+        let how = if signed { "signed" } else { "unsigned" };
         let refused = matches!(resp.status, 400 | 401 | 403) || resp.result() == "ignored";
         if refused && made > 0 {
             return Err(format!(
-                "answered {} {} after {made} AWS calls",
+                "{how}: answered {} {} after {made} AWS calls",
                 resp.status, resp.body
             ));
         }
-        if resp.result().is_empty() || resp.status < 200 || resp.status > 599 {
-            return Err(format!("untyped answer {} {}", resp.status, resp.body));
+        // Every mocked call succeeds, so a 5xx is the handler failing on the input itself.
+        if resp.result().is_empty() || resp.status < 200 || resp.status >= 500 {
+            return Err(format!(
+                "{how}: untyped answer {} {}",
+                resp.status, resp.body
+            ));
         }
         Ok(if refused {
             Verdict::Rejected

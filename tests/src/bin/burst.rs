@@ -1,0 +1,249 @@
+//! `make burst` (part of `make bench`): a burst of different findings over many instances, put
+//! on the bus as fast as the local stack takes them (`PutEvents`, ten entries per call, all
+//! calls at once). Every execution runs the real state machine with the real handlers
+//! in-process, as `make test`'s executed tests do; `state_machine_concurrency.rs` is its small
+//! form. `IR_BURST_FINDINGS` (default 1,000) findings over `IR_BURST_RESOURCES` (default 200)
+//! instances, one ENI each.
+//!
+//! Checks, and exits 1 when one fails: every instance isolated exactly once, every finding
+//! recorded in the incidents table, every execution paused at its review gate, no containment
+//! call failed for a reason other than `ResourceBusy` (waiting for the lease). Reports
+//! findings/s (put → the last execution at its gate), event → contained and event → evidence
+//! (execution start → the first response of ir-isolate-ec2 / ir-preserve-evidence for that
+//! incident), and the bench process's peak memory (the handlers all run in it, so there is no
+//! per-function figure here; `make bench` gives each binary's own).
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use aws_sdk_sfn::types::ExecutionStatus;
+use ir_core::actions::ContainmentRecord;
+use ir_tests::burst::{executions, finding, incident_of, isolations};
+use ir_tests::pipeline::{self, Pipeline};
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0}", d.as_secs_f64() * 1000.0)
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
+}
+
+/// Peak resident memory of this process (`VmHWM`), in MiB.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Polls every execution until it is paused at its review gate or ended; returns each one's
+/// status and when it got there.
+async fn settle_all(
+    p: &Pipeline,
+    execs: &[(String, String)],
+    within: Duration,
+) -> Vec<(ExecutionStatus, Instant)> {
+    let deadline = Instant::now() + within;
+    let mut settled: Vec<Option<(ExecutionStatus, Instant)>> = vec![None; execs.len()];
+    while settled.iter().any(Option::is_none) && Instant::now() < deadline {
+        for (i, (exec, incident)) in execs.iter().enumerate() {
+            if settled[i].is_some() {
+                continue;
+            }
+            let status = p
+                .sfn
+                .describe_execution()
+                .execution_arn(exec)
+                .send()
+                .await
+                .map(|d| d.status)
+                .unwrap_or(ExecutionStatus::Running);
+            let at_gate = p.gate_status(incident).await.as_deref() == Some("pending");
+            if status != ExecutionStatus::Running || at_gate {
+                settled[i] = Some((status, Instant::now()));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    settled
+        .into_iter()
+        .map(|s| s.unwrap_or((ExecutionStatus::TimedOut, Instant::now())))
+        .collect()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let findings = env_number("IR_BURST_FINDINGS", 1_000);
+    let resources = env_number("IR_BURST_RESOURCES", 200).clamp(1, findings.max(1));
+    let p = pipeline::start(3600).await;
+    let mut instances = Vec::with_capacity(resources);
+    for _ in 0..resources {
+        instances.push(pipeline::instance(&p.sdk).await);
+    }
+    let events: Vec<_> = (0..findings)
+        .map(|n| finding(n, &instances[n % resources]))
+        .collect();
+    let mut instance_of = HashMap::new();
+    for (n, e) in events.iter().enumerate() {
+        let incident = ir_core::Incident::from_event_value(e.clone())?[0]
+            .incident_id
+            .clone();
+        instance_of.insert(incident, instances[n % resources].clone());
+    }
+
+    let clock = Instant::now();
+    ir_tests::eventbridge::put_events(&p.moto, &events).await;
+    let put = clock.elapsed();
+    let arns = executions(&p, findings, Duration::from_secs(600)).await;
+    let mut execs = Vec::with_capacity(arns.len());
+    for exec in arns {
+        let incident = incident_of(&p, &exec).await;
+        execs.push((exec, incident));
+    }
+    let settled = settle_all(&p, &execs, Duration::from_secs(3600)).await;
+    let last = settled.iter().map(|(_, at)| *at).max().unwrap_or(clock);
+    let elapsed = last.duration_since(clock);
+    ir_tests::payloads::assert_received_valid(&p.jira).await;
+
+    // Execution start → the first response of a function for that incident.
+    let mut started = HashMap::new();
+    for (exec, incident) in &execs {
+        let d = p
+            .sfn
+            .describe_execution()
+            .execution_arn(exec)
+            .send()
+            .await?;
+        let at = chrono::DateTime::from_timestamp(d.start_date.secs(), d.start_date.subsec_nanos())
+            .unwrap_or_default();
+        started.insert(incident.clone(), at);
+    }
+    let calls = p.invoke.calls();
+    let mut first: BTreeMap<(&str, String), chrono::DateTime<chrono::Utc>> = BTreeMap::new();
+    let mut busy = 0;
+    let mut failures = Vec::new();
+    let mut isolated: HashMap<String, usize> = HashMap::new();
+    for c in &calls {
+        let Some(incident) = c.payload["decision"]["incident_id"].as_str() else {
+            continue;
+        };
+        match (c.function.as_str(), c.error_type.as_deref()) {
+            ("ir-isolate-ec2", Some("ResourceBusy")) => busy += 1,
+            (_, Some(other)) => failures.push(format!("{} {incident}: {other}", c.function)),
+            ("ir-isolate-ec2" | "ir-preserve-evidence", None) => {
+                let end = c.started_at + chrono::Duration::from_std(c.elapsed)?;
+                let key = (c.function.as_str(), incident.to_string());
+                first
+                    .entry(key)
+                    .and_modify(|t| *t = (*t).min(end))
+                    .or_insert(end);
+                if c.function == "ir-isolate-ec2" {
+                    let record: ContainmentRecord =
+                        serde_json::from_value(c.output.clone().unwrap_or_default())?;
+                    let instance = instance_of.get(incident).cloned().unwrap_or_default();
+                    *isolated.entry(instance).or_default() += isolations(&record);
+                }
+            }
+            _ => {}
+        }
+    }
+    let latency = |function: &str| {
+        let mut v: Vec<Duration> = first
+            .iter()
+            .filter(|((f, _), _)| *f == function)
+            .filter_map(|((_, i), end)| {
+                Some((*end - *started.get(i)?).to_std().unwrap_or_default())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let contained = latency("ir-isolate-ec2");
+    let evidence = latency("ir-preserve-evidence");
+
+    let not_once: Vec<_> = instances
+        .iter()
+        .filter(|i| isolated.get(*i).copied().unwrap_or(0) != 1)
+        .collect();
+    let recorded = ir_tests::fixtures::count_items(
+        &aws_sdk_dynamodb::Client::new(&p.sdk),
+        pipeline::INCIDENTS_TABLE,
+    )
+    .await?;
+    let not_at_gate = settled
+        .iter()
+        .filter(|(s, _)| *s != ExecutionStatus::Running)
+        .count();
+
+    println!(
+        "\n{findings} findings over {resources} instances, put in {} ms\n",
+        ms(put)
+    );
+    println!("| measure | value |\n| --- | --- |");
+    println!(
+        "| findings/s (put → the last execution at its gate) | {:.1} |",
+        findings as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "| event → contained p50 / p99 ms (n={}) | {} / {} |",
+        contained.len(),
+        ms(pct(&contained, 0.5)),
+        ms(pct(&contained, 0.99))
+    );
+    println!(
+        "| event → evidence p50 / p99 ms (n={}) | {} / {} |",
+        evidence.len(),
+        ms(pct(&evidence, 0.5)),
+        ms(pct(&evidence, 0.99))
+    );
+    println!("| containment calls that waited for the lease (`ResourceBusy`) | {busy} |");
+    println!(
+        "| instances isolated exactly once | {} / {resources} |",
+        resources - not_once.len()
+    );
+    println!("| incident records (DynamoDB) | {recorded} |");
+    println!("| executions not paused at their gate | {not_at_gate} |");
+    println!(
+        "| failed function calls (other than `ResourceBusy`) | {} |",
+        failures.len()
+    );
+    println!(
+        "| peak memory of the bench process (all handlers in-process) | {:.0} MiB |",
+        peak_rss_mib()
+    );
+
+    let mut ok = true;
+    for (what, fine) in [
+        ("every instance isolated exactly once", not_once.is_empty()),
+        ("every finding recorded", recorded >= findings),
+        ("every execution at its gate", not_at_gate == 0),
+        ("no failure but ResourceBusy", failures.is_empty()),
+    ] {
+        if !fine {
+            ok = false;
+            println!("FAILED: {what}");
+        }
+    }
+    for f in failures.iter().take(10) {
+        println!("  {f}");
+    }
+    if !ok {
+        std::process::exit(1);
+    }
+    Ok(())
+}
