@@ -107,6 +107,15 @@ class ModelConstraintTest(StrictCase):
                            contains="Member must have length less than or equal to 64")
         iam.create_user(UserName="u" * 64)
 
+    def test_get_role_policy_names(self):
+        # ir-isolate-ec2 reads its revoke policy back (GetRolePolicy): AWS refuses a policy name
+        # over 128 characters or outside [\w+=,.@-], before looking the role up.
+        iam = self.c("iam")
+        self.assertRefused(lambda: iam.get_role_policy(RoleName="r", PolicyName="p" * 129),
+                           "ValidationError", contains="length less than or equal to 128")
+        self.assertRefused(lambda: iam.get_role_policy(RoleName="r", PolicyName="a b"),
+                           "ValidationError", contains="pattern")
+
     def test_dynamodb_enum_and_min_value(self):
         ddb = self.c("dynamodb")
         table = {"TableName": "t", "BillingMode": "PAY_PER_REQUEST",

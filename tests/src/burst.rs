@@ -51,15 +51,12 @@ pub async fn incident_of(w: &Pipeline, exec: &str) -> String {
         .execution_arn(exec)
         .send()
         .await
-        .ok()
-        .and_then(|d| d.input)
+        .expect("DescribeExecution")
+        .input
         .unwrap_or_default();
-    serde_json::from_str::<Value>(&input)
-        .ok()
-        .and_then(|e| ir_core::Incident::from_event_value(e).ok())
-        .and_then(|i| i.into_iter().next())
-        .map(|i| i.incident_id)
-        .unwrap_or_default()
+    let event: Value = serde_json::from_str(&input).expect("the execution's input is the event");
+    let incidents = ir_core::Incident::from_event_value(event).expect("a finding event");
+    incidents[0].incident_id.clone()
 }
 
 /// How many ENIs a containment record's steps moved into the isolation group.

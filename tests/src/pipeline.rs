@@ -446,15 +446,20 @@ impl Pipeline {
 
     /// The ARN of every execution of the state machine.
     pub async fn execution_arns(&self) -> Vec<String> {
-        self.sfn
+        let pages = self
+            .sfn
             .list_executions()
             .state_machine_arn(&self.machine)
             .max_results(1000)
-            .send()
+            .into_paginator()
+            .send();
+        let pages: Vec<_> = pages
+            .collect::<Result<Vec<_>, _>>()
             .await
-            .expect("ListExecutions")
-            .executions()
+            .expect("ListExecutions");
+        pages
             .iter()
+            .flat_map(|p| p.executions())
             .map(|e| e.execution_arn().to_string())
             .collect()
     }
