@@ -37,6 +37,26 @@ struct Case {
 }
 
 impl Case {
+    /// The containment of `decision`'s resource, with its ids and incident named.
+    fn new(
+        decision: ir_core::TriageDecision,
+        approval: Option<Approval>,
+        ids: Vec<(String, String)>,
+    ) -> Case {
+        let incident = decision.incident_id.clone();
+        let mut case = Case {
+            request: ContainmentRequest {
+                mode: Mode::Contain,
+                decision,
+                approval,
+                previous: None,
+            },
+            ids,
+        };
+        case.name_incident(&incident);
+        case
+    }
+
     /// Names the incident id, also as it appears without its dash (statement ids).
     fn name_incident(&mut self, incident: &str) {
         self.ids.push((incident.to_string(), "<incident>".into()));
@@ -250,18 +270,7 @@ impl Subject for Ec2 {
                 e["detail"]["resource"]["instanceDetails"]["instanceId"] = id.clone().into();
             })
             .await;
-        let incident = decision.incident_id.clone();
-        let mut case = Case {
-            request: ContainmentRequest {
-                mode: Mode::Contain,
-                decision,
-                approval: None,
-                previous: None,
-            },
-            ids,
-        };
-        case.name_incident(&incident);
-        case
+        Case::new(decision, None, ids)
     }
 
     async fn run(
@@ -472,18 +481,7 @@ impl Subject for Iam {
                 details["userName"] = user.clone().into();
             })
             .await;
-        let incident = decision.incident_id.clone();
-        let mut case = Case {
-            request: ContainmentRequest {
-                mode: Mode::Contain,
-                decision,
-                approval: approval(),
-                previous: None,
-            },
-            ids,
-        };
-        case.name_incident(&incident);
-        case
+        Case::new(decision, approval(), ids)
     }
 
     async fn run(
@@ -632,18 +630,7 @@ impl Subject for S3 {
                 details["arn"] = format!("arn:aws:s3:::{bucket}").into();
             })
             .await;
-        let incident = decision.incident_id.clone();
-        let mut case = Case {
-            request: ContainmentRequest {
-                mode: Mode::Contain,
-                decision,
-                approval: None,
-                previous: None,
-            },
-            ids: vec![(bucket, "<bucket>".to_string())],
-        };
-        case.name_incident(&incident);
-        case
+        Case::new(decision, None, vec![(bucket, "<bucket>".to_string())])
     }
 
     async fn run(
