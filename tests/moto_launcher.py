@@ -210,6 +210,28 @@ def _create_snapshot_with_key(self, volume_id, *args, **kwargs):
 
 EBSBackend.create_snapshot = _create_snapshot_with_key
 
+import threading  # noqa: E402
+
+from moto.dynamodb.models import DynamoDBBackend  # noqa: E402
+
+# moto 5.2.1 checks a write's condition and then applies it with no lock, on a threaded server:
+# two concurrent `UpdateItem`s with `attribute_not_exists(...)` can both pass. DynamoDB applies
+# each conditional write atomically (Developer Guide, "Condition expressions"; conditional
+# writes are idempotent and serialised per item). One lock over the item writes does the same.
+_ITEM_WRITES = threading.RLock()
+
+
+def _serialised(write):
+    def locked(self, *args, **kwargs):
+        with _ITEM_WRITES:
+            return write(self, *args, **kwargs)
+
+    return locked
+
+
+for _write in ("put_item", "update_item", "delete_item", "transact_write_items"):
+    setattr(DynamoDBBackend, _write, _serialised(getattr(DynamoDBBackend, _write)))
+
 # Strict mode: refuse what real AWS refuses (tests/strict_aws.py); STRICT=0 turns it off.
 sys.dont_write_bytecode = True  # no __pycache__ for strict_aws / tests/strict in the work tree
 import strict_aws  # noqa: E402,F401

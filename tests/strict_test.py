@@ -468,6 +468,32 @@ class DataRulesTest(StrictCase):
                            contains="Item size has exceeded the maximum allowed size")
         self.ddb.put_item(TableName="big", Item=item(399))  # moto alone refused over 405,000 bytes
 
+    def test_dynamodb_conditional_writes_are_atomic(self):
+        # Triage claims an incident and the leases claim a resource with one conditional
+        # UpdateItem; DynamoDB lets exactly one of concurrent claims on an item through.
+        from concurrent.futures import ThreadPoolExecutor
+
+        clients = [self.c("dynamodb") for _ in range(16)]
+
+        def claim(client, key):
+            try:
+                client.update_item(TableName="big", Key={"id": {"S": key}},
+                                   UpdateExpression="SET claimed = :t ADD n :one",
+                                   ConditionExpression="attribute_not_exists(id)",
+                                   ExpressionAttributeValues={":t": {"BOOL": True}, ":one": {"N": "1"}})
+                return True
+            except Exception as exc:  # noqa: BLE001 - botocore ClientError
+                self.assertEqual(exc.response["Error"]["Code"], "ConditionalCheckFailedException")
+                return False
+
+        with ThreadPoolExecutor(len(clients)) as pool:
+            for round_ in range(20):
+                key = f"claim-{round_}"
+                won = list(pool.map(claim, clients, [key] * len(clients)))
+                self.assertEqual(sum(won), 1, key)
+                item = self.ddb.get_item(TableName="big", Key={"id": {"S": key}}, ConsistentRead=True)
+                self.assertEqual(item["Item"]["n"], {"N": "1"}, key)
+
     def _run(self, sfn, arn, name, payload):
         execution = sfn.start_execution(stateMachineArn=arn, name=name, input=json.dumps(payload))
         for _ in range(200):
