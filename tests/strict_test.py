@@ -468,6 +468,22 @@ class DataRulesTest(StrictCase):
                            contains="Item size has exceeded the maximum allowed size")
         self.ddb.put_item(TableName="big", Item=item(399))  # moto alone refused over 405,000 bytes
 
+    def test_dynamodb_set_duplicates(self):
+        key = {"id": {"S": "set"}}
+        self.assertRefused(lambda: self.ddb.update_item(
+            TableName="big", Key=key, UpdateExpression="ADD r :v",
+            ExpressionAttributeValues={":v": {"SS": ["role-a", "role-a"]}}),
+            "ValidationException", contains="contains duplicates")
+        self.assertRefused(lambda: self.ddb.put_item(
+            TableName="big", Item={**key, "m": {"M": {"n": {"NS": ["1", "1.0"]}}}}),
+            "ValidationException", contains="contains duplicates")
+        self.ddb.update_item(TableName="big", Key=key, UpdateExpression="ADD r :v",
+                             ExpressionAttributeValues={":v": {"SS": ["role-a", "role-b"]}})
+        self.ddb.update_item(TableName="big", Key=key, UpdateExpression="ADD r :v",
+                             ExpressionAttributeValues={":v": {"SS": ["role-a"]}})  # already there: fine
+        item = self.ddb.get_item(TableName="big", Key=key, ConsistentRead=True)["Item"]
+        self.assertEqual(sorted(item["r"]["SS"]), ["role-a", "role-b"])
+
     def test_dynamodb_conditional_writes_are_atomic(self):
         # Triage claims an incident and the leases claim a resource with one conditional
         # UpdateItem; DynamoDB lets exactly one of concurrent claims on an item through.

@@ -71,6 +71,51 @@ def check_item_size(response: Any, params: dict[str, Any]) -> None:
         raise StrictError("ValidationException", "Item size has exceeded the maximum allowed size")
 
 
+def _duplicate_set(value: Any) -> list[Any] | None:
+    """The first SS/NS/BS with a repeated member in an AttributeValue (nested in L/M too)."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return None
+    (kind, inner), = value.items()
+    if kind in ("SS", "BS") and isinstance(inner, list):
+        keys = [bytes(v) if isinstance(v, (bytes, bytearray)) else v for v in inner]
+        return inner if len(set(keys)) < len(keys) else None
+    if kind == "NS" and isinstance(inner, list):
+        try:
+            numbers = [Decimal(n) for n in inner]
+        except (InvalidOperation, TypeError):
+            return None
+        return inner if len(set(numbers)) < len(numbers) else None
+    children = inner if kind == "L" else inner.values() if kind == "M" else []
+    return next((d for d in map(_duplicate_set, children) if d is not None), None)
+
+
+@rule(
+    "dynamodb-set-duplicates",
+    "dynamodb",
+    "ValidationException",
+    "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html#HowItWorks.DataTypes.SetTypes",
+)
+@on_request("dynamodb", "PutItem", "UpdateItem", "BatchWriteItem", "TransactWriteItems")
+def check_set_duplicates(response: Any, params: dict[str, Any]) -> None:
+    """The values of a set (SS, NS, BS) must be unique; DynamoDB refuses a write carrying a
+    set with a repeated member (numbers compared by value) in an item or an expression value.
+    moto accepts it and keeps the duplicates. Source: DynamoDB Developer Guide, "Supported
+    data types" (sets: "the values within a set must be unique")."""
+    values: list[Any] = []
+    for source in (params, *((t.get("Put") or t.get("Update") or {}) for t in params.get("TransactItems") or [])):
+        values += list((source.get("Item") or {}).values())
+        values += list((source.get("ExpressionAttributeValues") or {}).values())
+    for requests in (params.get("RequestItems") or {}).values():
+        values += [v for r in requests for v in ((r.get("PutRequest") or {}).get("Item") or {}).values()]
+    duplicate = next((d for d in map(_duplicate_set, values) if d is not None), None)
+    if duplicate is not None:
+        members = ", ".join(map(str, duplicate))
+        raise StrictError(
+            "ValidationException",
+            f"One or more parameter values were invalid: Input collection [{members}] contains duplicates.",
+        )
+
+
 @rule(
     "sfn-data-limit",
     "stepfunctions",

@@ -8,7 +8,7 @@
 //!
 //! The matrix is printed (`-- --nocapture`) and written to `target/fault-matrix.md`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_config::SdkConfig;
 use aws_sdk_ec2::types::{
@@ -799,6 +799,24 @@ async fn matrix<S: Subject>(subject: &S, mode: Mode) -> Vec<Row> {
             step_names(&case, &retry),
             step_names(&base, &clean),
             "{what}: steps"
+        );
+        // What the clean run changed, the retry's record shows in place (changed or found
+        // done), not skipped: a release reads the record to know what to undo.
+        let in_place = |case: &Case, rec: &ContainmentRecord| -> BTreeSet<String> {
+            rec.steps
+                .iter()
+                .filter(|s| matches!(s.outcome, Outcome::Succeeded | Outcome::AlreadyDone))
+                .map(|s| case.normal_text(&s.step))
+                .collect()
+        };
+        let lost: Vec<_> = in_place(&base, &clean)
+            .difference(&in_place(&case, &retry))
+            .cloned()
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "{what}: the retry's record does not show in place {lost:?}: {:#?}",
+            retry.steps
         );
         let failed: Vec<_> = retry
             .steps

@@ -324,7 +324,7 @@ async fn stolen_instance_credentials_are_revoked_for_that_instance_only_and_rele
         .to_vec();
     assert_eq!(
         names,
-        ["ir-revoke-instance-i-0d4e5f6a7b8c90004"],
+        ["ir-quarantine-instance-i-0d4e5f6a7b8c90004"],
         "{names:?}"
     );
     let doc = role_policy(&w, "etl-runner-role", &names[0]).await;
@@ -764,7 +764,7 @@ async fn two_instance_sessions_on_one_role_are_released_one_by_one() {
             .policy_names()
             .to_vec()
     };
-    let name = ir_core::actions::revoke_instance_policy_name;
+    let name = ir_core::actions::quarantine_instance_policy_name;
     assert_eq!(policies().await, [name(A), name(B)]);
 
     let rel = w

@@ -527,11 +527,21 @@ pub fn instance_session(session: &str) -> Option<&str> {
     (matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(session)
 }
 
-/// Inline policy name for the credential revocation of one instance: one per instance, whichever
-/// incident (or playbook: isolation and quarantine share it) put it there, so repeats and
-/// further incidents add nothing towards the role's inline-policy quota.
+/// Inline policy name of ir-isolate-ec2's credential revocation of one instance: one per
+/// instance, whichever incident put it there, so repeats and further incidents add nothing
+/// towards the role's inline-policy quota.
+///
+/// Each playbook owns its own name ([`quarantine_instance_policy_name`] is ir-quarantine-iam's):
+/// the two hold different leases (the instance, the role), so a release of one must never
+/// delete the revocation the other still keeps in force.
 pub fn revoke_instance_policy_name(instance_id: &str) -> String {
     format!("ir-revoke-instance-{instance_id}")
+}
+
+/// Inline policy name of ir-quarantine-iam's revocation of one instance's role credentials (the
+/// same document as [`revoke_instance_policy_name`]'s, under its own name).
+pub fn quarantine_instance_policy_name(instance_id: &str) -> String {
+    format!("ir-quarantine-instance-{instance_id}")
 }
 
 /// Deny everything, on the role it is attached to, to the credentials of one instance wherever

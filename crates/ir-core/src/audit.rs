@@ -24,7 +24,11 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
     pub step: String,
-    /// `service:Operation`, when the step is an AWS call.
+    /// `service:Operation`: the mutating AWS call the step stands for. It was made only when the
+    /// outcome is `Succeeded` or `Failed`; with `AlreadyDone`, `DryRun` or `Skipped` it names
+    /// what would have changed (an `AlreadyDone` step may have made read calls to find out). A
+    /// step may make further calls of its own (e.g. an EC2 revocation records a role in the
+    /// pre-state table first); their permissions are the function's all the same.
     pub api_call: Option<String>,
     pub target: Option<String>,
     pub outcome: Outcome,

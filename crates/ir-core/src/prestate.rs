@@ -77,6 +77,38 @@ pub struct Stored {
     pub recorded_at: String,
 }
 
+/// Prefix of the attributes [`PreStateStore::extend`] writes: `more_<field>`, a string set
+/// merged into the state's list `<field>` when the record is read. (`PutItem` of a new record
+/// replaces the item, so a released record's extensions do not carry over.)
+const EXTENSION: &str = "more_";
+
+/// Adds each `more_<field>` string set of `item` to the list `<field>` of `state` (each value
+/// once).
+fn merge_extensions(
+    state: &mut serde_json::Value,
+    item: &HashMap<String, AttributeValue>,
+) -> Result<(), String> {
+    for (name, value) in item {
+        let (Some(field), Ok(values)) = (name.strip_prefix(EXTENSION), value.as_ss()) else {
+            continue;
+        };
+        let list = state
+            .as_object_mut()
+            .ok_or("the state is not an object")?
+            .entry(field)
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()))
+            .as_array_mut()
+            .ok_or_else(|| format!("`{field}` is not a list"))?;
+        for v in values {
+            let v = serde_json::Value::String(v.clone());
+            if !list.contains(&v) {
+                list.push(v);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The pre-state table.
 #[derive(Debug, Clone)]
 pub struct PreStateStore {
@@ -125,11 +157,13 @@ impl PreStateStore {
         let Some(item) = out.item() else {
             return Ok(None);
         };
-        let state =
-            serde_json::from_str(&text(item, "state")).map_err(|e| PreStateError::Corrupt {
-                key: key.0.clone(),
-                message: e.to_string(),
-            })?;
+        let corrupt = |message: String| PreStateError::Corrupt {
+            key: key.0.clone(),
+            message,
+        };
+        let mut state: serde_json::Value =
+            serde_json::from_str(&text(item, "state")).map_err(|e| corrupt(e.to_string()))?;
+        merge_extensions(&mut state, item).map_err(corrupt)?;
         Ok(Some(Stored {
             incident_id: text(item, "incident_id"),
             function: text(item, "function"),
@@ -173,6 +207,50 @@ impl PreStateStore {
                 ) =>
             {
                 self.get(key).await
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// Adds `values` to the list `field` of the held record's state, for a playbook that finds,
+    /// after the record was written, more of the original state than it holds (a role an
+    /// instance came to hold since): written before the change that needs it, so a retry or a
+    /// release that reads the record back knows it. A string-set `ADD`, so repeats and
+    /// concurrent extensions add each value once. `Ok(false)`: no held record (nothing written).
+    pub async fn extend(
+        &self,
+        key: &PreStateKey,
+        field: &str,
+        values: &[String],
+    ) -> Result<bool, PreStateError> {
+        let mut values = values.to_vec();
+        values.sort();
+        values.dedup(); // DynamoDB refuses a set with duplicates
+        if values.is_empty() {
+            return Ok(true); // and an empty one
+        }
+        let out = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("resource", AttributeValue::S(key.0.clone()))
+            .update_expression("ADD #m :v")
+            .condition_expression("#s = :held")
+            .expression_attribute_names("#m", format!("{EXTENSION}{field}"))
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":v", AttributeValue::Ss(values))
+            .expression_attribute_values(":held", AttributeValue::S(HELD.into()))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
             }
             Err(e) => Err(unavailable(e)),
         }
@@ -333,5 +411,43 @@ impl PreStateStore {
                 },
             )
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(extra: &[(&str, AttributeValue)]) -> HashMap<String, AttributeValue> {
+        extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn extensions_join_their_list_once_each() {
+        let mut state = serde_json::json!({"role_names": ["a"], "other": 1});
+        let ss = |v: &[&str]| AttributeValue::Ss(v.iter().map(|s| s.to_string()).collect());
+        let item = item(&[
+            ("more_role_names", ss(&["a", "b"])),
+            ("more_new", ss(&["c"])),
+            ("status", AttributeValue::S("held".into())),
+        ]);
+        merge_extensions(&mut state, &item).expect("merged");
+        assert_eq!(
+            state,
+            serde_json::json!({"role_names": ["a", "b"], "new": ["c"], "other": 1})
+        );
+    }
+
+    #[test]
+    fn an_extension_of_what_is_not_a_list_is_corrupt() {
+        let mut state = serde_json::json!({"other": 1});
+        let item = item(&[("more_other", AttributeValue::Ss(vec!["x".into()]))]);
+        assert_eq!(
+            merge_extensions(&mut state, &item),
+            Err("`other` is not a list".to_string())
+        );
     }
 }

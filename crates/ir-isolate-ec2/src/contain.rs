@@ -4,9 +4,12 @@
 
 use aws_sdk_iam::error::ProvideErrorMetadata;
 use ir_core::actions::{
-    revoke_instance_policy_name, Runner, StepFailed, StepResult, TAG_INCIDENT, TAG_STATUS,
+    revoke_instance_credentials_policy, revoke_instance_policy_name, ContainmentRequest, Runner,
+    StepFailed, StepResult, TAG_INCIDENT, TAG_STATUS,
 };
 use ir_core::permissions::{resource, Permission};
+use ir_core::playbook::Playbook;
+use ir_core::prestate::PreStateKey;
 
 use crate::{ec2, err_text, Ec2PreState, Isolator, Observed};
 
@@ -38,8 +41,7 @@ impl Isolator {
     pub(crate) async fn isolate(
         &self,
         runner: &mut Runner,
-        incident_id: &str,
-        revoke: &str,
+        req: &ContainmentRequest,
         instance_id: &str,
         obs: &Observed,
         pre: &Ec2PreState,
@@ -53,9 +55,17 @@ impl Isolator {
         // With IR_NACL_ISOLATION, the subnet-level cut of what the groups cannot cut.
         self.deny_in_acls(runner, obs).await?;
         self.keep_alive(runner, instance_id, obs).await?;
-        self.cut_role_credentials(runner, revoke, instance_id, obs, pre)
+        let revoke = Revocation {
+            policy: revoke_instance_credentials_policy(
+                &req.decision.incident.partition,
+                &req.decision.incident.account_id,
+                instance_id,
+            ),
+            pre_state: self.pre_state_key(req, &instance_id.to_owned()),
+        };
+        self.cut_role_credentials(runner, &revoke, instance_id, obs, pre)
             .await?;
-        self.tag_isolated(runner, incident_id, instance_id, obs)
+        self.tag_isolated(runner, &req.decision.incident_id, instance_id, obs)
             .await
     }
 
@@ -289,11 +299,13 @@ impl Isolator {
     ///
     /// The roles are those of the recorded pre-state as well as the live ones: a run that died
     /// after the disassociation (or a later incident's) sees no profile any more, and must still
-    /// revoke, and record, what the instance held.
+    /// revoke, and record, what the instance held. A live role the stored pre-state lacks (the
+    /// instance came to hold it since an earlier incident recorded it) is added to the stored
+    /// record before its policy is put, so a retry and the release know it too.
     async fn cut_role_credentials(
         &self,
         runner: &mut Runner,
-        policy: &str,
+        revoke: &Revocation,
         instance_id: &str,
         obs: &Observed,
         pre: &Ec2PreState,
@@ -306,15 +318,24 @@ impl Isolator {
                 .filter(|r| !pre.role_names.contains(r)),
         );
         for role in roles {
+            let recorded = pre.role_names.contains(role);
+            let name = &name;
             runner
                 .step(
                     &format!("revoke-instance-credentials-{role}"),
                     &PUT_ROLE_POLICY,
                     role,
                     format!("{name}: deny the credentials of {instance_id}"),
-                    // A role the instance no longer holds (a repeat, or a retry after the
-                    // profile was removed) may carry the policy already.
-                    || self.revoke_on(role, &name, policy, !obs.role_names.contains(role)),
+                    || async move {
+                        if !recorded {
+                            self.record_role(&revoke.pre_state, role).await?;
+                        }
+                        // A role the instance no longer holds (a repeat, or a retry after the
+                        // profile was removed) may carry the policy already.
+                        let check_first = !obs.role_names.contains(role);
+                        self.revoke_on(role, name, &revoke.policy, check_first)
+                            .await
+                    },
                 )
                 .await?;
         }
@@ -334,6 +355,22 @@ impl Isolator {
                                 .await
                                 .map_err(err_text)?;
                             Ok(StepResult::Changed(format!("removed {arn}")))
+                        },
+                    )
+                    .await?
+            }
+            // An earlier attempt (or incident) removed the profile the pre-state records.
+            None if pre.instance.instance_profile_arn.is_some() => {
+                runner
+                    .step(
+                        "disassociate-instance-profile",
+                        &DISASSOCIATE_PROFILE,
+                        instance_id,
+                        "no instance profile associated".into(),
+                        || async {
+                            Ok(StepResult::AlreadyDone(
+                                "no instance profile associated any more".into(),
+                            ))
                         },
                     )
                     .await?
@@ -380,7 +417,29 @@ impl Isolator {
     }
 }
 
+/// What `cut_role_credentials` puts on each role, and where it records a role it adds.
+struct Revocation {
+    policy: String,
+    pre_state: PreStateKey,
+}
+
 impl Isolator {
+    /// Adds `role` to the stored pre-state's `role_names` (see [`ir_core::prestate::PreStateStore::extend`]).
+    async fn record_role(&self, key: &PreStateKey, role: &str) -> Result<(), String> {
+        match self
+            .pre_state
+            .extend(key, "role_names", &[role.to_string()])
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(format!(
+                "the pre-state of {} is no longer held: {role} not recorded",
+                key.as_str()
+            )),
+            Err(e) => Err(format!("{role} not recorded in the pre-state: {e}")),
+        }
+    }
+
     /// Puts the revoke policy `name` on `role`. With `check_first`, reads it first and changes
     /// nothing when it is there already. A role deleted since the pre-state was recorded is
     /// done: its sessions died with it.

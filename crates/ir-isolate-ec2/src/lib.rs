@@ -30,8 +30,10 @@
 //! 7. `revoke-instance-credentials-<role>`: inline policy `ir-revoke-instance-<instance>` on
 //!    each of the instance profile's roles, denying everything to the credentials delivered to
 //!    this instance (`ec2:SourceInstanceARN`), wherever they are used, and to any session of the
-//!    role named after it; the rest of the fleet sharing the role is untouched. Then
-//!    `disassociate-instance-profile`;
+//!    role named after it; the rest of the fleet sharing the role is untouched. The roles are
+//!    the stored pre-state's and the live ones; a live role the stored record lacks is added to
+//!    it first ([`ir_core::prestate::PreStateStore::extend`]), so a retry and the release know
+//!    it. Then `disassociate-instance-profile`;
 //! 8. `tag-isolated`: `ir:status=isolated`, `ir:incident-id`.
 //!
 //! Release restores ENI groups (and removes the network ACL deny rules the response added),
@@ -55,8 +57,7 @@ mod release;
 use std::collections::BTreeMap;
 
 use ir_core::actions::{
-    revoke_instance_credentials_policy, ContainmentError, ContainmentRecord, ContainmentRequest,
-    Runner, Safety, StepFailed,
+    ContainmentError, ContainmentRecord, ContainmentRequest, Runner, Safety, StepFailed,
 };
 use ir_core::incident::Resource;
 use ir_core::member::Reach;
@@ -205,21 +206,7 @@ impl Playbook for Isolator {
         obs: &Observed,
         pre: &Ec2PreState,
     ) -> Result<(), StepFailed> {
-        let incident = &req.decision.incident;
-        let revoke = revoke_instance_credentials_policy(
-            &incident.partition,
-            &incident.account_id,
-            instance_id,
-        );
-        self.isolate(
-            runner,
-            &req.decision.incident_id,
-            &revoke,
-            instance_id,
-            obs,
-            pre,
-        )
-        .await
+        self.isolate(runner, req, instance_id, obs, pre).await
     }
 
     async fn release(

@@ -203,11 +203,23 @@ impl Isolator {
                     )
                     .await
             }
-            (Some(_), Some(_)) => {
+            // An earlier attempt of this release associated it.
+            (Some(arn), Some((_, now))) if now == arn => {
+                runner
+                    .step(
+                        "reassociate-instance-profile",
+                        &ASSOCIATE_PROFILE,
+                        instance_id,
+                        format!("associate {arn}"),
+                        || async { Ok(StepResult::AlreadyDone(format!("{arn} associated"))) },
+                    )
+                    .await
+            }
+            (Some(_), Some((_, now))) => {
                 runner.skip(
                     "reassociate-instance-profile",
                     instance_id,
-                    "a profile is already associated".into(),
+                    format!("another profile is associated: {now}"),
                 );
                 Ok(())
             }

@@ -168,9 +168,23 @@ impl LockdownS3 {
         obs: &Observed,
     ) -> Result<(), StepFailed> {
         let target = format!("s3://{bucket}");
+        let prefix = format!("access-logs/{bucket}/");
+        // Logging into our evidence prefix already: an earlier attempt of this containment (or
+        // another incident's) turned it on; recorded as done, so the release still turns it off.
+        let ours = |evidence: &str, now: &str| now == format!("{evidence}/{prefix}");
         match (&self.config.evidence_bucket, &obs.pre.logging) {
+            (Some(evidence), Some(now)) if ours(evidence, now) => {
+                runner
+                    .step(
+                        "enable-access-logging",
+                        &PUT_LOGGING,
+                        &target,
+                        format!("server access logs → s3://{evidence}/{prefix}"),
+                        || async { Ok(StepResult::AlreadyDone(format!("logging to s3://{now}"))) },
+                    )
+                    .await?;
+            }
             (Some(evidence), None) => {
-                let prefix = format!("access-logs/{bucket}/");
                 runner
                     .step(
                         "enable-access-logging",

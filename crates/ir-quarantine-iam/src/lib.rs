@@ -15,8 +15,10 @@
 //!
 //! Roles, contain: `record-pre-state`, then for an EC2 instance's session (instance-profile
 //! credentials, e.g. `InstanceCredentialExfiltration`) `revoke-instance-credentials`: inline
-//! policy `ir-revoke-instance-<instance>` denying everything to that instance's credentials
-//! (`ec2:SourceInstanceARN`), so the rest of the fleet sharing the role keeps working; for any
+//! policy `ir-quarantine-instance-<instance>` denying everything to that instance's credentials
+//! (`ec2:SourceInstanceARN`), so the rest of the fleet sharing the role keeps working (the
+//! document of ir-isolate-ec2's `ir-revoke-instance-<instance>`, under this playbook's own name:
+//! each release removes only its own); for any
 //! other session `revoke-sessions` (inline Deny for every session of the role issued before now,
 //! which triage caps at `defaults.role_wide_revocation_max_tier`, approval by default); then
 //! `tag-quarantined`. Root and service-linked roles are never changed: the record is
@@ -38,7 +40,7 @@ mod release;
 use std::collections::BTreeMap;
 
 use ir_core::actions::{
-    instance_session, revoke_instance_policy_name, ContainmentError, ContainmentRecord,
+    instance_session, quarantine_instance_policy_name, ContainmentError, ContainmentRecord,
     ContainmentRequest, Runner, Safety, StepFailed,
 };
 use ir_core::incident::Resource;
@@ -107,13 +109,13 @@ impl Target {
     }
 
     /// The inline policy this playbook puts on the principal: one per principal, or for an
-    /// instance session the instance's revoke policy (shared with ir-isolate-ec2: one per
-    /// instance).
+    /// instance session one per instance (not ir-isolate-ec2's: each playbook's release removes
+    /// only its own).
     fn policy_name(&self) -> String {
         match self {
             Target::Role {
                 instance: Some(id), ..
-            } => revoke_instance_policy_name(id),
+            } => quarantine_instance_policy_name(id),
             _ => iam::QUARANTINE_POLICY.to_string(),
         }
     }
