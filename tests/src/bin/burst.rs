@@ -154,12 +154,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ("ir-isolate-ec2", Some(output)) => {
                 let record: ContainmentRecord = serde_json::from_value(output.clone())?;
                 let instance = instance_of.get(incident).cloned().unwrap_or_default();
-                let entry = isolated.entry(instance).or_insert((0, end));
-                if isolations(&record) > 0 {
-                    *entry = (entry.0 + isolations(&record), end);
+                // Only a run that isolated is a latency sample (a joining run changes nothing).
+                let n = isolations(&record);
+                if n > 0 {
+                    let entry = isolated.entry(instance).or_insert((0, end));
+                    *entry = (entry.0 + n, end);
                 }
             }
-            ("ir-preserve-evidence", Some(_)) => {
+            // Evidence stored: a manifest written, or one already there for this incident.
+            ("ir-preserve-evidence", Some(output))
+                if matches!(
+                    output["status"].as_str(),
+                    Some("preserved" | "partial" | "unchanged")
+                ) =>
+            {
                 evidence_at.entry(incident.to_string()).or_insert(end);
             }
             ("ir-notify", Some(_)) if c.payload["kind"] == "approval_requested" => {
@@ -216,10 +224,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let unrecorded = instance_of.keys().filter(|i| !stored.contains(*i)).count();
     let recorded = findings - unrecorded;
-    let not_at_gate = settled
-        .iter()
-        .filter(|(s, _)| *s != ExecutionStatus::Running)
-        .count();
+    // Read again now: an execution paused at its gate may have failed since.
+    let mut not_at_gate = 0;
+    for (exec, _) in &execs {
+        let d = p
+            .sfn
+            .describe_execution()
+            .execution_arn(exec)
+            .send()
+            .await?;
+        if d.status != ExecutionStatus::Running {
+            not_at_gate += 1;
+        }
+    }
+    let no_evidence = findings - evidence_at.len().min(findings);
 
     println!(
         "\n{findings} findings over {resources} instances, put in {} ms\n",
@@ -248,6 +266,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         resources - not_once.len()
     );
     println!("| incident records (DynamoDB) | {recorded} |");
+    println!(
+        "| incidents with evidence stored | {} |",
+        findings - no_evidence
+    );
     println!("| executions not paused at their gate | {not_at_gate} |");
     println!(
         "| failed function calls (other than `ResourceBusy`) | {} |",
@@ -262,6 +284,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (what, fine) in [
         ("every instance isolated exactly once", not_once.is_empty()),
         ("every finding recorded", unrecorded == 0),
+        ("every incident's evidence stored", no_evidence == 0),
         ("every execution at its gate", not_at_gate == 0),
         ("no failure but ResourceBusy", failures.is_empty()),
     ] {
