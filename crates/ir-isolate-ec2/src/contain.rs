@@ -359,19 +359,22 @@ impl Isolator {
                     )
                     .await?
             }
-            // An earlier attempt (or incident) removed the profile the pre-state records.
-            None if pre.instance.instance_profile_arn.is_some() => {
+            // An earlier attempt (or incident) removed the profile the pre-state records, or
+            // EC2 is still removing it.
+            None if pre.instance.instance_profile_arn.is_some()
+                || obs.profile_disassociating.is_some() =>
+            {
+                let done = match &obs.profile_disassociating {
+                    Some(arn) => format!("{arn} being disassociated"),
+                    None => "no instance profile associated any more".into(),
+                };
                 runner
                     .step(
                         "disassociate-instance-profile",
                         &DISASSOCIATE_PROFILE,
                         instance_id,
                         "no instance profile associated".into(),
-                        || async {
-                            Ok(StepResult::AlreadyDone(
-                                "no instance profile associated any more".into(),
-                            ))
-                        },
+                        || async { Ok(StepResult::AlreadyDone(done)) },
                     )
                     .await?
             }

@@ -137,7 +137,10 @@ pub struct Observed {
     tags: BTreeMap<String, String>,
     eni_groups: BTreeMap<String, Vec<String>>,
     instance: InstancePreState,
+    /// The live (associating or associated) profile association: id, profile ARN.
     profile_association: Option<(String, String)>,
+    /// The profile of an association EC2 is still removing (`disassociating`).
+    profile_disassociating: Option<String>,
     role_names: Vec<String>,
     auto_scaling_group: Option<String>,
     target_registrations: Vec<Registration>,

@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_ec2::types::{Filter, InstanceAttributeName};
+use aws_sdk_ec2::types::{
+    Filter, IamInstanceProfileAssociation, IamInstanceProfileAssociationState,
+    InstanceAttributeName,
+};
 use ir_core::actions::ContainmentError;
 use ir_core::permissions::{resource, Permission, ANY};
 
@@ -123,18 +126,13 @@ impl Isolator {
             .send()
             .await
             .map_err(|e| read(DESCRIBE_PROFILE_ASSOCIATIONS.action, err_text(e)))?;
-        let profile_association = assoc
-            .iam_instance_profile_associations()
-            .iter()
-            .filter(|a| a.state().map(|s| s.as_str()) != Some("disassociated"))
-            .find_map(|a| {
-                Some((
-                    a.association_id()?.to_string(),
-                    a.iam_instance_profile()?.arn()?.to_string(),
-                ))
-            });
+        let (profile_association, profile_disassociating) =
+            profile_associations(assoc.iam_instance_profile_associations());
         let mut role_names = Vec::new();
-        if let Some((_, arn)) = &profile_association {
+        // A profile being removed still counts for its roles: the credentials it delivered
+        // stay valid until they expire.
+        let holding = profile_association.as_ref().map(|(_, arn)| arn);
+        if let Some(arn) = holding.or(profile_disassociating.as_ref()) {
             let name = arn.rsplit('/').next().unwrap_or(arn);
             let p = self
                 .iam
@@ -184,6 +182,7 @@ impl Isolator {
                 instance_profile_arn: profile_association.as_ref().map(|(_, a)| a.clone()),
             },
             profile_association,
+            profile_disassociating,
             role_names,
             auto_scaling_group,
             target_registrations,
@@ -274,5 +273,79 @@ pub(crate) fn observed_pre_state(instance_id: &str, obs: &Observed) -> Ec2PreSta
         target_registrations: obs.target_registrations.clone(),
         addresses: obs.addresses.clone(),
         acl_denies_before: crate::nacl::preexisting(&obs.network_acls, &obs.addresses),
+    }
+}
+
+/// The instance's profile associations as EC2 lists them: the live one (`associating` or
+/// `associated`: association id and profile ARN), and the profile of one EC2 is still removing
+/// (`disassociating`). `disassociated` ones are history.
+fn profile_associations(
+    list: &[IamInstanceProfileAssociation],
+) -> (Option<(String, String)>, Option<String>) {
+    let state = |a: &IamInstanceProfileAssociation| a.state().cloned();
+    let arn = |a: &IamInstanceProfileAssociation| {
+        a.iam_instance_profile()
+            .and_then(|p| p.arn())
+            .map(str::to_string)
+    };
+    let live = list
+        .iter()
+        .filter(|a| {
+            !matches!(
+                state(a),
+                Some(IamInstanceProfileAssociationState::Disassociating)
+                    | Some(IamInstanceProfileAssociationState::Disassociated)
+            )
+        })
+        .find_map(|a| Some((a.association_id()?.to_string(), arn(a)?)));
+    let leaving = list
+        .iter()
+        .filter(|a| state(a) == Some(IamInstanceProfileAssociationState::Disassociating))
+        .find_map(arn);
+    (live, leaving)
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_ec2::types::IamInstanceProfile;
+
+    use super::*;
+
+    fn association(id: &str, profile: &str, state: &str) -> IamInstanceProfileAssociation {
+        IamInstanceProfileAssociation::builder()
+            .association_id(id)
+            .iam_instance_profile(
+                IamInstanceProfile::builder()
+                    .arn(format!(
+                        "arn:aws:iam::111122223333:instance-profile/{profile}"
+                    ))
+                    .build(),
+            )
+            .state(IamInstanceProfileAssociationState::from(state))
+            .build()
+    }
+
+    #[test]
+    fn a_profile_being_removed_is_not_the_live_one_but_is_reported() {
+        let arn = |p: &str| format!("arn:aws:iam::111122223333:instance-profile/{p}");
+        let list = [
+            association("a-1", "old", "disassociated"),
+            association("a-2", "leaving", "disassociating"),
+            association("a-3", "new", "associating"),
+        ];
+        assert_eq!(
+            profile_associations(&list),
+            (Some(("a-3".into(), arn("new"))), Some(arn("leaving")))
+        );
+        assert_eq!(
+            profile_associations(&list[..2]),
+            (None, Some(arn("leaving")))
+        );
+        assert_eq!(profile_associations(&list[..1]), (None, None));
+        let associated = [association("a-4", "web", "associated")];
+        assert_eq!(
+            profile_associations(&associated),
+            (Some(("a-4".into(), arn("web"))), None)
+        );
     }
 }

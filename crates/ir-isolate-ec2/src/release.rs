@@ -179,6 +179,24 @@ impl Isolator {
         pre: &Ec2PreState,
     ) -> Result<(), StepFailed> {
         match (&pre.instance.instance_profile_arn, &obs.profile_association) {
+            // EC2 refuses an association while another is being removed (`IncorrectState`):
+            // fail the step, so the release is retried, rather than claim it restored.
+            (Some(arn), None) if obs.profile_disassociating.is_some() => {
+                let leaving = obs.profile_disassociating.as_deref().unwrap_or_default();
+                runner
+                    .step(
+                        "reassociate-instance-profile",
+                        &ASSOCIATE_PROFILE,
+                        instance_id,
+                        format!("associate {arn}"),
+                        || async {
+                            Err(format!(
+                                "{leaving} is still being disassociated; {arn} can be associated once it is gone"
+                            ))
+                        },
+                    )
+                    .await
+            }
             (Some(arn), None) => {
                 runner
                     .step(

@@ -226,18 +226,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let recorded = findings - unrecorded;
     // Read again now: an execution paused at its gate may have failed since.
     let mut not_at_gate = 0;
-    for (exec, _) in &execs {
+    for (exec, incident) in &execs {
         let d = p
             .sfn
             .describe_execution()
             .execution_arn(exec)
             .send()
             .await?;
-        if d.status != ExecutionStatus::Running {
+        let at_gate = p.gate_status(incident).await.as_deref() == Some("pending");
+        if d.status != ExecutionStatus::Running || !at_gate {
             not_at_gate += 1;
         }
     }
-    let no_evidence = findings - evidence_at.len().min(findings);
+    let no_evidence = instance_of
+        .keys()
+        .filter(|i| !evidence_at.contains_key(*i))
+        .count();
 
     println!(
         "\n{findings} findings over {resources} instances, put in {} ms\n",
