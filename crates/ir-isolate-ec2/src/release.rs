@@ -178,68 +178,28 @@ impl Isolator {
         obs: &Observed,
         pre: &Ec2PreState,
     ) -> Result<(), StepFailed> {
-        match (&pre.instance.instance_profile_arn, &obs.profile_association) {
-            // EC2 refuses an association while another is being removed (`IncorrectState`):
-            // fail the step, so the release is retried, rather than claim it restored.
-            (Some(arn), None) if obs.profile_disassociating.is_some() => {
-                let leaving = obs.profile_disassociating.as_deref().unwrap_or_default();
-                runner
-                    .step(
-                        "reassociate-instance-profile",
-                        &ASSOCIATE_PROFILE,
-                        instance_id,
-                        format!("associate {arn}"),
-                        || async {
-                            Err(format!(
-                                "{leaving} is still being disassociated; {arn} can be associated once it is gone"
-                            ))
-                        },
-                    )
-                    .await
-            }
-            (Some(arn), None) => {
-                runner
-                    .step(
-                        "reassociate-instance-profile",
-                        &ASSOCIATE_PROFILE,
-                        instance_id,
-                        format!("associate {arn}"),
-                        || async {
-                            self.ec2
-                                .associate_iam_instance_profile()
-                                .instance_id(instance_id)
-                                .iam_instance_profile(
-                                    aws_sdk_ec2::types::IamInstanceProfileSpecification::builder()
-                                        .arn(arn)
-                                        .build(),
-                                )
-                                .send()
-                                .await
-                                .map_err(err_text)?;
-                            Ok(StepResult::Changed(format!("associated {arn}")))
-                        },
-                    )
-                    .await
-            }
-            // An earlier attempt of this release associated it.
-            (Some(arn), Some((_, now))) if now == arn => {
-                runner
-                    .step(
-                        "reassociate-instance-profile",
-                        &ASSOCIATE_PROFILE,
-                        instance_id,
-                        format!("associate {arn}"),
-                        || async { Ok(StepResult::AlreadyDone(format!("{arn} associated"))) },
-                    )
-                    .await
-            }
-            (Some(_), Some((_, now))) => {
+        let live = obs.profile_association.as_ref().map(|(_, arn)| arn);
+        match (&pre.instance.instance_profile_arn, live) {
+            (Some(arn), Some(now)) if now != arn => {
                 runner.skip(
                     "reassociate-instance-profile",
                     instance_id,
                     format!("another profile is associated: {now}"),
                 );
                 Ok(())
+            }
+            // Not associated yet, being associated by an earlier attempt of this release, or
+            // blocked by an association EC2 is still removing.
+            (Some(arn), live) => {
+                runner
+                    .step(
+                        "reassociate-instance-profile",
+                        &ASSOCIATE_PROFILE,
+                        instance_id,
+                        format!("associate {arn}"),
+                        || self.associate(instance_id, arn, live.is_some(), obs),
+                    )
+                    .await
             }
             (None, _) => {
                 runner.skip(
@@ -250,6 +210,39 @@ impl Isolator {
                 Ok(())
             }
         }
+    }
+
+    /// The closure of `reassociate-instance-profile`: `arn` associated already (`done`), or
+    /// associated now. EC2 refuses an association while another is being removed
+    /// (`IncorrectState`): the step fails, so the release is retried, rather than claim it
+    /// restored.
+    async fn associate(
+        &self,
+        instance_id: &str,
+        arn: &str,
+        done: bool,
+        obs: &Observed,
+    ) -> Result<StepResult, String> {
+        if done {
+            return Ok(StepResult::AlreadyDone(format!("{arn} associated")));
+        }
+        if let Some(leaving) = &obs.profile_disassociating {
+            return Err(format!(
+                "{leaving} is still being disassociated; {arn} can be associated once it is gone"
+            ));
+        }
+        self.ec2
+            .associate_iam_instance_profile()
+            .instance_id(instance_id)
+            .iam_instance_profile(
+                aws_sdk_ec2::types::IamInstanceProfileSpecification::builder()
+                    .arn(arn)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(err_text)?;
+        Ok(StepResult::Changed(format!("associated {arn}")))
     }
 
     /// Step `tag-released`.

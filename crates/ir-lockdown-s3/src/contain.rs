@@ -173,18 +173,16 @@ impl LockdownS3 {
         // another incident's) turned it on; recorded as done, so the release still turns it off.
         let ours = |evidence: &str, now: &str| now == format!("{evidence}/{prefix}");
         match (&self.config.evidence_bucket, &obs.pre.logging) {
-            (Some(evidence), Some(now)) if ours(evidence, now) => {
-                runner
-                    .step(
-                        "enable-access-logging",
-                        &PUT_LOGGING,
-                        &target,
-                        format!("server access logs → s3://{evidence}/{prefix}"),
-                        || async { Ok(StepResult::AlreadyDone(format!("logging to s3://{now}"))) },
-                    )
-                    .await?;
+            (evidence, Some(existing))
+                if evidence.as_deref().is_none_or(|e| !ours(e, existing)) =>
+            {
+                runner.skip(
+                    "enable-access-logging",
+                    &target,
+                    format!("already logging to s3://{existing}"),
+                )
             }
-            (Some(evidence), None) => {
+            (Some(evidence), now) => {
                 runner
                     .step(
                         "enable-access-logging",
@@ -192,6 +190,9 @@ impl LockdownS3 {
                         &target,
                         format!("server access logs → s3://{evidence}/{prefix}"),
                         || async {
+                            if let Some(now) = now {
+                                return Ok(StepResult::AlreadyDone(format!("logging to s3://{now}")));
+                            }
                             let logging = LoggingEnabled::builder()
                                 .target_bucket(evidence)
                                 .target_prefix(&prefix)
@@ -233,12 +234,7 @@ impl LockdownS3 {
                     )
                     .await?;
             }
-            (_, Some(existing)) => runner.skip(
-                "enable-access-logging",
-                &target,
-                format!("already logging to s3://{existing}"),
-            ),
-            (None, None) => runner.skip(
+            (None, _) => runner.skip(
                 "enable-access-logging",
                 &target,
                 "no evidence bucket configured (IR_EVIDENCE_BUCKET)".into(),

@@ -226,6 +226,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let recorded = findings - unrecorded;
     // Read again now: an execution paused at its gate may have failed since.
     let mut not_at_gate = 0;
+    let mut ended: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut samples = Vec::new();
     for (exec, incident) in &execs {
         let d = p
             .sfn
@@ -236,6 +238,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let at_gate = p.gate_status(incident).await.as_deref() == Some("pending");
         if d.status != ExecutionStatus::Running || !at_gate {
             not_at_gate += 1;
+            let why = format!("{:?} {}", d.status, if at_gate { "" } else { "(no gate)" });
+            if !ended.contains_key(&why) {
+                let cause = d.cause.as_deref().unwrap_or_default();
+                samples.push(format!("{exec}: {why} {:?}: {cause:.300}", d.error));
+            }
+            *ended.entry(why).or_insert(0) += 1;
         }
     }
     let no_evidence = instance_of
@@ -299,6 +307,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     for f in failures.iter().take(10) {
         println!("  {f}");
+    }
+    for (why, n) in &ended {
+        println!("  executions not at their gate: {n} {why}");
+    }
+    for s in &samples {
+        println!("  {s}");
     }
     if !ok {
         std::process::exit(1);
