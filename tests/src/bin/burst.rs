@@ -85,6 +85,28 @@ async fn settle_all(
         .collect()
 }
 
+/// The failure events of an execution's history (the first page), for a report.
+async fn failed_events(p: &Pipeline, exec: &str) -> Vec<String> {
+    let out = p
+        .sfn
+        .get_execution_history()
+        .execution_arn(exec)
+        .max_results(1000)
+        .send()
+        .await;
+    let Ok(out) = out else {
+        return vec![format!("{exec}: history unreadable")];
+    };
+    out.events()
+        .iter()
+        .filter(|e| {
+            let t = e.r#type().as_str();
+            t.ends_with("Failed") || t.ends_with("TimedOut")
+        })
+        .map(|e| format!("    {e:?}").chars().take(600).collect())
+        .collect()
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let findings = env_number("IR_BURST_FINDINGS", 1_000);
@@ -242,6 +264,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             if !ended.contains_key(&why) {
                 let cause = d.cause.as_deref().unwrap_or_default();
                 samples.push(format!("{exec}: {why} {:?}: {cause:.300}", d.error));
+                samples.extend(failed_events(&p, exec).await);
             }
             *ended.entry(why).or_insert(0) += 1;
         }
