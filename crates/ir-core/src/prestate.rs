@@ -109,6 +109,24 @@ fn merge_extensions(
     Ok(())
 }
 
+/// A conditional `UpdateItem`'s answer: `Ok(true)` applied, `Ok(false)` its condition failed.
+fn updated<O>(
+    out: Result<O, aws_sdk_dynamodb::error::SdkError<UpdateItemError>>,
+) -> Result<bool, PreStateError> {
+    match out {
+        Ok(_) => Ok(true),
+        Err(e)
+            if matches!(
+                e.as_service_error(),
+                Some(UpdateItemError::ConditionalCheckFailedException(_))
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
 /// The pre-state table.
 #[derive(Debug, Clone)]
 pub struct PreStateStore {
@@ -242,18 +260,7 @@ impl PreStateStore {
             .expression_attribute_values(":held", AttributeValue::S(HELD.into()))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        updated(out)
     }
 
     /// Marks the record released (the resource is back to its pre-state). `Ok(false)`: there was
@@ -277,18 +284,7 @@ impl PreStateStore {
             .expression_attribute_values(":at", AttributeValue::S(Utc::now().to_rfc3339()))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        updated(out)
     }
 
     /// Step `record-pre-state`, before any change: records `observed` as the original state
