@@ -83,13 +83,57 @@ def _client_for(region, service, state_credentials=None):
             config=Config(
                 parameter_validation=False,
                 retries={"max_attempts": 0, "total_max_attempts": 1},
-                read_timeout=120,
+                # Lambda's synchronous Invoke answers when the function ends, at most its
+                # timeout (900 s at most) later; the invoke server stops a handler at its own.
+                read_timeout=960,
             ),
         )
     return _original_client_for(region, service, state_credentials)
 
 
 lambda_eval_utils.boto_client_for = _client_for
+
+from botocore.exceptions import BotoCoreError  # noqa: E402
+from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import (  # noqa: E402
+    CustomErrorName,
+)
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (  # noqa: E402
+    FailureEvent,
+)
+from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails  # noqa: E402
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails  # noqa: E402
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (  # noqa: E402
+    StateTaskServiceLambda,
+)
+
+_lambda_from_error = StateTaskServiceLambda._from_error
+
+
+def _lambda_transport_error(self, env, ex):
+    # moto 5.2.1 turns a Lambda call that got no answer (connection refused or reset, read
+    # timeout) into `States.Runtime`, which no Retry or Catch handles (not even States.ALL), so
+    # the execution fails. Step Functions reports a failed call to the Lambda service as a
+    # `Lambda.*` error (`Lambda.SdkClientException` for one the client could not complete),
+    # which the state machine retries (Step Functions Developer Guide, "Handling transient
+    # Lambda service exceptions").
+    if isinstance(ex, BotoCoreError):
+        return FailureEvent(
+            env=env,
+            error_name=CustomErrorName("Lambda.SdkClientException"),
+            event_type=HistoryEventType.TaskFailed,
+            event_details=EventDetails(
+                taskFailedEventDetails=TaskFailedEventDetails(
+                    error="Lambda.SdkClientException",
+                    cause=str(ex),
+                    resource=self._get_sfn_resource(),
+                    resourceType=self._get_sfn_resource_type(),
+                )
+            ),
+        )
+    return _lambda_from_error(self, env, ex)
+
+
+StateTaskServiceLambda._from_error = _lambda_transport_error
 
 from moto.core.responses import ActionResult  # noqa: E402
 from moto.stepfunctions.responses import StepFunctionResponse  # noqa: E402

@@ -219,6 +219,58 @@ class DisabledRegionTest(unittest.TestCase):
             server.stop()
 
 
+class LambdaTransportTest(unittest.TestCase):
+    def test_a_lambda_call_without_an_answer_is_a_retried_lambda_error(self):
+        # Step Functions reports a Lambda call the client could not complete as a Lambda.*
+        # error, which Retry and Catch see; moto 5.2.1 made it States.Runtime, which they do not.
+        import socket
+        import threading
+
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        connections = []
+
+        def drop_every_connection():
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return
+                connections.append(conn)
+                conn.close()
+
+        threading.Thread(target=drop_every_connection, daemon=True).start()
+        endpoint = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        server = Server(IR_LAMBDA_ENDPOINT=endpoint)
+        try:
+            server.configure({"stepfunctions": {"execute_state_machine": True}})
+            sfn = server.client("stepfunctions")
+            definition = {"StartAt": "Invoke", "States": {
+                "Invoke": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                           "Parameters": {"FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:f",
+                                          "Payload": {}},
+                           "Retry": [{"ErrorEquals": ["Lambda.SdkClientException"],
+                                      "IntervalSeconds": 1, "MaxAttempts": 1}],
+                           "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
+                                      "Next": "Caught"}], "End": True},
+                "Caught": {"Type": "Pass", "End": True}}}
+            arn = sfn.create_state_machine(name="invoke", roleArn=ROLE_ARN,
+                                           definition=json.dumps(definition))["stateMachineArn"]
+            execution = sfn.start_execution(stateMachineArn=arn, name="e", input="{}")["executionArn"]
+            for _ in range(300):
+                described = sfn.describe_execution(executionArn=execution)
+                if described["status"] != "RUNNING":
+                    break
+                time.sleep(0.05)
+            self.assertEqual(described["status"], "SUCCEEDED", described)
+            self.assertEqual(json.loads(described["output"])["error"]["Error"], "Lambda.SdkClientException")
+            self.assertEqual(len(connections), 2, "the call and one retry")
+        finally:
+            server.stop()
+            listener.close()
+
+
 class LaxServerTest(unittest.TestCase):
     def test_strict_off_accepts_json_tag_value(self):
         lax = Server(STRICT="0")

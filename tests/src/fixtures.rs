@@ -216,6 +216,20 @@ pub fn terraform_between(file: &str, start: &str, end: &str) -> String {
         .unwrap_or_else(|| panic!("`{start}` … `{end}` in infra/{file}"))
 }
 
+/// `local.lambda_timeout_seconds` from infra/main.tf: function → seconds.
+pub fn lambda_timeouts() -> std::collections::BTreeMap<String, u64> {
+    terraform_between("main.tf", "lambda_timeout_seconds = {", "}")
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            Some((
+                k.trim().trim_matches('"').to_string(),
+                v.trim().parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
 /// The trust policy of an EC2 instance role.
 pub const EC2_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 

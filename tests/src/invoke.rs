@@ -5,11 +5,18 @@
 //! `POST /2015-03-31/functions/<name or ARN>/invocations` with the payload as body answers like
 //! Lambda: 200 with the handler's output, or 200 with `X-Amz-Function-Error: Unhandled` and
 //! `{"errorType", "errorMessage"}` when the handler fails (what a `Catch` matches on).
+//!
+//! Each function runs at most its Lambda timeout (Terraform's `lambda_timeout_seconds`, or
+//! [`InvokeServer::set_timeout`]): past it the handler is dropped where it stands, as Lambda stops
+//! a sandbox, and the answer is Lambda's `Sandbox.Timedout` function error, which the state
+//! machine retries. Without it a handler slowed by a loaded emulator ran on until moto's client
+//! gave up, which Step Functions then reported as an unretried `States.Runtime`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use http_body_util::{BodyExt, Full};
@@ -64,9 +71,12 @@ pub struct Invocation {
     pub elapsed: std::time::Duration,
 }
 
+/// Lambda's largest function timeout, for a function Terraform does not deploy.
+const MAX_TIMEOUT: Duration = Duration::from_secs(900);
+
 #[derive(Clone, Default)]
 struct Shared {
-    handlers: Arc<RwLock<HashMap<String, Handler>>>,
+    handlers: Arc<RwLock<HashMap<String, (Handler, Duration)>>>,
     calls: Arc<Mutex<Vec<Invocation>>>,
 }
 
@@ -121,9 +131,22 @@ impl InvokeServer {
         format!("http://{}", self.addr)
     }
 
+    /// Serves `name` with `handler`, stopped after the function's Terraform timeout.
     pub fn register(&self, name: &str, handler: Handler) {
+        let timeout = crate::fixtures::lambda_timeouts()
+            .get(name)
+            .map_or(MAX_TIMEOUT, |s| Duration::from_secs(*s));
         if let Ok(mut h) = self.shared.handlers.write() {
-            h.insert(name.to_string(), handler);
+            h.insert(name.to_string(), (handler, timeout));
+        }
+    }
+
+    /// Stops `name`'s handler after `timeout` instead (a registered function).
+    pub fn set_timeout(&self, name: &str, timeout: Duration) {
+        if let Ok(mut h) = self.shared.handlers.write() {
+            if let Some(entry) = h.get_mut(name) {
+                entry.1 = timeout;
+            }
         }
     }
 
@@ -167,7 +190,7 @@ async fn serve(
         .read()
         .ok()
         .and_then(|h| h.get(&function).cloned());
-    let Some(handler) = handler else {
+    let Some((handler, timeout)) = handler else {
         return reply(
             404,
             None,
@@ -178,17 +201,19 @@ async fn serve(
     let clock = std::time::Instant::now();
     // A step that records an AWS call its function does not declare (and so its role would not
     // grant) fails the invocation, as AccessDenied would in AWS.
-    let result = handler(payload.clone()).await.and_then(|out| {
-        let known = crate::permissions::declared().contains_key(function.as_str());
-        let undeclared = crate::permissions::undeclared_calls(&function, &out);
-        if known && !undeclared.is_empty() {
-            return Err(Diagnostic {
-                error_type: "UndeclaredApiCall".into(),
-                error_message: format!("{function} called {undeclared:?} without declaring it"),
-            });
-        }
-        Ok(out)
-    });
+    let result = run_within(timeout, handler(payload.clone()))
+        .await
+        .and_then(|out| {
+            let known = crate::permissions::declared().contains_key(function.as_str());
+            let undeclared = crate::permissions::undeclared_calls(&function, &out);
+            if known && !undeclared.is_empty() {
+                return Err(Diagnostic {
+                    error_type: "UndeclaredApiCall".into(),
+                    error_message: format!("{function} called {undeclared:?} without declaring it"),
+                });
+            }
+            Ok(out)
+        });
     let elapsed = clock.elapsed();
     if let Ok(mut calls) = state.calls.lock() {
         calls.push(Invocation {
@@ -211,6 +236,22 @@ async fn serve(
     }
 }
 
+/// The handler's answer, or Lambda's timeout error once `timeout` has passed (the handler is
+/// dropped at its next await, as a stopped sandbox runs no further).
+async fn run_within(
+    timeout: Duration,
+    run: BoxFuture<'static, Result<Value, Diagnostic>>,
+) -> Result<Value, Diagnostic> {
+    tokio::time::timeout(timeout, run)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Diagnostic {
+                error_type: "Sandbox.Timedout".into(),
+                error_message: format!("Task timed out after {:.2} seconds", timeout.as_secs_f64()),
+            })
+        })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -226,5 +267,66 @@ mod tests {
             "ir-notify"
         );
         assert_eq!(super::function_name("ir-approve"), "ir-approve");
+    }
+
+    /// A handler past its timeout is stopped and answered as Lambda answers a timed-out
+    /// sandbox; one within it answers normally.
+    #[tokio::test]
+    async fn a_handler_past_its_timeout_is_stopped_with_sandbox_timedout() {
+        let server = super::InvokeServer::start().await.expect("server");
+        let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = finished.clone();
+        server.register(
+            "ir-slow",
+            super::handler(move |delay_ms: u64| {
+                let flag = flag.clone();
+                async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                    Ok::<_, lambda_runtime::Error>(serde_json::json!({"done": delay_ms}))
+                }
+            }),
+        );
+        server.set_timeout("ir-slow", std::time::Duration::from_millis(200));
+        let http = reqwest::Client::new();
+        let url = format!(
+            "{}/2015-03-31/functions/ir-slow/invocations",
+            server.endpoint()
+        );
+        let invoke = |delay: u64| http.post(&url).body(delay.to_string()).send();
+
+        let late = invoke(2_000).await.expect("answered");
+        assert_eq!(late.status(), 200);
+        assert_eq!(
+            late.headers()
+                .get("x-amz-function-error")
+                .map(|v| v.as_bytes()),
+            Some(&b"Unhandled"[..])
+        );
+        let body: serde_json::Value = late.json().await.expect("json");
+        assert_eq!(body["errorType"], "Sandbox.Timedout");
+        assert_eq!(body["errorMessage"], "Task timed out after 0.20 seconds");
+        tokio::time::sleep(std::time::Duration::from_millis(2_200)).await;
+        assert!(
+            !finished.load(std::sync::atomic::Ordering::SeqCst),
+            "the stopped handler ran on"
+        );
+
+        let quick = invoke(10).await.expect("answered");
+        assert!(quick.headers().get("x-amz-function-error").is_none());
+        let body: serde_json::Value = quick.json().await.expect("json");
+        assert_eq!(body["done"], 10);
+    }
+
+    /// The deployed functions get their Terraform timeout.
+    #[tokio::test]
+    async fn registered_functions_get_their_terraform_timeout() {
+        let server = super::InvokeServer::start().await.expect("server");
+        server.register(
+            "ir-triage",
+            super::handler(|v: serde_json::Value| async move { Ok::<_, lambda_runtime::Error>(v) }),
+        );
+        let handlers = server.shared.handlers.read().expect("lock");
+        assert_eq!(handlers["ir-triage"].1, std::time::Duration::from_secs(60));
     }
 }

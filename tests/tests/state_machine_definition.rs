@@ -3,9 +3,7 @@
 //! than Step Functions abandoning a containment half-way), and every Task retries what a
 //! timed-out or crashed sandbox raises. Every handler is idempotent, so a retry is safe.
 
-use std::collections::BTreeMap;
-
-use ir_tests::fixtures::{terraform_between, workspace_file};
+use ir_tests::fixtures::{lambda_timeouts, workspace_file};
 use serde_json::Value;
 
 /// Errors Lambda raises for a sandbox that timed out or died, and for throttling.
@@ -18,20 +16,6 @@ const TRANSIENT: [&str; 7] = [
     "Lambda.ClientExecutionTimeoutException",
     "Sandbox.Timedout",
 ];
-
-/// `local.lambda_timeout_seconds` from infra/main.tf: function → seconds.
-fn lambda_timeouts() -> BTreeMap<String, u64> {
-    terraform_between("main.tf", "lambda_timeout_seconds = {", "}")
-        .lines()
-        .filter_map(|l| {
-            let (k, v) = l.split_once('=')?;
-            Some((
-                k.trim().trim_matches('"').to_string(),
-                v.trim().parse().ok()?,
-            ))
-        })
-        .collect()
-}
 
 /// Every state of the definition, with the states of Parallel branches.
 fn states(asl: &Value) -> Vec<(String, Value)> {
