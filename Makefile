@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build test lint fmt demo bench fuzz burst checkov package deploy clean
+.PHONY: all build test lint fmt demo bench fuzz burst replay checkov package deploy clean
 
 all: build
 
@@ -35,7 +35,7 @@ demo:
 ## BENCH_PROFILE=release measures release builds (what `make package` ships).
 BENCH_PROFILE ?= dev
 BENCH_DIR = $(if $(filter release,$(BENCH_PROFILE)),release,debug)
-bench: fuzz burst
+bench: fuzz burst replay
 	$(CARGO) build --quiet --profile $(BENCH_PROFILE) --workspace --bins
 	IR_BENCH_BIN_DIR=$(CURDIR)/target/$(BENCH_DIR) $(CARGO) run --quiet -p ir-tests --bin bench
 
@@ -44,6 +44,11 @@ bench: fuzz burst
 ## exactly once, every finding recorded; findings/s, event → contained / evidence p50 and p99.
 burst:
 	$(CARGO) run --quiet --profile $(BENCH_PROFILE) -p ir-tests --bin burst
+
+## One finding delivered IR_REPLAYS (default 100) times at once plus its re-published copy,
+## through the executed state machine: one response, one ticket, one evidence chain.
+replay:
+	$(CARGO) run --quiet --profile $(BENCH_PROFILE) -p ir-tests --bin replay
 
 ## The fuzz pass at full size: IR_FUZZ_INPUTS (default 10,000,000) hostile inputs for each of the
 ## triage handler and the Jira webhook handler (IR_FUZZ_SEED repeats a run).

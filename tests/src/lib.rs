@@ -35,6 +35,7 @@ pub mod notify;
 pub mod payloads;
 pub mod permissions;
 pub mod pipeline;
+pub mod replay;
 pub mod review_gate;
 pub mod runtime_api;
 pub mod shared;

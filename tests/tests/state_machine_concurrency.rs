@@ -111,87 +111,15 @@ async fn twenty_findings_on_one_instance_at_once_isolate_it_once() {
     );
 }
 
-/// How many times the replay test delivers one finding (the bench delivers more).
+/// How many times the replay test delivers one finding (the bench delivers 100).
 const REPLAYS: usize = 20;
 
+/// One response, one ticket, one containment and one evidence chain; every delivery triaged
+/// and counted, the highest occurrence count kept (`ir_tests::replay` reads them back).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_finding_delivered_many_times_and_republished_is_one_response() {
     let w = world(600).await;
-    let id = instance(&w.sdk).await;
-    let event = finding(0, &id);
-    let count = event["detail"]["service"]["count"].as_i64().unwrap_or(1);
-    // At-least-once delivery: the same event many times, and GuardDuty's re-published copy
-    // (the finding recurred: a higher count, a later updatedAt), all at once.
-    let mut events = vec![event.clone(); REPLAYS];
-    let mut updated = event.clone();
-    updated["detail"]["service"]["count"] = (count + 7).into();
-    updated["detail"]["updatedAt"] = "2026-12-02T12:00:00.000Z".into();
-    events.push(updated);
-    ir_tests::eventbridge::put_events(&w.moto, &events).await;
-
-    let incident = ir_core::Incident::from_event_value(event).unwrap()[0]
-        .incident_id
-        .clone();
-    let execs = executions(&w, REPLAYS + 1).await;
-    let mut responded = Vec::new();
-    for exec in &execs {
-        w.settle(exec, Some(&incident)).await;
-        let path = w.path(exec).await;
-        if path.iter().any(|s| s == "Initialise") {
-            responded.push(exec.clone());
-        } else {
-            assert_eq!(
-                path.last().map(String::as_str),
-                Some("NoResponse"),
-                "{path:?}"
-            );
-        }
-    }
-    assert_eq!(responded.len(), 1, "one response");
-    assert_eq!(w.gate_status(&incident).await.as_deref(), Some("pending"));
-
-    let ran = |f: &str| {
-        w.invoke
-            .calls()
-            .iter()
-            .filter(|c| c.function == f && c.output.is_some())
-            .count()
-    };
-    assert_eq!(ran("ir-triage"), REPLAYS + 1, "every delivery triaged");
-    assert_eq!(ran("ir-isolate-ec2"), 1, "one containment");
-    assert_eq!(ran("ir-preserve-evidence"), 1, "one evidence chain");
-    let tickets = w
-        .jira
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .filter(|r| r.method.as_str() == "POST" && r.url.path() == "/rest/api/3/issue")
-        .count();
-    assert_eq!(tickets, 1, "one ticket");
-
-    // The record counts every delivery and keeps the highest occurrence count.
-    let item = aws_sdk_dynamodb::Client::new(&w.sdk)
-        .get_item()
-        .table_name("incidents")
-        .key(
-            "incident_id",
-            aws_sdk_dynamodb::types::AttributeValue::S(incident.clone()),
-        )
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
-        .expect("incident recorded");
-    let n = |k: &str| -> i64 {
-        item.get(k)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(-1)
-    };
-    assert_eq!(n("triage_count"), 1);
-    assert_eq!(n("repeat_count"), REPLAYS as i64);
-    // The responding copy may be the updated one; either way the highest count is kept.
-    assert_eq!(n("occurrences"), count + 7);
+    let r = ir_tests::replay::replay(&w, REPLAYS).await;
+    assert_eq!(r.deliveries, REPLAYS + 1);
+    assert_eq!(r.failures(), Vec::<String>::new(), "{r:#?}");
 }
