@@ -40,8 +40,10 @@ bench: fuzz burst replay
 	IR_BENCH_BIN_DIR=$(CURDIR)/target/$(BENCH_DIR) $(CARGO) run --quiet -p ir-tests --bin bench
 
 ## IR_BURST_FINDINGS (default 1,000) different findings over IR_BURST_RESOURCES (default 200)
-## instances put on the bus at once, through the executed state machine: each instance isolated
-## exactly once, every finding recorded; findings/s, event → contained / evidence p50 and p99.
+## instances, put on the bus as fast as the local stack takes them (at most IR_BURST_WINDOW,
+## default 40, executions short of their gate), through the executed state machine: each
+## instance isolated exactly once, every finding recorded; findings/s, event → contained /
+## evidence p50 and p99.
 burst:
 	$(CARGO) run --quiet --profile $(BENCH_PROFILE) -p ir-tests --bin burst
 
