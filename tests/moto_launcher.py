@@ -93,7 +93,7 @@ def _client_for(region, service, state_credentials=None):
 
 lambda_eval_utils.boto_client_for = _client_for
 
-from botocore.exceptions import BotoCoreError  # noqa: E402
+from botocore.exceptions import ConnectionError as NoConnection, HTTPClientError  # noqa: E402
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import (  # noqa: E402
     CustomErrorName,
 )
@@ -111,12 +111,13 @@ _lambda_from_error = StateTaskServiceLambda._from_error
 
 def _lambda_transport_error(self, env, ex):
     # moto 5.2.1 turns a Lambda call that got no answer (connection refused or reset, read
-    # timeout) into `States.Runtime`, which no Retry or Catch handles (not even States.ALL), so
-    # the execution fails. Step Functions reports a failed call to the Lambda service as a
-    # `Lambda.*` error (`Lambda.SdkClientException` for one the client could not complete),
-    # which the state machine retries (Step Functions Developer Guide, "Handling transient
-    # Lambda service exceptions").
-    if isinstance(ex, BotoCoreError):
+    # timeout) into `States.Runtime`: no Retry names it, and out of a Parallel branch moto's
+    # executor fails the whole execution ("Custom Error Names MUST NOT begin with 'States.'").
+    # Step Functions reports a failed call to the Lambda service as a `Lambda.*` error
+    # (`Lambda.SdkClientException` for one the client could not complete), which the state
+    # machine retries (Step Functions Developer Guide, "Handle Lambda service exceptions").
+    # Only transport failures: any other client error stays a harness bug, loudly.
+    if isinstance(ex, (NoConnection, HTTPClientError)):
         return FailureEvent(
             env=env,
             error_name=CustomErrorName("Lambda.SdkClientException"),

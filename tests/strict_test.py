@@ -222,7 +222,8 @@ class DisabledRegionTest(unittest.TestCase):
 class LambdaTransportTest(unittest.TestCase):
     def test_a_lambda_call_without_an_answer_is_a_retried_lambda_error(self):
         # Step Functions reports a Lambda call the client could not complete as a Lambda.*
-        # error, which Retry and Catch see; moto 5.2.1 made it States.Runtime, which they do not.
+        # error, which the state machine's Retry names; moto 5.2.1 made it States.Runtime, and the
+        # execution failed.
         import socket
         import threading
 

@@ -236,6 +236,14 @@ async fn serve(
     }
 }
 
+/// A fresh id shaped like Lambda's request ids (a UUID).
+fn request_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let secs = chrono::Utc::now().timestamp() as u32;
+    format!("{secs:08x}-0000-4000-8000-{n:012x}")
+}
+
 /// The handler's answer, or Lambda's timeout error once `timeout` has passed (the handler is
 /// dropped at its next await, as a stopped sandbox runs no further).
 async fn run_within(
@@ -247,7 +255,11 @@ async fn run_within(
         .unwrap_or_else(|_| {
             Err(Diagnostic {
                 error_type: "Sandbox.Timedout".into(),
-                error_message: format!("Task timed out after {:.2} seconds", timeout.as_secs_f64()),
+                error_message: format!(
+                    "RequestId: {} Error: Task timed out after {:.2} seconds",
+                    request_id(),
+                    timeout.as_secs_f64()
+                ),
             })
         })
 }
@@ -305,7 +317,13 @@ mod tests {
         );
         let body: serde_json::Value = late.json().await.expect("json");
         assert_eq!(body["errorType"], "Sandbox.Timedout");
-        assert_eq!(body["errorMessage"], "Task timed out after 0.20 seconds");
+        let message = body["errorMessage"].as_str().unwrap_or_default();
+        let (id, rest) = message
+            .strip_prefix("RequestId: ")
+            .and_then(|m| m.split_once(' '))
+            .unwrap_or_default();
+        assert_eq!(id.len(), 36, "{message}");
+        assert_eq!(rest, "Error: Task timed out after 0.20 seconds");
         tokio::time::sleep(std::time::Duration::from_millis(2_200)).await;
         assert!(
             !finished.load(std::sync::atomic::Ordering::SeqCst),

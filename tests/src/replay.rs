@@ -1,12 +1,13 @@
 //! Replay: one finding delivered many times at once, as at-least-once delivery does, plus
 //! GuardDuty's re-published copy (the finding recurred: a higher `service.count`, a later
 //! `updatedAt`), through the executed state machine. `state_machine_concurrency.rs` runs it
-//! small; the bench (`make burst`) delivers it 100 times. [`Replay::failures`] names what is
+//! small; the bench (`make replay`) delivers it 100 times. [`Replay::failures`] names what is
 //! not exactly one response with a complete record.
 
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_sfn::types::ExecutionStatus;
 use ir_preserve_evidence::Manifest;
 use sha2::{Digest, Sha256};
 
@@ -113,14 +114,15 @@ pub async fn replay(w: &Pipeline, copies: usize) -> Replay {
     let execs = crate::burst::executions(w, events.len(), Duration::from_secs(120)).await;
     let (mut responses, mut stray) = (0, Vec::new());
     for exec in &execs {
-        w.settle(exec, Some(&incident)).await;
-        let path = w.path(exec).await;
+        let path = settled_path(w, exec, &incident, Duration::from_secs(300)).await;
         if path.iter().any(|s| s == "Initialise") {
             responses += 1;
         } else if path.last().map(String::as_str) != Some("NoResponse") {
             stray.push(path);
         }
     }
+    // Whatever ir-notify sent is what Jira would have taken.
+    crate::payloads::assert_received_valid(&w.jira).await;
     let elapsed = clock.elapsed();
     let (triage_count, repeat_count, occurrences) = counters(w, &incident).await;
     Replay {
@@ -138,6 +140,30 @@ pub async fn replay(w: &Pipeline, copies: usize) -> Replay {
         highest_count: count + 7,
         manifests: manifest_chain(w, &incident).await,
         elapsed,
+    }
+}
+
+/// The states `exec` went through once it ended, or once it responded and is paused at the
+/// incident's review gate (a copy still running is waited for, not read early); at most
+/// `within`.
+async fn settled_path(w: &Pipeline, exec: &str, incident: &str, within: Duration) -> Vec<String> {
+    let deadline = Instant::now() + within;
+    loop {
+        let status = w
+            .sfn
+            .describe_execution()
+            .execution_arn(exec)
+            .send()
+            .await
+            .map(|d| d.status)
+            .unwrap_or(ExecutionStatus::Running);
+        let path = w.path(exec).await;
+        let responded = path.iter().any(|s| s == "Initialise");
+        let at_gate = responded && w.gate_status(incident).await.as_deref() == Some("pending");
+        if status != ExecutionStatus::Running || at_gate || Instant::now() > deadline {
+            return path;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -213,6 +239,9 @@ pub async fn manifest_chain(w: &Pipeline, incident: &str) -> Result<usize, Strin
     chain.sort_by_key(|(_, _, m)| m.sequence);
     let mut before: Option<(&str, &str)> = None;
     for (n, (key, sha, m)) in chain.iter().enumerate() {
+        if m.incident_id != incident {
+            return Err(format!("{key}: manifest of incident {}", m.incident_id));
+        }
         if m.sequence as usize != n + 1 {
             return Err(format!(
                 "{key}: sequence {} where {} was due",

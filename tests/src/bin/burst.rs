@@ -1,7 +1,8 @@
 //! `make burst` (part of `make bench`): different findings over many instances, put on the bus
-//! as fast as the local stack takes them: in order, ten entries per `PutEvents`, with at most
-//! `IR_BURST_WINDOW` (default 40) executions between their start and their review gate at once.
-//! An instance's findings are adjacent, so they arrive together and contend for its lease.
+//! as fast as the local stack takes them: ten entries per `PutEvents`, each refill as large as
+//! the window has room for, with at most `IR_BURST_WINDOW` (default 40) executions between
+//! their start and their review gate at once. An instance's findings are adjacent in the
+//! sequence, so they arrive close together and contend for its lease.
 //! (All at once, moto's single process falls so far behind that handlers pass their Lambda
 //! timeout; on AWS the services scale instead.) Every execution runs the real state machine with
 //! the real handlers in-process, as `make test`'s executed tests do;
@@ -69,7 +70,7 @@ async fn settled(p: &Pipeline, exec: &str, incident: &str) -> Option<ExecutionSt
     (status != ExecutionStatus::Running || at_gate).then_some(status)
 }
 
-/// Puts the findings on the bus in order, ten per `PutEvents`, keeping at most `window`
+/// Puts the findings on the bus in sequence, ten per `PutEvents`, keeping at most `window`
 /// executions between their start and their review gate (or end): as fast as the local stack
 /// takes them (all at once, moto's single process falls behind and Lambda timeouts fire).
 /// Returns every execution with its incident, and its status and time when it settled.
@@ -80,21 +81,31 @@ async fn deliver(
     within: Duration,
 ) -> Vec<((String, String), (ExecutionStatus, Instant))> {
     let deadline = Instant::now() + within;
-    let (mut put, mut known) = (0, std::collections::HashSet::new());
+    let (mut put, mut known) = (0_usize, std::collections::HashSet::new());
     let (mut running, mut done) = (Vec::new(), Vec::new());
     while done.len() < events.len() && Instant::now() < deadline {
-        let room = window.saturating_sub(put - done.len());
+        let room = window.saturating_sub(put.saturating_sub(done.len()));
         if room > 0 && put < events.len() {
             let end = (put + room).min(events.len());
             ir_tests::eventbridge::put_events(&p.moto, &events[put..end]).await;
             put = end;
-            // EventBridge has started their executions when PutEvents answers.
+        }
+        // EventBridge has started their executions when PutEvents answers; list until every
+        // put finding has one.
+        let mut found = false;
+        if known.len() < put {
             for exec in p.execution_arns().await {
                 if known.insert(exec.clone()) {
                     let incident = incident_of(p, &exec).await;
                     running.push((exec, incident));
+                    found = true;
                 }
             }
+        }
+        // Everything put and settled, and nothing new started: a finding that started no
+        // execution fails the "one execution per finding" check, not the deadline.
+        if put == events.len() && running.is_empty() && !found {
+            break;
         }
         let mut still = Vec::new();
         for (exec, incident) in running {
@@ -142,7 +153,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let findings = env_number("IR_BURST_FINDINGS", 1_000);
     let resources = env_number("IR_BURST_RESOURCES", 200).clamp(1, findings.max(1));
     let window = env_number("IR_BURST_WINDOW", 40).max(1);
-    let p = pipeline::start(3600).await;
+    // The review gate stays open longer than the whole delivery may take.
+    let p = pipeline::start(5 * 3600).await;
     let mut instances = Vec::with_capacity(resources);
     for _ in 0..resources {
         instances.push(pipeline::instance(&p.sdk).await);
