@@ -48,9 +48,11 @@ impl Isolator {
     ) -> Result<(), StepFailed> {
         // Out of its Auto Scaling group first: an isolated instance fails its health checks, and
         // Auto Scaling would terminate it (termination protection does not stop that).
-        self.leave_auto_scaling(runner, instance_id, obs).await?;
+        self.leave_auto_scaling(runner, instance_id, obs, pre)
+            .await?;
         // Then out of the load balancers, whose flows security groups do not cut.
-        self.leave_target_groups(runner, instance_id, obs).await?;
+        self.leave_target_groups(runner, instance_id, obs, pre)
+            .await?;
         self.swap_enis(runner, obs, &pre.vpc_id).await?;
         // With IR_NACL_ISOLATION, the subnet-level cut of what the groups cannot cut.
         self.deny_in_acls(runner, obs).await?;
@@ -238,10 +240,12 @@ impl Isolator {
         runner: &mut Runner,
         instance_id: &str,
         obs: &Observed,
+        pre: &Ec2PreState,
     ) -> Result<(), StepFailed> {
         // 6. Auto Scaling must not replace-and-terminate it.
-        match &obs.auto_scaling_group {
-            Some(asg) => {
+        match (&obs.auto_scaling_group, &pre.auto_scaling_group) {
+            (None, Some(asg)) => detached_earlier(runner, instance_id, asg).await?,
+            (Some(asg), _) => {
                 let a = &self.autoscaling;
                 runner
                     .step(
@@ -284,7 +288,7 @@ impl Isolator {
                     )
                     .await?;
             }
-            None => runner.skip(
+            (None, None) => runner.skip(
                 "asg-detach",
                 instance_id,
                 "not in an Auto Scaling group".into(),
@@ -493,4 +497,33 @@ fn same_document(stored: &str, policy: &str) -> bool {
     let decoded = percent_encoding::percent_decode_str(stored).decode_utf8_lossy();
     let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s).ok();
     parse(&decoded).is_some_and(|d| Some(d) == parse(policy))
+}
+
+/// Steps `asg-protect-from-scale-in` and `asg-detach` when the recorded group no longer holds
+/// the instance: an earlier attempt of this response, which died before it returned, detached it
+/// (the protection went with its membership).
+async fn detached_earlier(
+    runner: &mut Runner,
+    instance_id: &str,
+    asg: &str,
+) -> Result<(), StepFailed> {
+    for (step, permission) in [
+        ("asg-protect-from-scale-in", &SET_INSTANCE_PROTECTION),
+        ("asg-detach", &DETACH_INSTANCES),
+    ] {
+        runner
+            .step(
+                step,
+                permission,
+                asg,
+                format!("{step} {instance_id}"),
+                || async {
+                    Ok(StepResult::AlreadyDone(format!(
+                        "{instance_id} no longer in {asg} (detached by an earlier attempt)"
+                    )))
+                },
+            )
+            .await?;
+    }
+    Ok(())
 }

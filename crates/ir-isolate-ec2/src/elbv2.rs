@@ -246,6 +246,7 @@ impl Isolator {
         runner: &mut Runner,
         instance_id: &str,
         obs: &Observed,
+        pre: &Ec2PreState,
     ) -> Result<(), StepFailed> {
         if let Some(why) = &obs.target_lookup_failed {
             runner.skip(
@@ -255,7 +256,19 @@ impl Isolator {
             );
             return Ok(());
         }
-        if obs.target_registrations.is_empty() {
+        // Recorded by this response but no longer live: an earlier attempt (which died before
+        // it returned) deregistered them. Its record is lost, so this one says so.
+        let gone: Vec<Registration> = pre
+            .target_registrations
+            .iter()
+            .filter(|r| {
+                !obs.target_registrations
+                    .iter()
+                    .any(|l| l.target_group_arn == r.target_group_arn)
+            })
+            .cloned()
+            .collect();
+        if obs.target_registrations.is_empty() && gone.is_empty() {
             runner.skip(
                 "deregister-targets",
                 instance_id,
@@ -264,6 +277,9 @@ impl Isolator {
             return Ok(());
         }
         for (arn, regs) in by_group(&obs.target_registrations) {
+            self.deregister(runner, arn, &regs).await?;
+        }
+        for (arn, regs) in by_group(&gone) {
             runner
                 .step(
                     &format!("deregister-{}", group_name(arn)),
@@ -271,27 +287,51 @@ impl Isolator {
                     arn,
                     format!("deregister {}", labels(&regs)),
                     || async {
-                        let out = self
-                            .elbv2
-                            .deregister_targets()
-                            .target_group_arn(arn)
-                            .set_targets(Some(regs.iter().map(|r| r.description()).collect()))
-                            .send()
-                            .await;
-                        Ok(match out {
-                            Ok(_) => StepResult::Changed(format!(
-                                "deregistered {}; open connections drain",
-                                labels(&regs)
-                            )),
-                            Err(e) => StepResult::Refused(format!(
-                                "still registered, isolation goes on: {}",
-                                err_text(e)
-                            )),
-                        })
+                        Ok(StepResult::AlreadyDone(format!(
+                            "{} no longer registered (deregistered by an earlier attempt)",
+                            labels(&regs)
+                        )))
                     },
                 )
                 .await?;
         }
+        Ok(())
+    }
+
+    /// Step `deregister-<target group>` for the live registrations `regs` in group `arn`.
+    async fn deregister(
+        &self,
+        runner: &mut Runner,
+        arn: &str,
+        regs: &[&Registration],
+    ) -> Result<(), StepFailed> {
+        runner
+            .step(
+                &format!("deregister-{}", group_name(arn)),
+                &DEREGISTER_TARGETS,
+                arn,
+                format!("deregister {}", labels(regs)),
+                || async {
+                    let out = self
+                        .elbv2
+                        .deregister_targets()
+                        .target_group_arn(arn)
+                        .set_targets(Some(regs.iter().map(|r| r.description()).collect()))
+                        .send()
+                        .await;
+                    Ok(match out {
+                        Ok(_) => StepResult::Changed(format!(
+                            "deregistered {}; open connections drain",
+                            labels(regs)
+                        )),
+                        Err(e) => StepResult::Refused(format!(
+                            "still registered, isolation goes on: {}",
+                            err_text(e)
+                        )),
+                    })
+                },
+            )
+            .await?;
         Ok(())
     }
 

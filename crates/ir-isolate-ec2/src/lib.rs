@@ -12,7 +12,9 @@
 //!    and Auto Scaling would terminate it, which termination protection does not prevent.
 //!    Then `deregister-<target group>` for every target group the instance (or one of its
 //!    addresses, for `ip` groups) is still registered in: a load balancer's flows are tracked
-//!    whatever the security groups say;
+//!    whatever the security groups say. A group (or Auto Scaling group) the stored pre-state
+//!    names that no longer holds the instance is recorded as done: a retry of an attempt that
+//!    died after leaving it still lists the step, so its record is the clean run's;
 //! 3. `ensure-isolation-group`: security group `ir-isolation-<vpc>` in the instance's VPC, no
 //!    ingress (except `IR_FORENSIC_INGRESS_CIDR` on TCP 22, if set), default egress revoked;
 //! 4. `ensure-untracked-group`: `ir-untrack-<vpc>`, all traffic in and out from `0.0.0.0/0` and

@@ -373,11 +373,15 @@ impl Isolator {
 
     /// Steps `nacl-remove-<acl>`: the deny rules for the recorded addresses that were not there
     /// before the response (whatever `IR_NACL_ISOLATION` says now: it may have been on then).
+    /// `denied` are the ACLs the containment's record shows denied in: one of them without such
+    /// a rule left is recorded as done (an earlier attempt of this release removed them), so a
+    /// retried release's record still says so.
     pub(crate) async fn remove_acl_denies(
         &self,
         runner: &mut Runner,
         obs: &Observed,
         pre: &Ec2PreState,
+        denied: &[String],
     ) -> Result<(), StepFailed> {
         if let Some(why) = &obs.acl_lookup_failed {
             runner.skip(
@@ -394,6 +398,9 @@ impl Isolator {
         for acl in &obs.network_acls {
             let added = acl.added(&cidrs, &pre.acl_denies_before);
             if added.is_empty() {
+                if denied.contains(&acl.id) {
+                    removed_earlier(runner, &acl.id).await?;
+                }
                 continue;
             }
             runner
@@ -431,6 +438,24 @@ impl Isolator {
             describe(&entries)
         )))
     }
+}
+
+/// Step `nacl-remove-<acl>` when no deny rule the response added is left in `acl`.
+async fn removed_earlier(runner: &mut Runner, acl: &str) -> Result<(), StepFailed> {
+    runner
+        .step(
+            &format!("nacl-remove-{acl}"),
+            &DELETE_ENTRY,
+            acl,
+            "remove the response's deny rules".into(),
+            || async {
+                Ok(StepResult::AlreadyDone(
+                    "no deny rule the response added is left".into(),
+                ))
+            },
+        )
+        .await?;
+    Ok(())
 }
 
 enum CreateError {

@@ -36,7 +36,8 @@ impl Isolator {
     ) -> Result<(), StepFailed> {
         let incident_id = req.decision.incident_id.as_str();
         self.restore_groups(runner, obs, pre).await?;
-        self.remove_acl_denies(runner, obs, pre).await?;
+        let denied = acls_denied_in(req.previous.as_ref());
+        self.remove_acl_denies(runner, obs, pre, &denied).await?;
         self.restore_instance(runner, instance_id, obs, pre).await?;
         let roles = revoked_roles(pre, req.previous.as_ref());
         self.restore_profile(runner, instance_id, obs, pre, &roles)
@@ -285,6 +286,18 @@ fn revoked_roles(pre: &Ec2PreState, previous: Option<&ContainmentRecord>) -> Vec
         }
     }
     roles
+}
+
+/// The network ACLs the containment's record shows deny rules in (added or found).
+fn acls_denied_in(previous: Option<&ContainmentRecord>) -> Vec<String> {
+    let steps = previous.into_iter().flat_map(|p| &p.steps);
+    steps
+        .filter(|s| {
+            s.step.starts_with("nacl-deny-")
+                && matches!(s.outcome, Outcome::Succeeded | Outcome::AlreadyDone)
+        })
+        .filter_map(|s| s.target.clone())
+        .collect()
 }
 
 #[cfg(test)]
