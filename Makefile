@@ -43,9 +43,11 @@ bench: fuzz burst replay
 ## instances, put on the bus as fast as the local stack takes them (at most IR_BURST_WINDOW,
 ## default 40, executions short of their gate), through the executed state machine: each
 ## instance isolated exactly once, every finding recorded; findings/s, event → contained /
-## evidence p50 and p99.
+## evidence p50 and p99; then each function binary's peak memory over a sample of the events the
+## burst handed it (IR_BURST_MEMORY_EVENTS, default 50).
 burst:
-	$(CARGO) run --quiet --profile $(BENCH_PROFILE) -p ir-tests --bin burst
+	$(CARGO) build --quiet --profile $(BENCH_PROFILE) --workspace --bins
+	IR_BENCH_BIN_DIR=$(CURDIR)/target/$(BENCH_DIR) $(CARGO) run --quiet --profile $(BENCH_PROFILE) -p ir-tests --bin burst
 
 ## One finding delivered IR_REPLAYS (default 100) times at once plus its re-published copy,
 ## through the executed state machine: one response, one ticket, one evidence chain.

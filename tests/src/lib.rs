@@ -26,6 +26,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 
 pub mod accounts;
+pub mod binaries;
 pub mod burst;
 pub mod eventbridge;
 pub mod faults;

@@ -1,7 +1,10 @@
-//! A one-shot Lambda Runtime API, to measure a function binary's cold start the way Lambda runs
-//! it: the process is started with `AWS_LAMBDA_RUNTIME_API` pointing here, `lambda_runtime`
-//! initialises (config, SDK clients) and asks for the next event (`GET …/invocation/next`), the
-//! handler runs and posts its response. [`cold_start`] times both from the process launch.
+//! A local Lambda Runtime API, to run a function binary the way Lambda runs it: the process is
+//! started with `AWS_LAMBDA_RUNTIME_API` pointing here, `lambda_runtime` initialises (config, SDK
+//! clients) and asks for the next event (`GET …/invocation/next`), the handler runs and posts its
+//! response, and asks for the next. [`cold_start`] times the first event from the process
+//! launch; [`warm`] hands one process a sequence of events, one at a time as a Lambda execution
+//! environment gets them. Both report the process's peak resident memory (`VmHWM`, what Lambda
+//! reports as "Max Memory Used") once it has answered the last.
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -22,17 +25,37 @@ pub struct ColdStart {
     pub first_response: Duration,
     /// The response body, or the error the function reported.
     pub outcome: Result<Value, String>,
+    /// Peak resident memory of the process, in KiB (0 where `/proc` cannot tell).
+    pub peak_rss_kib: u64,
+}
+
+/// One execution environment that handled a sequence of events.
+#[derive(Debug, Clone)]
+pub struct Warm {
+    /// Launch → the runtime asks for its first event.
+    pub init: Duration,
+    /// Per event: how long the handler took (event handed out → answer posted), and the answer.
+    pub answers: Vec<(Duration, Result<Value, String>)>,
+    /// Peak resident memory of the process over all of them, in KiB (0 where `/proc` cannot
+    /// tell).
+    pub peak_rss_kib: u64,
 }
 
 #[derive(Default)]
 struct State {
-    event: Vec<u8>,
-    served: bool,
+    events: Vec<Vec<u8>>,
+    /// Events handed out so far.
+    served: usize,
     init: Option<Duration>,
-    done: Option<(Duration, Result<Value, String>)>,
+    /// When the event being handled was handed out.
+    handed_out: Option<Duration>,
+    answers: Vec<(Duration, Result<Value, String>)>,
 }
 
-const REQUEST_ID: &str = "8476a536-e9f4-11e8-9739-2dfe598c3fcd";
+/// A request id per event: the runtime posts the answer under it.
+fn request_id(n: usize) -> String {
+    format!("8476a536-e9f4-11e8-9739-{n:012x}")
+}
 
 async fn serve(
     state: Arc<Mutex<State>>,
@@ -59,16 +82,14 @@ async fn serve(
             let Ok(mut s) = state.lock() else {
                 return Ok(accepted());
             };
-            if s.served {
-                None
-            } else {
-                s.served = true;
-                s.init = Some(started.elapsed());
-                Some(s.event.clone())
-            }
+            let n = s.served;
+            s.init.get_or_insert(started.elapsed());
+            s.handed_out = Some(started.elapsed());
+            s.served += 1;
+            s.events.get(n).cloned().map(|e| (n, e))
         };
-        let Some(event) = event else {
-            // One event per process: the second poll waits until the process is killed.
+        let Some((n, event)) = event else {
+            // Every event handed out: the next poll waits until the process is killed.
             std::future::pending::<()>().await;
             return Ok(accepted());
         };
@@ -76,7 +97,7 @@ async fn serve(
         return Ok(Response::builder()
             .status(200)
             .header("content-type", "application/json")
-            .header("lambda-runtime-aws-request-id", REQUEST_ID)
+            .header("lambda-runtime-aws-request-id", request_id(n))
             .header("lambda-runtime-deadline-ms", deadline.to_string())
             .header(
                 "lambda-runtime-invoked-function-arn",
@@ -97,12 +118,28 @@ async fn serve(
         None
     };
     if let (Some(outcome), Ok(mut s)) = (outcome, state.lock()) {
-        if s.done.is_none() {
-            s.done = Some((started.elapsed(), outcome));
+        let took = started
+            .elapsed()
+            .saturating_sub(s.handed_out.take().unwrap_or_default());
+        s.answers.push((took, outcome));
+        if s.answers.len() == s.events.len() {
             finished.notify_one();
         }
     }
     Ok(accepted())
+}
+
+/// Peak resident memory of process `pid` (`VmHWM`), in KiB; 0 where `/proc` cannot tell.
+fn peak_rss_kib(pid: Option<u32>) -> u64 {
+    let Some(pid) = pid else { return 0 };
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// Launches `binary` with exactly `env` (plus the Runtime API variables), hands it `event`,
@@ -113,10 +150,41 @@ pub async fn cold_start(
     event: &Value,
     timeout: Duration,
 ) -> std::io::Result<ColdStart> {
+    let w = warm(binary, env, std::slice::from_ref(event), timeout).await?;
+    let init = w.init;
+    let (took, outcome) = w
+        .answers
+        .into_iter()
+        .next()
+        .ok_or_else(|| std::io::Error::other("no event was served"))?;
+    Ok(ColdStart {
+        init,
+        first_response: init + took,
+        outcome,
+        peak_rss_kib: w.peak_rss_kib,
+    })
+}
+
+/// Launches `binary` with exactly `env` (plus the Runtime API variables) and hands it `events`
+/// one at a time, each once the previous one is answered; returns once the last is answered
+/// (or `timeout` after the launch). The process is killed afterwards.
+pub async fn warm(
+    binary: &Path,
+    env: &[(String, String)],
+    events: &[Value],
+    timeout: Duration,
+) -> std::io::Result<Warm> {
+    if events.is_empty() {
+        return Err(std::io::Error::other("no event to hand out"));
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
+    let events = events
+        .iter()
+        .map(serde_json::to_vec)
+        .collect::<Result<Vec<_>, _>>()?;
     let state = Arc::new(Mutex::new(State {
-        event: serde_json::to_vec(event)?,
+        events,
         ..State::default()
     }));
     let finished = Arc::new(tokio::sync::Notify::new());
@@ -127,7 +195,7 @@ pub async fn cold_start(
         .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/bench")
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
         .stdin(std::process::Stdio::null())
@@ -135,26 +203,7 @@ pub async fn cold_start(
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()?;
-    let server = {
-        let state = state.clone();
-        let finished = finished.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (state, finished) = (state.clone(), finished.clone());
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| {
-                        serve(state.clone(), started, finished.clone(), req)
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        })
-    };
+    let server = tokio::spawn(accept(listener, state.clone(), started, finished.clone()));
     let waited = tokio::time::timeout(timeout, async {
         tokio::select! {
             _ = finished.notified() => Ok(()),
@@ -162,9 +211,10 @@ pub async fn cold_start(
         }
     })
     .await;
+    let peak_rss_kib = peak_rss_kib(child.id());
     let _ = child.kill().await;
     server.abort();
-    let result = match waited {
+    match waited {
         Err(_) => Err(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             format!("{} did not answer within {timeout:?}", binary.display()),
@@ -174,18 +224,123 @@ pub async fn cold_start(
             binary.display()
         ))),
         Ok(Ok(())) => {
-            let s = state
+            let mut s = state
                 .lock()
                 .map_err(|_| std::io::Error::other("state poisoned"))?;
-            match (&s.init, &s.done) {
-                (Some(init), Some((at, outcome))) => Ok(ColdStart {
-                    init: *init,
-                    first_response: *at,
-                    outcome: outcome.clone(),
-                }),
-                _ => Err(std::io::Error::other("no event was served")),
-            }
+            let init = s
+                .init
+                .ok_or_else(|| std::io::Error::other("no event was served"))?;
+            Ok(Warm {
+                init,
+                answers: std::mem::take(&mut s.answers),
+                peak_rss_kib,
+            })
         }
-    };
-    result
+    }
+}
+
+/// Serves the Runtime API on `listener` until aborted.
+async fn accept(
+    listener: tokio::net::TcpListener,
+    state: Arc<Mutex<State>>,
+    started: Instant,
+    finished: Arc<tokio::sync::Notify>,
+) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let (state, finished) = (state.clone(), finished.clone());
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                serve(state.clone(), started, finished.clone(), req)
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Lambda runtime client in Python: polls for events, answers each with the event it got
+    /// (its request id in it), and holds 64 MiB while it handles the second.
+    const CLIENT: &str = r#"
+import json, os, urllib.request
+api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/invocation/"
+held = None
+while True:
+    with urllib.request.urlopen(api + "next") as r:
+        rid = r.headers["lambda-runtime-aws-request-id"]
+        event = json.load(r)
+    if event.get("n") == 2:
+        held = bytearray(64 * 1024 * 1024)
+        for i in range(0, len(held), 4096):
+            held[i] = 1
+    if event.get("fail"):
+        path, body = "/error", {"errorType": "Boom", "errorMessage": "asked to"}
+    else:
+        path, body = "/response", {"got": event, "request": rid}
+    req = urllib.request.Request(api + rid + path, data=json.dumps(body).encode(), method="POST")
+    urllib.request.urlopen(req).read()
+"#;
+
+    /// The client as an executable (a `#!` script naming this machine's python3).
+    fn client() -> Option<std::path::PathBuf> {
+        let python = std::env::var("PATH").ok()?.split(':').find_map(|d| {
+            let p = Path::new(d).join("python3");
+            p.exists().then_some(p)
+        })?;
+        let dir = std::env::temp_dir().join(format!("ir-runtime-api-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).ok()?;
+        let script = dir.join("bootstrap");
+        std::fs::write(&script, format!("#!{}\n{CLIENT}", python.display())).ok()?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).ok()?;
+        Some(script)
+    }
+
+    #[tokio::test]
+    async fn one_process_gets_the_events_one_at_a_time_in_order_and_its_peak_memory_is_read() {
+        let Some(client) = client() else {
+            panic!("python3 is needed on PATH for this test");
+        };
+        let events: Vec<Value> = vec![
+            serde_json::json!({"n": 1}),
+            serde_json::json!({"n": 2}),
+            serde_json::json!({"n": 3, "fail": true}),
+        ];
+        let w = warm(&client, &[], &events, Duration::from_secs(60))
+            .await
+            .expect("the client answers");
+        assert_eq!(w.answers.len(), 3);
+        for (i, (_, answer)) in w.answers.iter().take(2).enumerate() {
+            let answer = answer.as_ref().expect("a response");
+            assert_eq!(answer["got"], events[i]);
+            assert_eq!(answer["request"], request_id(i).as_str());
+        }
+        let error = w.answers[2].1.as_ref().expect_err("a function error");
+        assert!(error.contains("Boom"), "{error}");
+        // The 64 MiB held while handling the second event is in the process's peak.
+        assert!(w.peak_rss_kib > 64 * 1024, "{} KiB", w.peak_rss_kib);
+
+        let cold = cold_start(&client, &[], &events[0], Duration::from_secs(60))
+            .await
+            .expect("cold start");
+        assert!(cold.first_response >= cold.init);
+        assert!(
+            cold.peak_rss_kib > 0 && cold.peak_rss_kib < 64 * 1024,
+            "{} KiB",
+            cold.peak_rss_kib
+        );
+    }
+
+    #[tokio::test]
+    async fn no_event_is_an_error_not_a_wait() {
+        let err = warm(Path::new("/bin/true"), &[], &[], Duration::from_secs(60)).await;
+        assert!(err.is_err());
+    }
 }

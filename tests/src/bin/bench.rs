@@ -16,9 +16,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use ir_tests::fixtures::{event_text, workspace_file, KILL_SWITCH};
+use ir_tests::binaries;
+use ir_tests::fixtures::event_text;
 use ir_tests::pipeline::{self, Pipeline};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
@@ -162,151 +163,36 @@ async fn member_hop(p: &Pipeline) {
     latency_row("member role: credentials kept for the incident", kept);
 }
 
-/// Environment each function binary gets, as Terraform would set it, pointed at the emulator.
-/// The account of the sample findings in `events/`.
-const SAMPLE_ACCOUNT: &str = "111122223333";
-
-async fn function_env(
-    p: &Pipeline,
-    function: &str,
-) -> Result<Vec<(String, String)>, Box<dyn std::error::Error>> {
-    // Each binary runs as a principal holding exactly its declared permissions (IAM enforced).
-    let principal = format!("bench-{function}-{}", uuid_like());
-    let credentials = pipeline::function_principal(&p.moto, &principal, function).await;
-    let mut env: Vec<(String, String)> = [
-        ("AWS_ENDPOINT_URL", p.moto.endpoint()),
-        ("AWS_ACCESS_KEY_ID", credentials.access_key_id()),
-        ("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key()),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-        ("IR_S3_FORCE_PATH_STYLE", "true"),
-        ("IR_KILL_SWITCH_PARAMETER", KILL_SWITCH),
-        // The sample findings' account: the emulator's resources stand for it, so the
-        // functions act with their own credentials (no member role).
-        ("IR_ACCOUNT_ID", SAMPLE_ACCOUNT),
-        ("RUST_LOG", "info"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let topic = aws_sdk_sns::Client::new(&p.sdk)
-        .list_topics()
-        .send()
-        .await?
-        .topics()
-        .iter()
-        .find_map(|t| t.topic_arn().map(str::to_string))
-        .unwrap_or_default();
-    let jira = p.jira.uri();
-    let specific: Vec<(&str, &str)> = match function {
-        "ir-triage" => vec![("IR_INCIDENTS_TABLE", "incidents")],
-        // As the pipeline's handlers are configured (no access-log target for the lockdown).
-        "ir-isolate-ec2" | "ir-quarantine-iam" | "ir-lockdown-s3" => {
-            vec![("IR_PRE_STATE_TABLE", ir_tests::fixtures::PRE_STATE_TABLE)]
-        }
-        "ir-preserve-evidence" => vec![
-            ("IR_EVIDENCE_BUCKET", pipeline::EVIDENCE),
-            ("IR_EVIDENCE_RETENTION_DAYS", "1"),
-        ],
-        "ir-notify" => vec![
-            ("IR_SNS_TOPIC_ARN", &topic),
-            ("IR_JIRA_URL", &jira),
-            ("IR_JIRA_PROJECT", "SEC"),
-            ("IR_JIRA_ISSUE_TYPE", "Incident"),
-            ("IR_JIRA_CREDENTIALS_SECRET", "secretsmanager:ir/jira"),
-            ("IR_APPROVALS_TABLE", pipeline::APPROVALS),
-            ("IR_SECURITYHUB_UPDATE", "false"),
-        ],
-        "ir-approve" => vec![
-            ("IR_APPROVALS_TABLE", pipeline::APPROVALS),
-            ("IR_JIRA_WEBHOOK_SECRET", "ssm:/ir/jira-webhook-secret"),
-            ("IR_APPROVERS", pipeline::ANALYST),
-        ],
-        _ => vec![],
-    };
-    env.extend(
-        specific
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string())),
-    );
-    Ok(env)
-}
-
-/// A Jira webhook delivery to the function URL, unsigned (ir-approve answers 401).
-fn unsigned_webhook() -> Value {
-    json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": "/",
-        "rawQueryString": "",
-        "headers": {"content-type": "application/json", "user-agent": "Atlassian Webhook HTTP Client"},
-        "requestContext": {
-            "accountId": "anonymous",
-            "apiId": "bench",
-            "domainName": "bench.lambda-url.us-east-1.on.aws",
-            "domainPrefix": "bench",
-            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9", "userAgent": "Atlassian Webhook HTTP Client"},
-            "requestId": "bench",
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": "23/Nov/2026:10:00:00 +0000",
-            "timeEpoch": 1795428000000u64
-        },
-        "body": "{\"webhookEvent\":\"jira:issue_updated\"}",
-        "isBase64Encoded": false
-    })
-}
-
 async fn cold_starts(p: &Pipeline) -> Result<(), Box<dyn std::error::Error>> {
     let runs: usize = std::env::var("IR_BENCH_COLD_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
-    let dir = std::env::var("IR_BENCH_BIN_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| workspace_file("target/debug"));
-    let calls = p.invoke.calls();
+    let dir = binaries::bin_dir();
     println!(
         "\nCold start: each Lambda binary in {}, launched {runs} times\n",
         dir.display()
     );
     println!(
-        "| function | n | init p50 ms | first response p50 ms | first response max ms | answer |"
+        "| function | n | init p50 ms | first response p50 ms | first response max ms | peak memory MiB | answer |"
     );
-    println!("| --- | --- | --- | --- | --- | --- |");
-    for function in [
-        "ir-triage",
-        "ir-preserve-evidence",
-        "ir-isolate-ec2",
-        "ir-quarantine-iam",
-        "ir-lockdown-s3",
-        "ir-notify",
-        "ir-approve",
-    ] {
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    for function in binaries::FUNCTIONS {
         let binary = dir.join(function);
         if !binary.exists() {
             println!(
-                "| `{function}` | 0 | SKIPPED: {} not built (cargo build --bins) | | | |",
+                "| `{function}` | 0 | SKIPPED: {} not built (cargo build --bins) | | | | |",
                 binary.display()
             );
             continue;
         }
-        let event = if function == "ir-approve" {
-            unsigned_webhook()
-        } else {
-            // A repeat of what the pipeline run handed this function.
-            calls
-                .iter()
-                .find(|c| {
-                    c.function == function
-                        && c.payload["kind"].as_str() != Some("approval_requested")
-                })
-                .map(|c| c.payload.clone())
-                .unwrap_or(Value::Null)
-        };
-        let env = function_env(p, function).await?;
-        let mut init = Vec::new();
-        let mut first = Vec::new();
+        // A repeat of what the pipeline run handed this function (not the approval request).
+        let event = binaries::events_for(p, function, usize::MAX)
+            .into_iter()
+            .find(|e| e["kind"].as_str() != Some("approval_requested"))
+            .unwrap_or(Value::Null);
+        let env = binaries::function_env(p, function).await?;
+        let (mut init, mut first, mut peak) = (Vec::new(), Vec::new(), 0);
         let mut answer = String::new();
         for _ in 0..runs {
             let c =
@@ -314,34 +200,22 @@ async fn cold_starts(p: &Pipeline) -> Result<(), Box<dyn std::error::Error>> {
                     .await?;
             init.push(c.init);
             first.push(c.first_response);
+            peak = peak.max(c.peak_rss_kib);
             answer = match &c.outcome {
                 Ok(v) if v.get("statusCode").is_some() => format!("HTTP {}", v["statusCode"]),
                 Ok(_) => "ok".into(),
-                Err(e) => serde_json::from_str::<Value>(e)
-                    .ok()
-                    .and_then(|v| v["errorType"].as_str().map(str::to_string))
-                    .unwrap_or_else(|| e.chars().take(60).collect()),
+                Err(e) => binaries::error_type(e),
             };
         }
         init.sort();
         first.sort();
         println!(
-            "| `{function}` | {runs} | {} | {} | {} | {answer} |",
+            "| `{function}` | {runs} | {} | {} | {} | {:.1} | {answer} |",
             ms(pct(&init, 0.5)),
             ms(pct(&first, 0.5)),
-            ms(pct(&first, 1.0))
+            ms(pct(&first, 1.0)),
+            peak as f64 / 1024.0
         );
     }
     Ok(())
-}
-
-/// A short unique suffix (IAM user names must be unique per run of a function).
-fn uuid_like() -> String {
-    format!(
-        "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default()
-    )
 }

@@ -14,15 +14,17 @@
 //! stored, every execution paused at its review gate, no function call failed for a reason
 //! other than `ResourceBusy` (waiting for the lease). Reports findings/s (the first put → the
 //! last review gate opened), event → contained per instance (its first execution's start → the
-//! run that isolated it) and event → evidence per incident, and the bench process's peak memory
-//! (the handlers all run in it, so there is no per-function figure here; `make bench` gives each
-//! binary's own).
+//! run that isolated it) and event → evidence per incident, the bench process's peak memory (the
+//! handlers all run in it), then each function's own: its binary replays a sample of the events
+//! the burst handed that function, one at a time, against a local Runtime API
+//! ([`binaries::memory`]).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use aws_sdk_sfn::types::ExecutionStatus;
 use ir_core::actions::ContainmentRecord;
+use ir_tests::binaries;
 use ir_tests::burst::{finding, incident_of, isolations};
 use ir_tests::pipeline::{self, Pipeline};
 
@@ -54,6 +56,37 @@ fn peak_rss_mib() -> f64 {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Peak memory of each function's own binary (`IR_BENCH_BIN_DIR`, default `target/debug`) over
+/// up to `IR_BURST_MEMORY_EVENTS` (default 50) of the events the burst handed it, replayed one at
+/// a time to one process, as one Lambda execution environment takes them. The burst's resources
+/// are contained by then, so containment events are repeats.
+async fn memory_per_function(p: &Pipeline) -> Result<(), Box<dyn std::error::Error>> {
+    let most = env_number("IR_BURST_MEMORY_EVENTS", 50);
+    let configured = binaries::configured_memory_mib();
+    println!(
+        "\nPeak memory per function: each binary in {} over up to {most} of the burst's events for it, one process each, one event at a time\n",
+        binaries::bin_dir().display()
+    );
+    println!("| function | events | peak memory MiB | configured MiB | function errors |");
+    println!("| --- | --- | --- | --- | --- |");
+    for function in binaries::FUNCTIONS {
+        let events = binaries::events_for(p, function, most);
+        match binaries::memory(p, function, &events).await? {
+            Some(m) => println!(
+                "| `{function}` | {} | {:.1} | {configured} | {}{} |",
+                m.events,
+                m.peak_mib,
+                m.errors,
+                m.first_error.map(|e| format!(" ({e})")).unwrap_or_default()
+            ),
+            None => println!(
+                "| `{function}` | 0 | SKIPPED: not built (cargo build --bins) or no event | | |"
+            ),
+        }
+    }
+    Ok(())
 }
 
 /// Whether an execution is paused at its review gate or has ended.
@@ -354,6 +387,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "| peak memory of the bench process (all handlers in-process) | {:.0} MiB |",
         peak_rss_mib()
     );
+    memory_per_function(&p).await?;
 
     let mut ok = true;
     for (what, fine) in [
