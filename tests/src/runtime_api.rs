@@ -110,14 +110,28 @@ async fn serve(
             .body(Full::new(Bytes::from(event)))
             .unwrap_or_default());
     }
-    let outcome = if path.ends_with("/response") {
-        Some(serde_json::from_slice(&body).map_err(|e| e.to_string()))
-    } else if path.ends_with("/error") {
-        Some(Err(String::from_utf8_lossy(&body).into_owned()))
-    } else {
-        None
+    let error = || Err(String::from_utf8_lossy(&body).into_owned());
+    let invocation = path.strip_prefix("/2018-06-01/runtime/invocation/");
+    let (id, outcome) = match invocation.and_then(|p| p.split_once('/')) {
+        Some((id, "response")) => (
+            Some(id),
+            Some(serde_json::from_slice(&body).map_err(|e| e.to_string())),
+        ),
+        Some((id, "error")) => (Some(id), Some(error())),
+        _ if path == "/2018-06-01/runtime/init/error" => (None, Some(error())),
+        _ => (None, None),
     };
     if let (Some(outcome), Ok(mut s)) = (outcome, state.lock()) {
+        // An answer counts under the id of the event being handled; an init error ends it all.
+        let current = s.served.checked_sub(1).map(request_id);
+        if id.is_some() && id != current.as_deref() {
+            return Ok(accepted());
+        }
+        if id.is_none() {
+            let n = s.events.len();
+            s.answers
+                .resize(n.saturating_sub(1), (Duration::ZERO, Err("not run".into())));
+        }
         let took = started
             .elapsed()
             .saturating_sub(s.handed_out.take().unwrap_or_default());
@@ -206,6 +220,7 @@ pub async fn warm(
     let server = tokio::spawn(accept(listener, state.clone(), started, finished.clone()));
     let waited = tokio::time::timeout(timeout, async {
         tokio::select! {
+            biased;
             _ = finished.notified() => Ok(()),
             status = child.wait() => Err(status),
         }

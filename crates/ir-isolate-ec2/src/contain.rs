@@ -499,9 +499,10 @@ fn same_document(stored: &str, policy: &str) -> bool {
     parse(&decoded).is_some_and(|d| Some(d) == parse(policy))
 }
 
-/// Steps `asg-protect-from-scale-in` and `asg-detach` when the recorded group no longer holds
-/// the instance: an earlier attempt of this response, which died before it returned, detached it
-/// (the protection went with its membership).
+/// Steps `asg-protect-from-scale-in` and `asg-detach` when the group the stored pre-state names
+/// no longer holds the instance (or it is being detached): the containment that recorded it, or
+/// an earlier attempt of this one that died before it returned, detached it (the protection goes
+/// with the membership).
 async fn detached_earlier(
     runner: &mut Runner,
     instance_id: &str,
@@ -519,7 +520,7 @@ async fn detached_earlier(
                 format!("{step} {instance_id}"),
                 || async {
                     Ok(StepResult::AlreadyDone(format!(
-                        "{instance_id} no longer in {asg} (detached by an earlier attempt)"
+                        "{instance_id} no longer in {asg} (detached since the pre-state was recorded)"
                     )))
                 },
             )

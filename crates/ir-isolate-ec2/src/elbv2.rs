@@ -256,8 +256,9 @@ impl Isolator {
             );
             return Ok(());
         }
-        // Recorded by this response but no longer live: an earlier attempt (which died before
-        // it returned) deregistered them. Its record is lost, so this one says so.
+        // In the stored pre-state but no longer live: the containment that recorded them, or an
+        // earlier attempt of this one that died before it returned, deregistered them (or the
+        // group is gone). That record may be lost, so this one says so.
         let gone: Vec<Registration> = pre
             .target_registrations
             .iter()
@@ -288,7 +289,7 @@ impl Isolator {
                     format!("deregister {}", labels(&regs)),
                     || async {
                         Ok(StepResult::AlreadyDone(format!(
-                            "{} no longer registered (deregistered by an earlier attempt)",
+                            "{} no longer registered (deregistered since the pre-state was recorded)",
                             labels(&regs)
                         )))
                     },

@@ -373,9 +373,9 @@ impl Isolator {
 
     /// Steps `nacl-remove-<acl>`: the deny rules for the recorded addresses that were not there
     /// before the response (whatever `IR_NACL_ISOLATION` says now: it may have been on then).
-    /// `denied` are the ACLs the containment's record shows denied in: one of them without such
-    /// a rule left is recorded as done (an earlier attempt of this release removed them), so a
-    /// retried release's record still says so.
+    /// `denied` are the ACLs the containment's record shows it added deny rules to: one of them
+    /// without such a rule left is recorded as done (an earlier attempt of this release removed
+    /// them), so a retried release's record still says so.
     pub(crate) async fn remove_acl_denies(
         &self,
         runner: &mut Runner,

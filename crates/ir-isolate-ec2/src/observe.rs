@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use aws_sdk_autoscaling::types::AutoScalingInstanceDetails;
+
 use aws_sdk_ec2::types::{
     Filter, IamInstanceProfileAssociation, IamInstanceProfileAssociationState,
     InstanceAttributeName,
@@ -156,10 +158,7 @@ impl Isolator {
             .send()
             .await
             .map_err(|e| read(DESCRIBE_ASG_INSTANCES.action, err_text(e)))?;
-        let auto_scaling_group = asg
-            .auto_scaling_instances()
-            .iter()
-            .find_map(|i| i.auto_scaling_group_name().map(str::to_string));
+        let auto_scaling_group = member_of(asg.auto_scaling_instances());
         // The two lookups are independent: one round, not two. Neither may stop the isolation
         // itself: a failure is recorded by its step. The ACLs are read whatever
         // IR_NACL_ISOLATION says: the pre-state records the deny rules already there, and
@@ -260,6 +259,16 @@ fn found_or_why<T>(result: Result<Vec<T>, ContainmentError>) -> (Vec<T>, Option<
     }
 }
 
+/// The Auto Scaling group that holds the instance. One being detached (`Detaching`, until its
+/// load balancers have drained it, then `Detached`) is listed still, but is leaving:
+/// DetachInstances would refuse it, and the group no longer replaces it.
+pub(crate) fn member_of(instances: &[AutoScalingInstanceDetails]) -> Option<String> {
+    instances
+        .iter()
+        .filter(|i| !i.lifecycle_state().is_some_and(|s| s.starts_with("Detach")))
+        .find_map(|i| i.auto_scaling_group_name().map(str::to_string))
+}
+
 /// The pre-isolation state as observed now (what `record-pre-state` records unless an earlier
 /// response recorded the original first).
 pub(crate) fn observed_pre_state(instance_id: &str, obs: &Observed) -> Ec2PreState {
@@ -310,6 +319,32 @@ mod tests {
     use aws_sdk_ec2::types::IamInstanceProfile;
 
     use super::*;
+
+    fn member(state: &str) -> AutoScalingInstanceDetails {
+        AutoScalingInstanceDetails::builder()
+            .instance_id("i-1")
+            .auto_scaling_group_name("workers")
+            .availability_zone("us-east-1a")
+            .lifecycle_state(state)
+            .health_status("HEALTHY")
+            .protected_from_scale_in(false)
+            .build()
+    }
+
+    #[test]
+    fn an_instance_being_detached_is_no_longer_the_groups() {
+        for state in ["InService", "Standby", "Pending", "Terminating:Wait"] {
+            assert_eq!(
+                member_of(&[member(state)]).as_deref(),
+                Some("workers"),
+                "{state}"
+            );
+        }
+        for state in ["Detaching", "Detached"] {
+            assert_eq!(member_of(&[member(state)]), None, "{state}");
+        }
+        assert_eq!(member_of(&[]), None);
+    }
 
     fn association(id: &str, profile: &str, state: &str) -> IamInstanceProfileAssociation {
         IamInstanceProfileAssociation::builder()

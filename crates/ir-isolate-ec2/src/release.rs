@@ -288,14 +288,12 @@ fn revoked_roles(pre: &Ec2PreState, previous: Option<&ContainmentRecord>) -> Vec
     roles
 }
 
-/// The network ACLs the containment's record shows deny rules in (added or found).
+/// The network ACLs the containment's record shows it added deny rules to. (A deny found in
+/// place may be one that was there before the response, which release leaves.)
 fn acls_denied_in(previous: Option<&ContainmentRecord>) -> Vec<String> {
     let steps = previous.into_iter().flat_map(|p| &p.steps);
     steps
-        .filter(|s| {
-            s.step.starts_with("nacl-deny-")
-                && matches!(s.outcome, Outcome::Succeeded | Outcome::AlreadyDone)
-        })
+        .filter(|s| s.step.starts_with("nacl-deny-") && s.outcome == Outcome::Succeeded)
         .filter_map(|s| s.target.clone())
         .collect()
 }
