@@ -512,6 +512,17 @@ impl Pipeline {
         }
     }
 
+    /// The execution's status (Running while Step Functions cannot say).
+    pub async fn status(&self, exec: &str) -> aws_sdk_sfn::types::ExecutionStatus {
+        self.sfn
+            .describe_execution()
+            .execution_arn(exec)
+            .send()
+            .await
+            .map(|d| d.status)
+            .unwrap_or(aws_sdk_sfn::types::ExecutionStatus::Running)
+    }
+
     pub async fn gate_status(&self, incident: &str) -> Option<String> {
         GateStore::new(aws_sdk_dynamodb::Client::new(&self.sdk), APPROVALS)
             .status(incident)

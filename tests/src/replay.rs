@@ -149,14 +149,7 @@ pub async fn replay(w: &Pipeline, copies: usize) -> Replay {
 async fn settled_path(w: &Pipeline, exec: &str, incident: &str, within: Duration) -> Vec<String> {
     let deadline = Instant::now() + within;
     loop {
-        let status = w
-            .sfn
-            .describe_execution()
-            .execution_arn(exec)
-            .send()
-            .await
-            .map(|d| d.status)
-            .unwrap_or(ExecutionStatus::Running);
+        let status = w.status(exec).await;
         let path = w.path(exec).await;
         let responded = path.iter().any(|s| s == "Initialise");
         let at_gate = responded && w.gate_status(incident).await.as_deref() == Some("pending");

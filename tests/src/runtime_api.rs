@@ -143,9 +143,9 @@ async fn serve(
     Ok(accepted())
 }
 
-/// Peak resident memory of process `pid` (`VmHWM`), in KiB; 0 where `/proc` cannot tell.
-fn peak_rss_kib(pid: Option<u32>) -> u64 {
-    let Some(pid) = pid else { return 0 };
+/// Peak resident memory (`VmHWM`) of process `pid` (a number, or `self`), in KiB; 0 where
+/// `/proc` cannot tell.
+pub fn peak_rss_kib(pid: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -226,7 +226,7 @@ pub async fn warm(
         }
     })
     .await;
-    let peak_rss_kib = peak_rss_kib(child.id());
+    let peak_rss_kib = child.id().map_or(0, |pid| peak_rss_kib(&pid.to_string()));
     let _ = child.kill().await;
     server.abort();
     match waited {

@@ -48,14 +48,7 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 
 /// Peak resident memory of this process (`VmHWM`), in MiB.
 fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
+    ir_tests::runtime_api::peak_rss_kib("self") as f64 / 1024.0
 }
 
 /// Peak memory of each function's own binary (`IR_BENCH_BIN_DIR`, default `target/debug`) over
@@ -99,14 +92,7 @@ async fn memory_per_function(p: &Pipeline) {
 
 /// Whether an execution is paused at its review gate or has ended.
 async fn settled(p: &Pipeline, exec: &str, incident: &str) -> Option<ExecutionStatus> {
-    let status = p
-        .sfn
-        .describe_execution()
-        .execution_arn(exec)
-        .send()
-        .await
-        .map(|d| d.status)
-        .unwrap_or(ExecutionStatus::Running);
+    let status = p.status(exec).await;
     let at_gate = p.gate_status(incident).await.as_deref() == Some("pending");
     (status != ExecutionStatus::Running || at_gate).then_some(status)
 }
