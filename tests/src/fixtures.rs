@@ -111,7 +111,7 @@ pub const PRE_STATE_TABLE: &str = "pre-state";
 /// Creates the pre-state table the way Terraform does (key `resource`) and returns its store.
 /// Creating it twice on one emulator is fine: the second call only returns the store.
 pub async fn pre_state_store(sdk: &aws_config::SdkConfig) -> ir_core::prestate::PreStateStore {
-    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    let ddb = ir_core::aws_client!(aws_sdk_dynamodb, sdk);
     if let Err(e) = create_table(&ddb, PRE_STATE_TABLE, "resource").await {
         let exists = matches!(&e, aws_sdk_dynamodb::Error::ResourceInUseException(_));
         assert!(exists, "create pre-state table: {e}");
@@ -121,7 +121,10 @@ pub async fn pre_state_store(sdk: &aws_config::SdkConfig) -> ir_core::prestate::
 
 /// The pre-state table (which must exist), through `sdk`'s credentials.
 pub fn pre_state_of(sdk: &aws_config::SdkConfig) -> ir_core::prestate::PreStateStore {
-    ir_core::prestate::PreStateStore::new(aws_sdk_dynamodb::Client::new(sdk), PRE_STATE_TABLE)
+    ir_core::prestate::PreStateStore::new(
+        ir_core::aws_client!(aws_sdk_dynamodb, sdk),
+        PRE_STATE_TABLE,
+    )
 }
 
 /// Fails when `record` (a function's output) holds a step whose `api_call` the function does not
@@ -140,7 +143,7 @@ pub fn assert_declared<T: serde::Serialize>(function: &str, record: &T) {
 pub fn safety(sdk: &aws_config::SdkConfig) -> ir_core::actions::Safety {
     ir_core::actions::Safety {
         kill_switch: ir_core::killswitch::KillSwitch::new(
-            aws_sdk_ssm::Client::new(sdk),
+            ir_core::aws_client!(aws_sdk_ssm, sdk),
             KILL_SWITCH,
         ),
         forced_dry_run: false,
@@ -179,8 +182,8 @@ pub const KILL_SWITCH: &str = ir_core::killswitch::DEFAULT_KILL_SWITCH_PARAMETER
 /// A live triage against the emulator behind `sdk`: creates the incidents table `table`, sets
 /// the kill switch `off`, and uses the repository's default policy.
 pub async fn live_triage(sdk: &aws_config::SdkConfig, table: &str) -> ir_triage::Triage {
-    let ddb = aws_sdk_dynamodb::Client::new(sdk);
-    let ssm = aws_sdk_ssm::Client::new(sdk);
+    let ddb = ir_core::aws_client!(aws_sdk_dynamodb, sdk);
+    let ssm = ir_core::aws_client!(aws_sdk_ssm, sdk);
     set_kill_switch(&ssm, KILL_SWITCH, "off")
         .await
         .expect("set kill switch");
@@ -356,10 +359,10 @@ pub fn isolator_as(
     config: ir_isolate_ec2::IsolateConfig,
 ) -> ir_isolate_ec2::Isolator {
     ir_isolate_ec2::Isolator {
-        ec2: aws_sdk_ec2::Client::new(sdk),
-        autoscaling: aws_sdk_autoscaling::Client::new(sdk),
-        elbv2: aws_sdk_elasticloadbalancingv2::Client::new(sdk),
-        iam: aws_sdk_iam::Client::new(sdk),
+        ec2: ir_core::aws_client!(aws_sdk_ec2, sdk),
+        autoscaling: ir_core::aws_client!(aws_sdk_autoscaling, sdk),
+        elbv2: ir_core::aws_client!(aws_sdk_elasticloadbalancingv2, sdk),
+        iam: ir_core::aws_client!(aws_sdk_iam, sdk),
         safety: safety(sdk),
         pre_state: pre_state_of(sdk),
         config,

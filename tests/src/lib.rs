@@ -254,10 +254,7 @@ impl MotoServer {
 
     /// An S3 client with path-style addressing (virtual-host style would try `bucket.127.0.0.1`).
     pub fn s3_client(&self, sdk: &SdkConfig) -> aws_sdk_s3::Client {
-        let conf = aws_sdk_s3::config::Builder::from(sdk)
-            .force_path_style(true)
-            .build();
-        aws_sdk_s3::Client::from_conf(conf)
+        ir_core::aws_client!(aws_sdk_s3, sdk, |b| b.force_path_style(true))
     }
 
     /// Wipes all emulator state.

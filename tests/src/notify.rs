@@ -43,8 +43,8 @@ pub async fn world() -> World {
         .unwrap()
         .primary;
 
-    let sns = aws_sdk_sns::Client::new(&sdk);
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let sns = ir_core::aws_client!(aws_sdk_sns, &sdk);
+    let sqs = ir_core::aws_client!(aws_sdk_sqs, &sdk);
     let topic_arn = sns
         .create_topic()
         .name("ir-alerts")
@@ -79,7 +79,7 @@ pub async fn world() -> World {
         .await
         .unwrap();
 
-    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+    let sm = ir_core::aws_client!(aws_sdk_secretsmanager, &sdk);
     sm.create_secret()
         .name("ir/slack-webhook")
         .secret_string(format!("{}{SLACK_PATH}", http.uri()))
@@ -92,7 +92,7 @@ pub async fn world() -> World {
         .send()
         .await
         .unwrap();
-    aws_sdk_ssm::Client::new(&sdk)
+    ir_core::aws_client!(aws_sdk_ssm, &sdk)
         .put_parameter()
         .name("/ir/pagerduty-routing-key")
         .value(PD_KEY)
@@ -132,10 +132,10 @@ impl World {
     pub fn notifier(&self, config: NotifyConfig) -> Notifier {
         Notifier {
             http: http_client(config.http_timeout).unwrap(),
-            sns: aws_sdk_sns::Client::new(&self.sdk),
+            sns: ir_core::aws_client!(aws_sdk_sns, &self.sdk),
             secrets: SecretStore::new(
-                aws_sdk_secretsmanager::Client::new(&self.sdk),
-                aws_sdk_ssm::Client::new(&self.sdk),
+                ir_core::aws_client!(aws_sdk_secretsmanager, &self.sdk),
+                ir_core::aws_client!(aws_sdk_ssm, &self.sdk),
             ),
             gate: None,
             securityhub: None,

@@ -151,8 +151,8 @@ async fn start_full(
         .unwrap();
     let sdk = moto.sdk_config().await;
     let s3 = moto.s3_client(&sdk);
-    let ssm = aws_sdk_ssm::Client::new(&sdk);
-    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let ssm = ir_core::aws_client!(aws_sdk_ssm, &sdk);
+    let ddb = ir_core::aws_client!(aws_sdk_dynamodb, &sdk);
     set_kill_switch(&ssm, KILL_SWITCH, "off").await.unwrap();
     create_incidents_table(&ddb, INCIDENTS_TABLE).await.unwrap();
     create_incidents_table(&ddb, APPROVALS).await.unwrap();
@@ -169,14 +169,14 @@ async fn start_full(
         .send()
         .await
         .unwrap();
-    aws_sdk_secretsmanager::Client::new(&sdk)
+    ir_core::aws_client!(aws_sdk_secretsmanager, &sdk)
         .create_secret()
         .name("ir/jira")
         .secret_string(r#"{"email":"ir-bot@example.com","api_token":"tok"}"#)
         .send()
         .await
         .unwrap();
-    let topic = aws_sdk_sns::Client::new(&sdk)
+    let topic = ir_core::aws_client!(aws_sdk_sns, &sdk)
         .create_topic()
         .name("ir-alerts")
         .send()
@@ -188,7 +188,7 @@ async fn start_full(
     // Jira: no ticket yet → create; comments accepted. The same local server is the Slack
     // incoming webhook.
     let jira = MockServer::start().await;
-    aws_sdk_secretsmanager::Client::new(&sdk)
+    ir_core::aws_client!(aws_sdk_secretsmanager, &sdk)
         .create_secret()
         .name("ir/slack-webhook")
         .secret_string(format!("{}{SLACK_PATH}", jira.uri()))
@@ -243,10 +243,13 @@ async fn start_full(
         ir_triage::Triage::new(
             &triage_config,
             policy,
-            aws_sdk_ssm::Client::new(&as_triage),
-            aws_sdk_dynamodb::Client::new(&as_triage),
+            ir_core::aws_client!(aws_sdk_ssm, &as_triage),
+            ir_core::aws_client!(aws_sdk_dynamodb, &as_triage),
         )
-        .with_fan_out(&triage_config, aws_sdk_sfn::Client::new(&as_triage)),
+        .with_fan_out(
+            &triage_config,
+            ir_core::aws_client!(aws_sdk_sfn, &as_triage),
+        ),
     );
     invoke.register(
         "ir-triage",
@@ -272,7 +275,7 @@ async fn start_full(
     );
     let as_quarantine = function_sdk(&moto, ir_quarantine_iam::FUNCTION_NAME).await;
     let quarantiner = std::sync::Arc::new(ir_quarantine_iam::Quarantiner {
-        iam: aws_sdk_iam::Client::new(&as_quarantine),
+        iam: ir_core::aws_client!(aws_sdk_iam, &as_quarantine),
         safety: safety(&as_quarantine),
         pre_state: crate::fixtures::pre_state_of(&as_quarantine),
         config: ir_quarantine_iam::QuarantineConfig {
@@ -307,11 +310,11 @@ async fn start_full(
     );
     let as_evidence = function_sdk(&moto, ir_preserve_evidence::FUNCTION_NAME).await;
     let preserver = std::sync::Arc::new(ir_preserve_evidence::Preserver {
-        ec2: aws_sdk_ec2::Client::new(&as_evidence),
-        iam: aws_sdk_iam::Client::new(&as_evidence),
+        ec2: ir_core::aws_client!(aws_sdk_ec2, &as_evidence),
+        iam: ir_core::aws_client!(aws_sdk_iam, &as_evidence),
         s3: moto.s3_client(&as_evidence),
         // moto has no LookupEvents: the CloudTrail artifacts become recorded gaps.
-        cloudtrail: aws_sdk_cloudtrail::Client::new(&as_evidence),
+        cloudtrail: ir_core::aws_client!(aws_sdk_cloudtrail, &as_evidence),
         config: ir_preserve_evidence::EvidenceConfig {
             bucket: EVIDENCE.into(),
             kms_key_id: None,
@@ -322,7 +325,7 @@ async fn start_full(
             forensics,
         },
         share_starter: Some(ir_preserve_evidence::ShareStarter {
-            sfn: aws_sdk_sfn::Client::new(&as_evidence),
+            sfn: ir_core::aws_client!(aws_sdk_sfn, &as_evidence),
             state_machine_arn: format!(
                 "arn:aws:states:us-east-1:123456789012:stateMachine:{MACHINE}"
             ),
@@ -351,13 +354,13 @@ async fn start_full(
     let as_notify = function_sdk(&moto, ir_notify::FUNCTION_NAME).await;
     let notifier = std::sync::Arc::new(ir_notify::Notifier {
         http: ir_notify::http_client(notify_config.http_timeout).unwrap(),
-        sns: aws_sdk_sns::Client::new(&as_notify),
+        sns: ir_core::aws_client!(aws_sdk_sns, &as_notify),
         secrets: SecretStore::new(
-            aws_sdk_secretsmanager::Client::new(&as_notify),
-            aws_sdk_ssm::Client::new(&as_notify),
+            ir_core::aws_client!(aws_sdk_secretsmanager, &as_notify),
+            ir_core::aws_client!(aws_sdk_ssm, &as_notify),
         ),
         gate: Some(GateStore::new(
-            aws_sdk_dynamodb::Client::new(&as_notify),
+            ir_core::aws_client!(aws_sdk_dynamodb, &as_notify),
             APPROVALS,
         )),
         securityhub: None,
@@ -371,7 +374,7 @@ async fn start_full(
         }),
     );
 
-    let sfn = aws_sdk_sfn::Client::new(&sdk);
+    let sfn = ir_core::aws_client!(aws_sdk_sfn, &sdk);
     let machine = sfn
         .create_state_machine()
         .name(MACHINE)
@@ -524,7 +527,7 @@ impl Pipeline {
     }
 
     pub async fn gate_status(&self, incident: &str) -> Option<String> {
-        GateStore::new(aws_sdk_dynamodb::Client::new(&self.sdk), APPROVALS)
+        GateStore::new(ir_core::aws_client!(aws_sdk_dynamodb, &self.sdk), APPROVALS)
             .status(incident)
             .await
             .unwrap()
@@ -605,11 +608,14 @@ impl Pipeline {
         })
         .to_string();
         let approver = Approver {
-            store: GateStore::new(aws_sdk_dynamodb::Client::new(&self.as_approve), APPROVALS),
-            sfn: aws_sdk_sfn::Client::new(&self.as_approve),
+            store: GateStore::new(
+                ir_core::aws_client!(aws_sdk_dynamodb, &self.as_approve),
+                APPROVALS,
+            ),
+            sfn: ir_core::aws_client!(aws_sdk_sfn, &self.as_approve),
             secrets: SecretStore::new(
-                aws_sdk_secretsmanager::Client::new(&self.as_approve),
-                aws_sdk_ssm::Client::new(&self.as_approve),
+                ir_core::aws_client!(aws_sdk_secretsmanager, &self.as_approve),
+                ir_core::aws_client!(aws_sdk_ssm, &self.as_approve),
             ),
             config: ApproveConfig::new(
                 APPROVALS,
@@ -683,7 +689,7 @@ impl Pipeline {
         let trust = json!({"Version": "2012-10-17", "Statement": [{
             "Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": principals},
             "Condition": {"StringEquals": {"sts:ExternalId": MEMBER_EXTERNAL_ID}}}]});
-        let iam = aws_sdk_iam::Client::new(&self.in_member("us-east-1").await);
+        let iam = ir_core::aws_client!(aws_sdk_iam, &self.in_member("us-east-1").await);
         iam.create_role()
             .role_name(MEMBER_ROLE)
             .assume_role_policy_document(trust.to_string())
@@ -708,7 +714,7 @@ impl Pipeline {
 
 /// Runs an instance, returns its id.
 pub async fn instance(sdk: &aws_config::SdkConfig) -> String {
-    let ec2 = aws_sdk_ec2::Client::new(sdk);
+    let ec2 = ir_core::aws_client!(aws_sdk_ec2, sdk);
     let image = ec2.describe_images().send().await.unwrap().images()[0]
         .image_id()
         .unwrap()
@@ -728,7 +734,7 @@ pub async fn instance(sdk: &aws_config::SdkConfig) -> String {
 
 /// Creates user `name` with one access key (the key a finding says leaked); returns the key id.
 pub async fn user_with_key(sdk: &aws_config::SdkConfig, name: &str) -> String {
-    let iam = aws_sdk_iam::Client::new(sdk);
+    let iam = ir_core::aws_client!(aws_sdk_iam, sdk);
     iam.create_user().user_name(name).send().await.unwrap();
     iam.create_access_key()
         .user_name(name)

@@ -66,9 +66,9 @@ pub async fn world() -> World {
         .await
         .unwrap()
         .primary;
-    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let ddb = ir_core::aws_client!(aws_sdk_dynamodb, &sdk);
     create_incidents_table(&ddb, TABLE).await.unwrap();
-    aws_sdk_ssm::Client::new(&sdk)
+    ir_core::aws_client!(aws_sdk_ssm, &sdk)
         .put_parameter()
         .name("/ir/jira-webhook-secret")
         .value(SECRET)
@@ -76,7 +76,7 @@ pub async fn world() -> World {
         .send()
         .await
         .unwrap();
-    aws_sdk_secretsmanager::Client::new(&sdk)
+    ir_core::aws_client!(aws_sdk_secretsmanager, &sdk)
         .create_secret()
         .name("ir/jira")
         .secret_string(r#"{"email":"ir-bot@example.com","api_token":"tok"}"#)
@@ -84,7 +84,7 @@ pub async fn world() -> World {
         .await
         .unwrap();
 
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let sqs = ir_core::aws_client!(aws_sdk_sqs, &sdk);
     let queue_url = sqs
         .create_queue()
         .queue_name("review-requests")
@@ -112,7 +112,7 @@ pub async fn world() -> World {
             "ReleaseContainment": {"Type": "Pass", "Result": "released", "ResultPath": "$.outcome", "End": true}
         }
     });
-    let sfn = aws_sdk_sfn::Client::new(&sdk);
+    let sfn = ir_core::aws_client!(aws_sdk_sfn, &sdk);
     let machine_arn = sfn
         .create_state_machine()
         .name("review-gate")
@@ -136,13 +136,13 @@ pub async fn world() -> World {
 
 impl World {
     pub fn gate(&self) -> GateStore {
-        GateStore::new(aws_sdk_dynamodb::Client::new(&self.sdk), TABLE)
+        GateStore::new(ir_core::aws_client!(aws_sdk_dynamodb, &self.sdk), TABLE)
     }
 
     fn secrets(&self) -> SecretStore {
         SecretStore::new(
-            aws_sdk_secretsmanager::Client::new(&self.sdk),
-            aws_sdk_ssm::Client::new(&self.sdk),
+            ir_core::aws_client!(aws_sdk_secretsmanager, &self.sdk),
+            ir_core::aws_client!(aws_sdk_ssm, &self.sdk),
         )
     }
 
@@ -187,7 +187,7 @@ impl World {
         };
         Notifier {
             http: http_client(config.http_timeout).unwrap(),
-            sns: aws_sdk_sns::Client::new(&self.sdk),
+            sns: ir_core::aws_client!(aws_sdk_sns, &self.sdk),
             secrets: self.secrets(),
             gate: Some(self.gate()),
             securityhub: None,

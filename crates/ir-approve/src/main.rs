@@ -10,18 +10,18 @@ async fn main() -> Result<(), Error> {
     let config = ApproveConfig::from_env()?;
     let sdk = ir_core::aws::load_sdk_config().await;
     let approver = Approver {
-        store: GateStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table.clone()),
+        store: GateStore::new(
+            ir_core::aws_client!(aws_sdk_dynamodb, &sdk),
+            config.table.clone(),
+        ),
         // No SDK retries on the resume: a SendTask* retried after its answer was lost finds
         // the token gone, which would read as an expired gate. A failure answers 503 instead,
         // and Jira's retry of the delivery resumes (the claim stays that delivery's).
-        sfn: aws_sdk_sfn::Client::from_conf(
-            aws_sdk_sfn::config::Builder::from(&sdk)
-                .retry_config(aws_sdk_sfn::config::retry::RetryConfig::disabled())
-                .build(),
-        ),
+        sfn: ir_core::aws_client!(aws_sdk_sfn, &sdk, |b| b
+            .retry_config(aws_sdk_sfn::config::retry::RetryConfig::disabled())),
         secrets: ir_core::secrets::SecretStore::new(
-            aws_sdk_secretsmanager::Client::new(&sdk),
-            aws_sdk_ssm::Client::new(&sdk),
+            ir_core::aws_client!(aws_sdk_secretsmanager, &sdk),
+            ir_core::aws_client!(aws_sdk_ssm, &sdk),
         ),
         config,
     };

@@ -199,7 +199,7 @@ impl Reach {
             let partition = crate::config::env_or("IR_PARTITION", "aws");
             return Ok(Reach::new(base, account.trim(), partition.trim(), member));
         }
-        let me = aws_sdk_sts::Client::new(&base)
+        let me = crate::aws_client!(aws_sdk_sts, &base)
             .get_caller_identity()
             .send()
             .await
@@ -269,11 +269,8 @@ impl Reach {
     /// The STS client of `region`, built on first use.
     fn sts_in(&self, region: &str) -> aws_sdk_sts::Client {
         let build = || {
-            aws_sdk_sts::Client::from_conf(
-                aws_sdk_sts::config::Builder::from(&self.base)
-                    .region(aws_config::Region::new(region.to_string()))
-                    .build(),
-            )
+            crate::aws_client!(aws_sdk_sts, &self.base, |b| b
+                .region(aws_config::Region::new(region.to_string())))
         };
         match self.sts.lock() {
             Ok(mut clients) => clients

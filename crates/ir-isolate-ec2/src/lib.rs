@@ -261,10 +261,10 @@ impl Isolator {
 impl Relocatable for Isolator {
     fn relocated(&self, sdk: &aws_config::SdkConfig) -> Isolator {
         Isolator {
-            ec2: aws_sdk_ec2::Client::new(sdk),
-            autoscaling: aws_sdk_autoscaling::Client::new(sdk),
-            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(sdk),
-            iam: aws_sdk_iam::Client::new(sdk),
+            ec2: ir_core::aws_client!(aws_sdk_ec2, sdk),
+            autoscaling: ir_core::aws_client!(aws_sdk_autoscaling, sdk),
+            elbv2: ir_core::aws_client!(aws_sdk_elasticloadbalancingv2, sdk),
+            iam: ir_core::aws_client!(aws_sdk_iam, sdk),
             ..self.clone()
         }
     }

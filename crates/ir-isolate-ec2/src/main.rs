@@ -12,15 +12,18 @@ async fn main() -> Result<(), Error> {
     let policy = ir_core::LoadedPolicy::from_env()?;
     let sdk = ir_core::aws::load_sdk_config().await;
     let isolator = Isolator {
-        ec2: aws_sdk_ec2::Client::new(&sdk),
-        autoscaling: aws_sdk_autoscaling::Client::new(&sdk),
-        elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
-        iam: aws_sdk_iam::Client::new(&sdk),
+        ec2: ir_core::aws_client!(aws_sdk_ec2, &sdk),
+        autoscaling: ir_core::aws_client!(aws_sdk_autoscaling, &sdk),
+        elbv2: ir_core::aws_client!(aws_sdk_elasticloadbalancingv2, &sdk),
+        iam: ir_core::aws_client!(aws_sdk_iam, &sdk),
         safety: ir_core::actions::Safety::from_env(
-            aws_sdk_ssm::Client::new(&sdk),
+            ir_core::aws_client!(aws_sdk_ssm, &sdk),
             policy.policy.protected_tags,
         )?,
-        pre_state: ir_core::prestate::PreStateStore::from_env(aws_sdk_dynamodb::Client::new(&sdk))?,
+        pre_state: ir_core::prestate::PreStateStore::from_env(ir_core::aws_client!(
+            aws_sdk_dynamodb,
+            &sdk
+        ))?,
         config,
     };
     let reach = ir_core::member::Reach::from_env(sdk).await?;

@@ -184,8 +184,14 @@ impl LockdownS3 {
 
 impl ir_core::playbook::Relocatable for LockdownS3 {
     fn relocated(&self, sdk: &aws_config::SdkConfig) -> LockdownS3 {
-        // The same client settings (path style, endpoint), in the resource's Region and account.
-        let mut s3 = self.s3.config().to_builder().region(sdk.region().cloned());
+        // The same client settings (path style, endpoint), in the resource's Region and account,
+        // with a retry quota of its own (as every client built with `ir_core::aws_client!`).
+        let mut s3 = self
+            .s3
+            .config()
+            .to_builder()
+            .region(sdk.region().cloned())
+            .retry_partition(ir_core::retry_quota!(aws_sdk_s3));
         s3.set_credentials_provider(sdk.credentials_provider());
         let s3 = s3.build();
         LockdownS3 {

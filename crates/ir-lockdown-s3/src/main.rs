@@ -11,18 +11,18 @@ async fn main() -> Result<(), Error> {
     let config = LockdownConfig::from_env()?;
     let policy = ir_core::LoadedPolicy::from_env()?;
     let sdk = ir_core::aws::load_sdk_config().await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(ir_core::aws::s3_force_path_style())
-            .build(),
-    );
+    let s3 = ir_core::aws_client!(aws_sdk_s3, &sdk, |b| b
+        .force_path_style(ir_core::aws::s3_force_path_style()));
     let lockdown = LockdownS3 {
         s3,
         safety: ir_core::actions::Safety::from_env(
-            aws_sdk_ssm::Client::new(&sdk),
+            ir_core::aws_client!(aws_sdk_ssm, &sdk),
             policy.policy.protected_tags,
         )?,
-        pre_state: ir_core::prestate::PreStateStore::from_env(aws_sdk_dynamodb::Client::new(&sdk))?,
+        pre_state: ir_core::prestate::PreStateStore::from_env(ir_core::aws_client!(
+            aws_sdk_dynamodb,
+            &sdk
+        ))?,
         config,
     };
     let reach = ir_core::member::Reach::from_env(sdk).await?;

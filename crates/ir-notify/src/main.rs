@@ -12,18 +12,17 @@ async fn main() -> Result<(), Error> {
     let sdk = ir_core::aws::load_sdk_config().await;
     let notifier = Notifier {
         http: http_client(config.http_timeout)?,
-        sns: aws_sdk_sns::Client::new(&sdk),
+        sns: ir_core::aws_client!(aws_sdk_sns, &sdk),
         secrets: ir_core::secrets::SecretStore::new(
-            aws_sdk_secretsmanager::Client::new(&sdk),
-            aws_sdk_ssm::Client::new(&sdk),
+            ir_core::aws_client!(aws_sdk_secretsmanager, &sdk),
+            ir_core::aws_client!(aws_sdk_ssm, &sdk),
         ),
-        gate: config
-            .approvals_table
-            .clone()
-            .map(|t| ir_core::gate::GateStore::new(aws_sdk_dynamodb::Client::new(&sdk), t)),
+        gate: config.approvals_table.clone().map(|t| {
+            ir_core::gate::GateStore::new(ir_core::aws_client!(aws_sdk_dynamodb, &sdk), t)
+        }),
         securityhub: config
             .securityhub_update
-            .then(|| aws_sdk_securityhub::Client::new(&sdk)),
+            .then(|| ir_core::aws_client!(aws_sdk_securityhub, &sdk)),
         config,
     };
     let notifier = &notifier;

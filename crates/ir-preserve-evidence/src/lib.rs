@@ -266,9 +266,9 @@ impl Preserver {
         let place = ir_core::member::Place::of(&req.decision.incident)?;
         let sdk = reach.sdk_for(&place, &req.decision.incident_id).await?;
         let there = Preserver {
-            ec2: aws_sdk_ec2::Client::new(&sdk),
-            iam: aws_sdk_iam::Client::new(&sdk),
-            cloudtrail: aws_sdk_cloudtrail::Client::new(&sdk),
+            ec2: ir_core::aws_client!(aws_sdk_ec2, &sdk),
+            iam: ir_core::aws_client!(aws_sdk_iam, &sdk),
+            cloudtrail: ir_core::aws_client!(aws_sdk_cloudtrail, &sdk),
             ..self.clone()
         };
         there.handle(req).await

@@ -10,19 +10,16 @@ async fn main() -> Result<(), Error> {
     let config = EvidenceConfig::from_env()?;
     let sdk = ir_core::aws::load_sdk_config().await;
     let preserver = Preserver {
-        ec2: aws_sdk_ec2::Client::new(&sdk),
-        iam: aws_sdk_iam::Client::new(&sdk),
-        s3: aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&sdk)
-                .force_path_style(ir_core::aws::s3_force_path_style())
-                .build(),
-        ),
-        cloudtrail: aws_sdk_cloudtrail::Client::new(&sdk),
+        ec2: ir_core::aws_client!(aws_sdk_ec2, &sdk),
+        iam: ir_core::aws_client!(aws_sdk_iam, &sdk),
+        s3: ir_core::aws_client!(aws_sdk_s3, &sdk, |b| b
+            .force_path_style(ir_core::aws::s3_force_path_style())),
+        cloudtrail: ir_core::aws_client!(aws_sdk_cloudtrail, &sdk),
         share_starter: std::env::var("IR_STATE_MACHINE_ARN")
             .ok()
             .filter(|arn| !arn.trim().is_empty())
             .map(|state_machine_arn| ShareStarter {
-                sfn: aws_sdk_sfn::Client::new(&sdk),
+                sfn: ir_core::aws_client!(aws_sdk_sfn, &sdk),
                 state_machine_arn,
             }),
         config,

@@ -225,7 +225,8 @@ impl crate::Preserver {
         let req = input.share_snapshots;
         let place = ir_core::member::Place::of(&req.incident)?;
         let sdk = reach.sdk_for(&place, &req.incident.incident_id).await?;
-        self.share(&aws_sdk_ec2::Client::new(&sdk), req).await
+        self.share(&ir_core::aws_client!(aws_sdk_ec2, &sdk), req)
+            .await
     }
 
     /// One share round with `ec2` (the snapshots' account and Region): every evidence snapshot

@@ -283,7 +283,7 @@ impl Quarantiner {
 impl ir_core::playbook::Relocatable for Quarantiner {
     fn relocated(&self, sdk: &aws_config::SdkConfig) -> Quarantiner {
         Quarantiner {
-            iam: aws_sdk_iam::Client::new(sdk),
+            iam: ir_core::aws_client!(aws_sdk_iam, sdk),
             ..self.clone()
         }
     }

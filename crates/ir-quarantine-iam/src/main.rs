@@ -12,12 +12,15 @@ async fn main() -> Result<(), Error> {
     let policy = ir_core::LoadedPolicy::from_env()?;
     let sdk = ir_core::aws::load_sdk_config().await;
     let quarantiner = Quarantiner {
-        iam: aws_sdk_iam::Client::new(&sdk),
+        iam: ir_core::aws_client!(aws_sdk_iam, &sdk),
         safety: ir_core::actions::Safety::from_env(
-            aws_sdk_ssm::Client::new(&sdk),
+            ir_core::aws_client!(aws_sdk_ssm, &sdk),
             policy.policy.protected_tags,
         )?,
-        pre_state: ir_core::prestate::PreStateStore::from_env(aws_sdk_dynamodb::Client::new(&sdk))?,
+        pre_state: ir_core::prestate::PreStateStore::from_env(ir_core::aws_client!(
+            aws_sdk_dynamodb,
+            &sdk
+        ))?,
         config,
     };
     let reach = ir_core::member::Reach::from_env(sdk).await?;

@@ -14,11 +14,11 @@ async fn main() -> Result<(), Error> {
     let triage = Triage::new(
         &config,
         policy,
-        aws_sdk_ssm::Client::new(&sdk),
-        aws_sdk_dynamodb::Client::new(&sdk),
+        ir_core::aws_client!(aws_sdk_ssm, &sdk),
+        ir_core::aws_client!(aws_sdk_dynamodb, &sdk),
     )
-    .with_fan_out(&config, aws_sdk_sfn::Client::new(&sdk))
-    .with_organizations(aws_sdk_organizations::Client::new(&sdk));
+    .with_fan_out(&config, ir_core::aws_client!(aws_sdk_sfn, &sdk))
+    .with_organizations(ir_core::aws_client!(aws_sdk_organizations, &sdk));
     let triage = &triage;
     run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {

@@ -62,7 +62,7 @@ impl Subject for Iam {
         request: ContainmentRequest,
     ) -> Result<ContainmentRecord, ContainmentError> {
         Quarantiner {
-            iam: aws_sdk_iam::Client::new(sdk),
+            iam: ir_core::aws_client!(aws_sdk_iam, sdk),
             safety: safety(sdk),
             pre_state: ir_tests::fixtures::pre_state_of(sdk),
             config: QuarantineConfig {

@@ -268,3 +268,68 @@ async fn iam_quarantine_under_storms_completes_or_fails_loudly() {
 async fn s3_lockdown_under_storms_completes_or_fails_loudly() {
     every_storm(S3(world().await)).await;
 }
+
+/// The SDK's retry quota (a token bucket) is each client set's own: a lasting storm that drains
+/// one client's quota leaves a client built later with `ir_core::aws_client!` its full retries,
+/// while a client sharing the drained quota gets none. (With the SDK's default, a process-wide
+/// bucket per service and Region, the storms above drained each other's retries.)
+#[tokio::test]
+async fn a_drained_retry_quota_is_the_drained_clients_own() {
+    use aws_config::retry::RetryConfig;
+    use ir_tests::faults::{Storm, Weather};
+    let moto = MotoServer::start().expect("moto");
+    // The project's attempts, without the backoff (the quota is what is under test).
+    let sdk = moto
+        .sdk_config()
+        .await
+        .to_builder()
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(ir_core::aws::MAX_ATTEMPTS)
+                .with_initial_backoff(std::time::Duration::from_millis(1))
+                .with_max_backoff(std::time::Duration::from_millis(2)),
+        )
+        .build();
+    let lasting = Storm::new(&sdk, "ssm", Weather::Unavailable, usize::MAX);
+    let drained = ir_core::aws_client!(aws_sdk_ssm, &lasting.config(&sdk));
+    // 500 tokens, 10 per retried 5xx: fewer than 20 failed calls of 4 retries each drain it.
+    for _ in 0..20 {
+        assert!(drained.describe_parameters().send().await.is_err());
+    }
+    let attempts = lasting.refused();
+    assert!(drained.describe_parameters().send().await.is_err());
+    assert_eq!(
+        lasting.refused(),
+        attempts + 1,
+        "a drained quota retries nothing"
+    );
+
+    let short = |sdk: &SdkConfig| Storm::new(sdk, "ssm", Weather::Unavailable, 2);
+    let storm = short(&sdk);
+    let own = ir_core::aws_client!(aws_sdk_ssm, &storm.config(&sdk));
+    own.describe_parameters()
+        .send()
+        .await
+        .expect("a fresh quota absorbs two failed attempts");
+    assert_eq!(storm.refused(), 2);
+
+    let storm = short(&sdk);
+    let sharing = aws_sdk_ssm::Client::from_conf(
+        drained
+            .config()
+            .to_builder()
+            .http_client(
+                storm
+                    .config(&sdk)
+                    .http_client()
+                    .expect("the storm's client"),
+            )
+            .build(),
+    );
+    assert!(sharing.describe_parameters().send().await.is_err());
+    assert_eq!(
+        storm.refused(),
+        1,
+        "the drained quota is shared by its config's clients"
+    );
+}
