@@ -277,6 +277,15 @@ def _serialised(write):
 for _write in ("put_item", "update_item", "delete_item", "transact_write_items"):
     setattr(DynamoDBBackend, _write, _serialised(getattr(DynamoDBBackend, _write)))
 
+from moto.dynamodb.responses import DynamoHandler  # noqa: E402
+
+# moto's handlers read the item for `ReturnValues: ALL_OLD` / `UPDATED_OLD` before the write,
+# outside that lock: a write between the read and this one goes missing from what it returns.
+# DynamoDB returns the item exactly as this write found it (a lease taken just as its holder
+# gave it back must see the holder's containment). The handler holds the same lock.
+for _write in ("put_item", "update_item", "delete_item"):
+    setattr(DynamoHandler, _write, _serialised(getattr(DynamoHandler, _write)))
+
 # Strict mode: refuse what real AWS refuses (tests/strict_aws.py); STRICT=0 turns it off.
 sys.dont_write_bytecode = True  # no __pycache__ for strict_aws / tests/strict in the work tree
 import strict_aws  # noqa: E402,F401

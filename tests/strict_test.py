@@ -563,6 +563,26 @@ class DataRulesTest(StrictCase):
                 item = self.ddb.get_item(TableName="big", Key={"id": {"S": key}}, ConsistentRead=True)
                 self.assertEqual(item["Item"]["n"], {"N": "1"}, key)
 
+    def test_dynamodb_old_values_are_the_ones_each_write_found(self):
+        # A lease taken just as its holder gives it back reads the holder's record from
+        # ReturnValues=ALL_OLD: each of concurrent writes gets the item as it found it.
+        from concurrent.futures import ThreadPoolExecutor
+
+        clients = [self.c("dynamodb") for _ in range(16)]
+
+        def bump(client, key):
+            out = client.update_item(TableName="big", Key={"id": {"S": key}},
+                                     UpdateExpression="ADD n :one",
+                                     ExpressionAttributeValues={":one": {"N": "1"}},
+                                     ReturnValues="ALL_OLD")
+            return int(out.get("Attributes", {}).get("n", {"N": "0"})["N"])
+
+        with ThreadPoolExecutor(len(clients)) as pool:
+            for round_ in range(20):
+                key = f"bump-{round_}"
+                seen = sorted(pool.map(bump, clients, [key] * len(clients)))
+                self.assertEqual(seen, list(range(len(clients))), key)
+
     def _run(self, sfn, arn, name, payload):
         execution = sfn.start_execution(stateMachineArn=arn, name=name, input=json.dumps(payload))
         for _ in range(200):

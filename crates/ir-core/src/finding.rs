@@ -35,7 +35,7 @@ pub struct EventEnvelope {
     pub source: String,
     #[serde(default)]
     pub account: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamps::optional")]
     pub time: Option<DateTime<Utc>>,
     #[serde(default)]
     pub region: Option<String>,
@@ -173,9 +173,9 @@ pub struct GuardDutyFinding {
     #[serde(default)]
     pub service: Option<GdService>,
     pub severity: f64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamps::optional")]
     pub created_at: Option<DateTime<Utc>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamps::optional")]
     pub updated_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub title: Option<String>,
@@ -319,9 +319,9 @@ pub struct GdService {
     pub action: Option<GdAction>,
     #[serde(default)]
     pub resource_role: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamps::optional")]
     pub event_first_seen: Option<DateTime<Utc>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamps::optional")]
     pub event_last_seen: Option<DateTime<Utc>>,
     #[serde(default)]
     pub archived: Option<bool>,
@@ -439,13 +439,13 @@ pub struct AsffFinding {
     pub region: Option<String>,
     #[serde(default)]
     pub types: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamps::optional")]
     pub first_observed_at: Option<DateTime<Utc>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamps::optional")]
     pub last_observed_at: Option<DateTime<Utc>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamps::optional")]
     pub created_at: Option<DateTime<Utc>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamps::optional")]
     pub updated_at: Option<DateTime<Utc>>,
     pub severity: AsffSeverity,
     #[serde(default)]

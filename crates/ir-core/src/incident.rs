@@ -409,6 +409,9 @@ impl Incident {
     }
 }
 
+/// GuardDuty's `resource.resourceType` of an attack-sequence finding.
+pub const ATTACK_SEQUENCE: &str = "AttackSequence";
+
 /// `inc-` and the first 20 hex digits of SHA-256 over the finding's canonical key.
 pub fn incident_id_for(finding_key: &str) -> String {
     let digest = Sha256::digest(finding_key.as_bytes());
@@ -606,6 +609,10 @@ fn from_guardduty(
             resources.extend(principal_as_resource);
         }
         "" => return Err(missing("resource.resourceType")),
+        // An attack sequence (Extended Threat Detection) names no resource of its own: the
+        // resources are its signals' (`service.detection.sequence`). Without them there is
+        // nothing to act on; the finding is accepted with no resource (route generic).
+        ATTACK_SEQUENCE => {}
         other => {
             resources.push(Resource::Other {
                 resource_type: other.to_string(),

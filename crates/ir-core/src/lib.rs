@@ -29,6 +29,7 @@ pub mod prestate;
 pub mod secrets;
 pub mod sfn;
 pub mod telemetry;
+pub mod timestamps;
 
 pub use decision::{TriageDecision, TriageOutput};
 pub use error::{ConfigError, FindingError, PolicyError};

@@ -810,15 +810,16 @@ impl Policy {
             _ => {}
         }
         if route == Route::Generic {
-            let kind = incident
-                .primary_resource()
-                .map(Resource::display_id)
-                .unwrap_or_else(|| "unknown resource".into());
-            cap(
-                Tier::Manual,
-                format!("no containment playbook for {kind}"),
-                &mut tier,
-            );
+            let why = match incident.primary_resource() {
+                Some(r) => format!("no containment playbook for {}", r.display_id()),
+                None if incident.finding_type.starts_with("AttackSequence:") => {
+                    "attack sequence without its signals' resources \
+                     (`service.detection.sequence`): nothing named to contain"
+                        .into()
+                }
+                None => "no containment playbook for unknown resource".into(),
+            };
+            cap(Tier::Manual, why, &mut tier);
         }
         if incident.resource_role == Some(ResourceRole::Target) {
             cap(
